@@ -1,0 +1,3 @@
+import type { Emitter } from './main.js';
+
+export const emitCli: Emitter = { owns: [], emit: () => [] };

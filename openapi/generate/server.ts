@@ -1,0 +1,69 @@
+import openapiTS, { astToString } from 'openapi-typescript';
+import type { Emitter, GeneratedFile } from './main.js';
+import { generatedHeader, type Spec } from './spec.js';
+
+/** openapi-typescript's rendering of the contract: `paths`, `components` and `operations` types. */
+export async function contractTypes(spec: Spec): Promise<string> {
+  const ast = await openapiTS(structuredClone(spec.document), { alphabetize: true });
+  return astToString(ast);
+}
+
+function operationTable(spec: Spec): string {
+  const rows = [...spec.operations]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((op) => {
+      const entry = {
+        method: op.method,
+        path: op.path,
+        tag: op.tag,
+        access: op.access,
+        successStatus: op.success.status,
+        idempotent: op.idempotent,
+        paginated: op.paginated,
+      };
+      return `  ${op.id}: ${JSON.stringify(entry)},`;
+    });
+  return [
+    generatedHeader(spec),
+    "import type { Access } from '../http/access.js';",
+    '',
+    'export interface OperationMeta {',
+    "  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';",
+    '  /** The path as in the contract, `{param}` style. */',
+    '  path: string;',
+    '  tag: string;',
+    '  /** `null` for public operations. */',
+    '  access: Access | null;',
+    '  successStatus: number;',
+    '  idempotent: boolean;',
+    '  paginated: boolean;',
+    '}',
+    '',
+    'export const operations = {',
+    ...rows,
+    '} as const satisfies Record<string, OperationMeta>;',
+    '',
+    'export type OperationId = keyof typeof operations;',
+    '',
+  ].join('\n');
+}
+
+function documentModule(spec: Spec): string {
+  return [
+    generatedHeader(spec),
+    '/** The contract as a JSON document: served at /openapi.json and the source of request validation. */',
+    `export const openapiDocument: Record<string, unknown> = ${JSON.stringify(spec.document, null, 2)};`,
+    '',
+  ].join('\n');
+}
+
+export const emitServer: Emitter = {
+  owns: ['server/src/generated'],
+  async emit(spec: Spec): Promise<GeneratedFile[]> {
+    return [
+      { path: 'server/src/generated/types.ts', content: `${generatedHeader(spec)}\n${await contractTypes(spec)}` },
+      { path: 'server/src/generated/operations.ts', content: operationTable(spec) },
+      { path: 'server/src/generated/openapi.ts', content: documentModule(spec) },
+    ];
+  },
+};

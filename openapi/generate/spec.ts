@@ -1,0 +1,248 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export type Role = 'viewer' | 'member' | 'admin';
+export type Scope = 'read' | 'write' | 'admin';
+export type JsonSchema = Record<string, unknown>;
+
+export interface Access {
+  role: Role;
+  scope: Scope;
+}
+
+export interface Parameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required: boolean;
+  description: string;
+  /** The parameter's schema with every `$ref` resolved. */
+  schema: JsonSchema;
+  example: unknown;
+  /** Arrays in the query string are sent as repeated keys (`type=a&type=b`). */
+  explode: boolean;
+}
+
+export interface Body {
+  required: boolean;
+  contentType: string;
+  /** The schema as written, `$ref`s intact (for type names). */
+  schemaRef: JsonSchema;
+  /** The schema with every `$ref` resolved and `allOf` left as written. */
+  schema: JsonSchema;
+  example: unknown;
+}
+
+export interface CliHints {
+  /** A full command id overriding `<topic> <verb>`, words separated by spaces (`whoami`). */
+  command?: string;
+  hidden?: boolean;
+  aliases?: string[];
+  /** Dotted property paths shown as table columns. */
+  columns?: string[];
+  /** The command asks for confirmation on a TTY unless `--yes`. */
+  destructive?: boolean;
+}
+
+export interface Operation {
+  id: string;
+  method: HttpMethod;
+  /** The path as in the contract: `/v1/users/{userId}`. */
+  path: string;
+  tag: string;
+  summary: string;
+  description: string;
+  /** `null` for public operations (`security: []`). */
+  access: Access | null;
+  parameters: Parameter[];
+  body: Body | null;
+  /** The first 2xx response. */
+  success: { status: number; contentType: string | null; schemaRef: JsonSchema | null; example: unknown };
+  /** Every documented error status. */
+  errorStatuses: number[];
+  /** Takes an `Idempotency-Key` header. */
+  idempotent: boolean;
+  /** Takes `cursor` and answers `{ data, nextCursor }`. */
+  paginated: boolean;
+  sdk: { namespace: string; method: string };
+  cli: CliHints & { id: string };
+}
+
+export interface Spec {
+  document: Record<string, any>;
+  /** sha256 of the contract's text, hex. */
+  hash: string;
+  sourcePath: string;
+  operations: Operation[];
+  tags: { name: string; description: string }[];
+  resolve<T = JsonSchema>(value: T): T;
+}
+
+const METHODS: HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+function pointer(document: Record<string, any>, ref: string): unknown {
+  if (!ref.startsWith('#/')) throw new Error(`only local $refs are supported: ${ref}`);
+  let node: any = document;
+  for (const raw of ref.slice(2).split('/')) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (node == null || !(key in node)) throw new Error(`unresolvable $ref ${ref}`);
+    node = node[key];
+  }
+  return node;
+}
+
+/** Resolves every `$ref` below `value`, deeply. The contract has no recursive schemas. */
+export function deref<T>(document: Record<string, any>, value: T, seen: string[] = []): T {
+  if (Array.isArray(value)) return value.map((v) => deref(document, v, seen)) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const obj = value as Record<string, unknown>;
+  if (typeof obj.$ref === 'string') {
+    const ref = obj.$ref;
+    if (seen.includes(ref)) throw new Error(`recursive $ref ${ref}`);
+    const { $ref: _ignored, ...siblings } = obj;
+    const target = deref(document, pointer(document, ref), [...seen, ref]) as Record<string, unknown>;
+    return (Object.keys(siblings).length ? { ...target, ...deref(document, siblings, seen) } : target) as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) out[k] = deref(document, v, seen);
+  return out as T;
+}
+
+function kebab(s: string): string {
+  return s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+}
+
+function firstWord(camel: string): string {
+  return camel.match(/^[a-z]+/)?.[0] ?? camel;
+}
+
+function exampleOf(node: Record<string, any> | undefined, document: Record<string, any>): unknown {
+  if (!node) return undefined;
+  if ('example' in node) return deref(document, node.example);
+  const examples = node.examples as Record<string, any> | undefined;
+  if (examples) {
+    const first = deref(document, Object.values(examples)[0]);
+    return first?.value;
+  }
+  return undefined;
+}
+
+function isPage(schema: JsonSchema | null): boolean {
+  const props = schema?.properties as Record<string, unknown> | undefined;
+  return Boolean(props && 'data' in props && 'nextCursor' in props);
+}
+
+export function loadSpec(sourcePath: string): Spec {
+  const text = readFileSync(sourcePath, 'utf8');
+  const document = parse(text) as Record<string, any>;
+  const resolve = <T>(value: T): T => deref(document, value);
+  const operations: Operation[] = [];
+
+  for (const [path, rawItem] of Object.entries<Record<string, any>>(document.paths ?? {})) {
+    const item = resolve(rawItem);
+    const shared: any[] = item.parameters ?? [];
+    for (const method of METHODS) {
+      const op = item[method.toLowerCase()];
+      if (!op) continue;
+      const rawOp = rawItem[method.toLowerCase()];
+      const id: string = op.operationId;
+      if (!id) throw new Error(`${method} ${path} has no operationId`);
+      const tags: string[] = op.tags ?? [];
+      if (tags.length !== 1) throw new Error(`${id} must have exactly one tag`);
+      const tag = tags[0]!;
+
+      const byKey = new Map<string, any>();
+      for (const p of [...shared, ...(op.parameters ?? [])]) byKey.set(`${p.in}:${p.name}`, p);
+      const parameters: Parameter[] = [...byKey.values()].map((p) => ({
+        name: p.name,
+        in: p.in,
+        required: Boolean(p.required),
+        description: p.description ?? '',
+        schema: p.schema ?? {},
+        example: exampleOf(p, document),
+        explode: p.explode ?? true,
+      }));
+
+      let body: Body | null = null;
+      if (op.requestBody) {
+        const [contentType, media] = Object.entries<any>(op.requestBody.content)[0]!;
+        const rawMedia = deref(document, rawOp.requestBody).content[contentType];
+        body = {
+          required: Boolean(op.requestBody.required),
+          contentType,
+          schemaRef: (rawOp.requestBody.$ref ? rawMedia : rawOp.requestBody.content[contentType]).schema ?? {},
+          schema: media.schema ?? {},
+          example: exampleOf(media, document),
+        };
+      }
+
+      const statuses = Object.keys(op.responses ?? {});
+      const successKey = statuses.find((s) => /^2\d\d$/.test(s));
+      if (!successKey) throw new Error(`${id} has no 2xx response`);
+      const successResponse = op.responses[successKey];
+      const rawSuccess = rawOp.responses[successKey];
+      const successContent = successResponse.content ? Object.entries<any>(successResponse.content)[0] : undefined;
+      const rawSuccessSchema = rawSuccess.content ? Object.values<any>(rawSuccess.content)[0]?.schema ?? null : null;
+      const success = {
+        status: Number(successKey),
+        contentType: successContent?.[0] ?? null,
+        schemaRef: rawSuccessSchema,
+        example: successContent ? exampleOf(successContent[1], document) : undefined,
+      };
+
+      const xcli: CliHints = op['x-cli'] ?? {};
+      const sdkMethod: string = op['x-sdk-method'] ?? firstWord(id);
+      const cliId = xcli.command ?? `${tag} ${kebab(sdkMethod)}`;
+      const security = op.security ?? document.security;
+      const isPublic = Array.isArray(security) && security.length === 0;
+      if (!isPublic && !op['x-access']) throw new Error(`${id} needs x-access`);
+
+      operations.push({
+        id,
+        method,
+        path,
+        tag,
+        summary: op.summary ?? id,
+        description: op.description ?? '',
+        access: isPublic ? null : (op['x-access'] as Access),
+        parameters,
+        body,
+        success,
+        errorStatuses: statuses.filter((s) => /^[45]\d\d$/.test(s)).map(Number),
+        idempotent: parameters.some((p) => p.in === 'header' && p.name === 'Idempotency-Key'),
+        paginated:
+          parameters.some((p) => p.in === 'query' && p.name === 'cursor') &&
+          isPage(rawSuccessSchema ? resolve(rawSuccessSchema) : null),
+        sdk: { namespace: tag, method: sdkMethod },
+        cli: { ...xcli, id: cliId },
+      });
+    }
+  }
+
+  const seen = new Map<string, string>();
+  for (const op of operations) {
+    for (const key of [`sdk ${op.sdk.namespace}.${op.sdk.method}`, `cli ${op.cli.id}`]) {
+      const other = seen.get(key);
+      if (other) throw new Error(`${op.id} and ${other} both map to ${key}; set x-sdk-method or x-cli.command`);
+      seen.set(key, op.id);
+    }
+  }
+
+  return {
+    document,
+    hash: createHash('sha256').update(text).digest('hex'),
+    sourcePath,
+    operations,
+    tags: (document.tags ?? []).map((t: any) => ({ name: t.name, description: t.description ?? '' })),
+    resolve,
+  };
+}
+
+/** The first line of every generated file. */
+export function generatedHeader(spec: Spec, comment: '//' | '#' | 'html' = '//'): string {
+  const text = `DO NOT EDIT. Generated by openapi/generate from openapi/cloudphone.yaml (sha256 ${spec.hash.slice(0, 16)}). Run \`npm run generate\`.`;
+  return comment === 'html' ? `<!-- ${text} -->` : `${comment} ${text}`;
+}
+
+export { kebab };

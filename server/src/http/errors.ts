@@ -1,0 +1,81 @@
+/**
+ * The one catalogue of error codes. Every non-2xx response is an RFC 9457 problem whose `code` comes from here;
+ * the SDK and CLI map the same codes, so a code, once shipped, keeps its meaning.
+ */
+export const errorCatalogue = {
+  validation_failed: { status: 400, title: 'Validation failed' },
+  malformed_json: { status: 400, title: 'Malformed JSON' },
+  invalid_cursor: { status: 400, title: 'Invalid cursor' },
+  unauthenticated: { status: 401, title: 'Authentication required' },
+  invalid_token: { status: 401, title: 'Invalid token' },
+  token_expired: { status: 401, title: 'Token expired' },
+  token_revoked: { status: 401, title: 'Token revoked' },
+  user_disabled: { status: 401, title: 'User disabled' },
+  invalid_credentials: { status: 401, title: 'Invalid credentials' },
+  invalid_refresh_token: { status: 401, title: 'Invalid refresh token' },
+  insufficient_role: { status: 403, title: 'Insufficient role' },
+  insufficient_scope: { status: 403, title: 'Insufficient scope' },
+  scope_exceeds_role: { status: 403, title: 'Scope exceeds role' },
+  not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  username_taken: { status: 409, title: 'Username taken' },
+  last_admin: { status: 409, title: 'Last admin' },
+  idempotency_key_in_use: { status: 409, title: 'Idempotency key in use' },
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  idempotency_key_reused: { status: 422, title: 'Idempotency key reused' },
+  account_locked: { status: 423, title: 'Account locked' },
+  too_many_login_attempts: { status: 429, title: 'Too many login attempts' },
+  rate_limited: { status: 429, title: 'Rate limited' },
+  internal_error: { status: 500, title: 'Internal error' },
+  service_unavailable: { status: 503, title: 'Service unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  code: ErrorCode;
+  requestId: string;
+  errors?: FieldError[];
+}
+
+export const PROBLEM_TYPE_BASE = 'https://cloudphone.dev/problems/';
+
+/** An error that becomes a problem response. Throw it from services and handlers. */
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly errors: FieldError[] | undefined;
+  /** Seconds, sent as `Retry-After`. */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, detail: string, options: { errors?: FieldError[]; retryAfter?: number } = {}) {
+    super(detail);
+    this.name = 'ApiError';
+    this.code = code;
+    this.status = errorCatalogue[code].status;
+    this.errors = options.errors;
+    this.retryAfter = options.retryAfter;
+  }
+
+  toProblem(requestId: string): Problem {
+    return {
+      type: `${PROBLEM_TYPE_BASE}${this.code}`,
+      title: errorCatalogue[this.code].title,
+      status: this.status,
+      detail: this.message,
+      code: this.code,
+      requestId,
+      ...(this.errors ? { errors: this.errors } : {}),
+    };
+  }
+}
