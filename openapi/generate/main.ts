@@ -1,7 +1,8 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { emitCli } from './cli.js';
+import { walk } from './files.js';
 import { emitSdk } from './sdk.js';
 import { emitServer } from './server.js';
 import { loadSpec, type Spec } from './spec.js';
@@ -18,24 +19,21 @@ export interface Emitter {
   emit(spec: Spec, root: string): Promise<GeneratedFile[]> | GeneratedFile[];
 }
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const emitters: Emitter[] = [emitSdk, emitCli, emitServer];
 
-function walk(dir: string): string[] {
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return entries.flatMap((name) => {
-    const full = join(dir, name);
-    return statSync(full).isDirectory() ? walk(full) : [full];
-  });
+
+export interface GenerateOutcome {
+  /** Generated files, by path relative to the root. */
+  files: number;
+  /** What differed from the tree: `missing <path>`, `differs <path>`, `extra <path>`. */
+  stale: string[];
 }
 
-async function main(): Promise<void> {
-  const check = process.argv.includes('--check');
+/**
+ * Generates every file from the contract under `root`. With `check`, writes nothing and reports what is stale;
+ * otherwise brings the tree up to date (writing changed files, removing files no emitter produces any more).
+ */
+export async function generate(root: string, options: { check: boolean }): Promise<GenerateOutcome> {
   const spec = loadSpec(join(root, 'openapi', 'cloudphone.yaml'));
   const wanted = new Map<string, string>();
   const owned: string[] = [];
@@ -58,7 +56,7 @@ async function main(): Promise<void> {
     }
     if (current === content) continue;
     stale.push(current === undefined ? `missing ${path}` : `differs ${path}`);
-    if (!check) {
+    if (!options.check) {
       mkdirSync(dirname(full), { recursive: true });
       writeFileSync(full, content);
     }
@@ -68,22 +66,28 @@ async function main(): Promise<void> {
       const path = relative(root, full);
       if (wanted.has(path)) continue;
       stale.push(`extra ${path}`);
-      if (!check) rmSync(full);
+      if (!options.check) rmSync(full);
     }
   }
+  return { files: wanted.size, stale };
+}
 
+async function main(): Promise<void> {
+  const check = process.argv.includes('--check');
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const { files, stale } = await generate(root, { check });
   if (check && stale.length > 0) {
     process.stderr.write(
       `Generated files are stale (the contract or a generator changed). Run \`npm run generate\` and commit:\n  ${stale.join('\n  ')}\n`,
     );
     process.exit(1);
   }
-  process.stdout.write(
-    check ? `generated files up to date (${wanted.size})\n` : `generated ${wanted.size} files, ${stale.length} changed\n`,
-  );
+  process.stdout.write(check ? `generated files up to date (${files})\n` : `generated ${files} files, ${stale.length} changed\n`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`generate: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`generate: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,89 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { generate } from '../generate/main.js';
+import { loadSpec } from '../generate/spec.js';
+
+const contract = join(import.meta.dirname, '..', 'cloudphone.yaml');
+const spec = loadSpec(contract);
+const byId = new Map(spec.operations.map((op) => [op.id, op]));
+
+describe('the operation model', () => {
+  it('derives SDK methods and CLI ids from tags and operationIds, honouring x-cli', () => {
+    expect(byId.get('listUsers')).toMatchObject({ sdk: { namespace: 'users', method: 'list' }, cli: { id: 'users list' } });
+    expect(byId.get('revokeApiToken')).toMatchObject({ sdk: { namespace: 'tokens', method: 'revoke' }, cli: { id: 'tokens revoke' } });
+    expect(byId.get('getMe')).toMatchObject({ sdk: { namespace: 'me', method: 'get' }, cli: { id: 'whoami' } });
+    expect(byId.get('login')?.cli.hidden).toBe(true);
+  });
+
+  it('marks paginated, idempotent and public operations from the contract alone', () => {
+    const flags = (id: string) => {
+      const op = byId.get(id)!;
+      return { paginated: op.paginated, idempotent: op.idempotent, public: op.access === null };
+    };
+    expect(flags('listEvents')).toEqual({ paginated: true, idempotent: false, public: false });
+    expect(flags('createUser')).toEqual({ paginated: false, idempotent: true, public: false });
+    expect(flags('login')).toEqual({ paginated: false, idempotent: false, public: true });
+    expect(byId.get('deleteUser')?.success.status).toBe(204);
+    expect(byId.get('getUser')?.access).toEqual({ role: 'admin', scope: 'read' });
+  });
+
+  it('merges path-level parameters into each operation', () => {
+    expect(byId.get('deleteUser')?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(['path:userId']);
+  });
+
+  it('rejects two operations that map to the same SDK method', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloudphone-spec-'));
+    try {
+      const text = readFileSync(contract, 'utf8').replace('operationId: getUser', 'operationId: getUser\n      x-sdk-method: list');
+      writeFileSync(join(dir, 'c.yaml'), text);
+      expect(() => loadSpec(join(dir, 'c.yaml'))).toThrow(/both map to sdk users\.list/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('generate', () => {
+  let root: string | undefined;
+  afterEach(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+    root = undefined;
+  });
+
+  function tree(): string {
+    root = mkdtempSync(join(tmpdir(), 'cloudphone-gen-'));
+    mkdirSync(join(root, 'openapi'));
+    cpSync(contract, join(root, 'openapi', 'cloudphone.yaml'));
+    return root;
+  }
+
+  it('writes every file, then finds nothing stale', async () => {
+    const dir = tree();
+    const first = await generate(dir, { check: false });
+    expect(first.stale).toHaveLength(first.files);
+    expect(first.stale.every((s) => s.startsWith('missing '))).toBe(true);
+    expect(await generate(dir, { check: true })).toEqual({ files: first.files, stale: [] });
+  });
+
+  it('reports a hand-edited generated file and an extra file in a generated folder, and repairs both', async () => {
+    const dir = tree();
+    await generate(dir, { check: false });
+    const ops = join(dir, 'server', 'src', 'generated', 'operations.ts');
+    writeFileSync(ops, `${readFileSync(ops, 'utf8')}// edited\n`);
+    writeFileSync(join(dir, 'server', 'src', 'generated', 'leftover.ts'), 'export {};\n');
+    const checked = await generate(dir, { check: true });
+    expect(checked.stale.sort()).toEqual(['differs server/src/generated/operations.ts', 'extra server/src/generated/leftover.ts']);
+    await generate(dir, { check: false });
+    expect((await generate(dir, { check: true })).stale).toEqual([]);
+  });
+
+  it('marks every generated file DO NOT EDIT with the contract hash', async () => {
+    const dir = tree();
+    await generate(dir, { check: false });
+    const head = readFileSync(join(dir, 'server', 'src', 'generated', 'types.ts'), 'utf8').split('\n')[0];
+    expect(head).toContain('DO NOT EDIT');
+    expect(head).toContain(spec.hash.slice(0, 16));
+  });
+});
