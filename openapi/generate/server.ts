@@ -1,10 +1,11 @@
-import openapiTS, { astToString } from 'openapi-typescript';
+import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
 import type { Emitter, GeneratedFile } from './main.js';
+import { renderApiReference } from './server-reference.js';
 import { generatedHeader, type Spec } from './spec.js';
 
 /** openapi-typescript's rendering of the contract: `paths`, `components` and `operations` types. */
 export async function contractTypes(spec: Spec): Promise<string> {
-  const ast = await openapiTS(structuredClone(spec.document), { alphabetize: true });
+  const ast = await openapiTS(structuredClone(spec.document) as OpenAPI3, { alphabetize: true, emptyObjectsUnknown: true });
   return astToString(ast);
 }
 
@@ -57,6 +58,18 @@ function documentModule(spec: Spec): string {
   ].join('\n');
 }
 
+function apiReferenceModule(spec: Spec): string {
+  const lines = renderApiReference(spec).split('\n');
+  return [
+    generatedHeader(spec),
+    '/** The API reference page served at /docs: self-contained HTML rendered from the contract. */',
+    'export const apiReferenceHtml: string = [',
+    ...lines.map((line) => `  ${JSON.stringify(line)},`),
+    "].join('\\n');",
+    '',
+  ].join('\n');
+}
+
 export const emitServer: Emitter = {
   owns: ['server/src/generated'],
   async emit(spec: Spec): Promise<GeneratedFile[]> {
@@ -64,6 +77,7 @@ export const emitServer: Emitter = {
       { path: 'server/src/generated/types.ts', content: `${generatedHeader(spec)}\n${await contractTypes(spec)}` },
       { path: 'server/src/generated/operations.ts', content: operationTable(spec) },
       { path: 'server/src/generated/openapi.ts', content: documentModule(spec) },
+      { path: 'server/src/generated/api-reference.ts', content: apiReferenceModule(spec) },
     ];
   },
 };

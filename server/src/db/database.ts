@@ -1,11 +1,17 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { DB } from './schema.js';
+
+/** The database's file name inside the data directory. */
+export const DATABASE_FILE = 'cloudphone.db';
 
 export interface Database {
   db: Kysely<DB>;
   /** The raw connection, for online backups and checkpoints. */
   sqlite: BetterSqlite3.Database;
+  /** Checkpoints the write-ahead log into the database file, then closes the connection. */
   close(): Promise<void>;
 }
 
@@ -21,7 +27,14 @@ export function openDatabase(path: string): Database {
     db,
     sqlite,
     async close() {
+      if (sqlite.open) sqlite.pragma('wal_checkpoint(TRUNCATE)');
       await db.destroy();
     },
   };
+}
+
+/** Opens the database in `dataDir`, creating the directory (mode 0700: it holds credential hashes) if needed. */
+export function openDataDir(dataDir: string): Database {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return openDatabase(join(dataDir, DATABASE_FILE));
 }

@@ -1,0 +1,135 @@
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, loadConfig } from './config.js';
+import { backupDatabase } from './db/backup.js';
+import { openDataDir } from './db/database.js';
+import { migrateToLatest } from './db/migrate.js';
+import { startServer } from './index.js';
+import { humanLogStream } from './logger.js';
+
+const EXIT_ERROR = 1;
+const EXIT_USAGE = 2;
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+function say(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+interface StartFlags {
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  logLevel?: string;
+}
+
+async function start(flags: StartFlags): Promise<void> {
+  const server = await startServer({
+    ...flags,
+    ...(process.stdout.isTTY ? { logStream: humanLogStream(process.stdout) } : {}),
+  });
+
+  // Handlers go in before the server says it is up, so a signal sent on that cue is never missed. A second
+  // signal during shutdown gets Node's default handling and ends the process at once.
+  const stop = (signal: NodeJS.Signals) => {
+    server.app.log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => {
+        process.exitCode = 0;
+      },
+      (error: unknown) => {
+        server.app.log.error({ err: error }, 'shutdown failed');
+        process.exitCode = EXIT_ERROR;
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+
+  const admin = server.initialAdmin;
+  say(
+    [
+      `cloudphone server listening on ${server.url}`,
+      `API reference: ${server.url}/docs`,
+      ...(admin
+        ? [
+            `Created user "${admin.username}" with password ${admin.password}`,
+            `Log in: cloudphone login --api-url ${server.url} --username ${admin.username}`,
+          ]
+        : []),
+    ].join('\n'),
+  );
+}
+
+async function migrate(flags: { dataDir?: string }): Promise<void> {
+  const { dataDir } = loadConfig({ dataDir: flags.dataDir });
+  const database = openDataDir(dataDir);
+  try {
+    const { applied } = await migrateToLatest(database.db);
+    if (applied.length === 0) process.stdout.write('The database is up to date.\n');
+    for (const name of applied) process.stdout.write(`Applied ${name}\n`);
+  } finally {
+    await database.close();
+  }
+}
+
+async function backup(file: string, flags: { dataDir?: string; force?: boolean }): Promise<void> {
+  const { dataDir } = loadConfig({ dataDir: flags.dataDir });
+  const destination = resolve(file);
+  const { source, pages } = await backupDatabase(dataDir, destination, flags.force === true);
+  process.stdout.write(`Backed up ${source} to ${destination} (${pages} pages)\n`);
+}
+
+function program(): Command {
+  const cli = new Command('cloudphone-server')
+    .description('The cloudphone server: the HTTP API over one SQLite database in a data directory.')
+    .version(version)
+    .exitOverride();
+  const dataDirHelp = 'the data directory (env CLOUDPHONE_DATA_DIR, default $XDG_DATA_HOME/cloudphone)';
+
+  cli
+    .command('start')
+    .description('Start the server; on first start, create the admin user and print its password.')
+    .option('--host <host>', 'the address to listen on (env CLOUDPHONE_HOST, default 127.0.0.1)')
+    .option('--port <port>', 'the port to listen on, 0 for any free one (env CLOUDPHONE_PORT, default 8080)')
+    .option('--data-dir <dir>', dataDirHelp)
+    .option(
+      '--log-level <level>',
+      'fatal, error, warn, info, debug, trace or silent (env CLOUDPHONE_LOG_LEVEL, default info)',
+    )
+    .action(start);
+
+  cli
+    .command('migrate')
+    .description('Apply pending database migrations and print what was applied.')
+    .option('--data-dir <dir>', dataDirHelp)
+    .action(migrate);
+
+  cli
+    .command('backup')
+    .description('Copy the database to <file>; safe while the server runs.')
+    .argument('<file>', 'where to write the copy')
+    .option('--data-dir <dir>', dataDirHelp)
+    .option('--force', 'replace <file> if it exists')
+    .action(backup);
+
+  return cli;
+}
+
+/** Runs the command line `argv` (as `process.argv`), setting `process.exitCode` on failure. */
+export async function run(argv: readonly string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
+    } else if (error instanceof ConfigError) {
+      say(error.message);
+      process.exitCode = EXIT_USAGE;
+    } else {
+      say(`cloudphone-server: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = EXIT_ERROR;
+    }
+  }
+}

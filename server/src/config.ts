@@ -1,0 +1,173 @@
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** How repeated failed logins of one account are slowed down and then locked. */
+export interface LoginThrottle {
+  /** Consecutive failures allowed before attempts are delayed. */
+  freeAttempts: number;
+  /** The longest delay between attempts, in seconds. */
+  maxDelaySeconds: number;
+  /** Consecutive failures that lock the account. */
+  lockAfter: number;
+  /** How long a lock lasts, in seconds. */
+  lockSeconds: number;
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Holds the database; created with mode 0700. Always absolute. */
+  dataDir: string;
+  logLevel: LogLevel;
+  /** The first admin's password; generated when unset. */
+  adminPassword?: string;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  bodyLimitBytes: number;
+  /** Trust `X-Forwarded-*` headers (when behind a reverse proxy). */
+  trustProxy: boolean;
+  loginThrottle: LoginThrottle;
+  idempotencyTtlSeconds: number;
+}
+
+/** Explicit settings (API options or CLI flags). Scalars may also be given as the strings a flag would carry. */
+export type ConfigInput = {
+  [K in keyof ServerConfig]?: ServerConfig[K] | (ServerConfig[K] extends object ? never : string);
+};
+
+/** A setting has a value it cannot take. The message is one line naming the setting. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const UNITS = { '': 1, s: 1, m: 60, h: 3600, d: 86_400, b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const;
+
+function scaled(pattern: RegExp) {
+  return z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(pattern)
+    .transform((text) => {
+      const [, amount, unit] = /^(\d+)([a-z]*)$/.exec(text)!;
+      return Number(amount) * UNITS[unit as keyof typeof UNITS];
+    });
+}
+
+const integer = (min: number, max: number) =>
+  z.union([z.number(), z.string().trim().regex(/^\d+$/).transform(Number)]).pipe(z.int().min(min).max(max));
+const duration = z.union([z.number(), scaled(/^\d+[smhd]?$/)]).pipe(z.int().min(1));
+const size = z.union([z.number(), scaled(/^\d+(b|kb|mb|gb)?$/)]).pipe(z.int().min(1024));
+const flag = z.union([
+  z.boolean(),
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no']))
+    .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+]);
+
+const configSchema = z.object({
+  host: z.string().trim().min(1),
+  port: integer(0, 65_535),
+  dataDir: z
+    .string()
+    .trim()
+    .min(1)
+    .transform((p) => resolve(p)),
+  logLevel: z.enum(LOG_LEVELS),
+  adminPassword: z.string().min(12).max(256).optional(),
+  accessTokenTtlSeconds: duration,
+  refreshTokenTtlSeconds: duration,
+  bodyLimitBytes: size,
+  trustProxy: flag,
+  loginThrottle: z.object({
+    freeAttempts: z.int().min(0),
+    maxDelaySeconds: z.int().min(1),
+    lockAfter: z.int().min(1),
+    lockSeconds: z.int().min(1),
+  }),
+  idempotencyTtlSeconds: duration,
+}) satisfies z.ZodType<ServerConfig, unknown>;
+
+interface Setting {
+  env?: string;
+  expected: string;
+  /** Never echoed in error messages. */
+  secret?: true;
+}
+
+const settings: Record<keyof ServerConfig, Setting> = {
+  host: { env: 'CLOUDPHONE_HOST', expected: 'a host name or IP address' },
+  port: { env: 'CLOUDPHONE_PORT', expected: 'an integer from 0 to 65535' },
+  dataDir: { env: 'CLOUDPHONE_DATA_DIR', expected: 'a directory path' },
+  logLevel: { env: 'CLOUDPHONE_LOG_LEVEL', expected: `one of ${LOG_LEVELS.join(', ')}` },
+  adminPassword: { env: 'CLOUDPHONE_ADMIN_PASSWORD', expected: 'a password of 12 to 256 characters', secret: true },
+  accessTokenTtlSeconds: {
+    env: 'CLOUDPHONE_ACCESS_TOKEN_TTL',
+    expected: 'a duration of at least 1 second such as 900, 15m or 1h',
+  },
+  refreshTokenTtlSeconds: {
+    env: 'CLOUDPHONE_REFRESH_TOKEN_TTL',
+    expected: 'a duration of at least 1 second such as 86400, 12h or 30d',
+  },
+  bodyLimitBytes: { env: 'CLOUDPHONE_BODY_LIMIT', expected: 'a size of at least 1kb such as 1048576, 512kb or 1mb' },
+  trustProxy: { env: 'CLOUDPHONE_TRUST_PROXY', expected: 'true or false' },
+  loginThrottle: {
+    expected: 'freeAttempts >= 0 and maxDelaySeconds, lockAfter, lockSeconds >= 1, all integers',
+  },
+  idempotencyTtlSeconds: { expected: 'a duration of at least 1 second such as 3600, 60m or 1d' },
+};
+
+function defaults(env: NodeJS.ProcessEnv): ServerConfig {
+  const xdgDataHome = env.XDG_DATA_HOME;
+  const dataHome = xdgDataHome && isAbsolute(xdgDataHome) ? xdgDataHome : join(homedir(), '.local', 'share');
+  return {
+    host: '127.0.0.1',
+    port: 8080,
+    dataDir: join(dataHome, 'cloudphone'),
+    logLevel: 'info',
+    accessTokenTtlSeconds: 900,
+    refreshTokenTtlSeconds: 30 * 86_400,
+    bodyLimitBytes: 1024 ** 2,
+    trustProxy: false,
+    loginThrottle: { freeAttempts: 3, maxDelaySeconds: 60, lockAfter: 10, lockSeconds: 900 },
+    idempotencyTtlSeconds: 86_400,
+  };
+}
+
+/**
+ * The server's configuration: each setting from `options` if given, else from its `CLOUDPHONE_*` variable in
+ * `env` (empty counts as unset), else its default. Throws `ConfigError` on the first bad value.
+ */
+export function loadConfig(options: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const raw: Record<string, unknown> = { ...defaults(env) };
+  const labels: Record<string, string> = {};
+  for (const [key, setting] of Object.entries(settings) as [keyof ServerConfig, Setting][]) {
+    const fromEnv = setting.env ? env[setting.env] : undefined;
+    if (options[key] !== undefined) {
+      raw[key] = options[key];
+      labels[key] = key;
+    } else if (setting.env && fromEnv) {
+      raw[key] = fromEnv;
+      labels[key] = setting.env;
+    } else {
+      labels[key] = key;
+    }
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const key = parsed.error.issues[0]?.path[0] as keyof ServerConfig;
+  const setting = settings[key];
+  const got = setting.secret ? '' : `, got ${JSON.stringify(raw[key])}`;
+  throw new ConfigError(`${labels[key]}: expected ${setting.expected}${got}`);
+}

@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema.js';
+import { ApiError } from './errors.js';
+
+/** A request whose first attempt began this long ago and never finished (a crash) may be run again. */
+const ABANDONED_AFTER_MS = 60_000;
+
+export interface IdempotentRequest {
+  userId: string;
+  key: string;
+  operationId: string;
+  /** What makes two requests the same: the validated path, query and body. */
+  input: { params: unknown; query: unknown; body: unknown };
+  requestId: string;
+}
+
+export interface OperationResponse {
+  status: number;
+  body?: unknown;
+}
+
+export type IdempotentOutcome<R extends OperationResponse> =
+  { replayed: false; response: R } | { replayed: true; response: OperationResponse };
+
+/** JSON with object keys sorted at every level, so equal values hash equally. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+function requestHash(request: IdempotentRequest): string {
+  return createHash('sha256')
+    .update(`${request.operationId}\n${canonicalJson(request.input)}`)
+    .digest('hex');
+}
+
+/**
+ * A final answer is kept and replayed: a success or a client error. Server errors and 429s say "try again", so the
+ * key is released for the retry to run afresh.
+ */
+function isFinal(status: number): boolean {
+  return status < 500 && status !== 429;
+}
+
+/**
+ * `Idempotency-Key` handling, per (user, key): the first request claims the key by inserting an in-progress row
+ * (the primary key settles races), runs, and stores its final status and body. A retry with the same request gets
+ * the stored response; with another request, `idempotency_key_reused`; while the first still runs,
+ * `idempotency_key_in_use`. Records expire after the configured TTL and are purged as new keys are claimed.
+ */
+export class IdempotencyStore {
+  readonly #db: Kysely<DB>;
+  readonly #clock: () => Date;
+  readonly #ttlMs: number;
+
+  constructor(db: Kysely<DB>, clock: () => Date, ttlSeconds: number) {
+    this.#db = db;
+    this.#clock = clock;
+    this.#ttlMs = ttlSeconds * 1000;
+  }
+
+  async run<R extends OperationResponse>(
+    request: IdempotentRequest,
+    handle: () => Promise<R>,
+  ): Promise<IdempotentOutcome<R>> {
+    const claim = await this.#claim(request, requestHash(request));
+    if ('stored' in claim) return { replayed: true, response: claim.stored };
+    let response: R;
+    try {
+      response = await handle();
+    } catch (error) {
+      if (error instanceof ApiError && isFinal(error.status)) {
+        await this.#finish(request, claim.claimedAt, {
+          status: error.status,
+          body: error.toProblem(request.requestId),
+        });
+      } else {
+        await this.#release(request, claim.claimedAt);
+      }
+      throw error;
+    }
+    if (isFinal(response.status)) await this.#finish(request, claim.claimedAt, response);
+    else await this.#release(request, claim.claimedAt);
+    return { replayed: false, response };
+  }
+
+  /**
+   * Claims the key for this request, or returns the response stored for it. A claim is identified by its
+   * `created_at`, so an attempt that was taken over cannot overwrite the record of the one that took it over.
+   */
+  async #claim(
+    request: IdempotentRequest,
+    hash: string,
+  ): Promise<{ claimedAt: string } | { stored: OperationResponse }> {
+    const now = this.#clock();
+    const nowIso = now.toISOString();
+    await this.#db.deleteFrom('idempotency_keys').where('expires_at', '<=', nowIso).execute();
+
+    const inserted = await this.#db
+      .insertInto('idempotency_keys')
+      .values({
+        user_id: request.userId,
+        key: request.key,
+        operation_id: request.operationId,
+        request_hash: hash,
+        status: null,
+        response_body: null,
+        created_at: nowIso,
+        expires_at: new Date(now.getTime() + this.#ttlMs).toISOString(),
+      })
+      .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+      .executeTakeFirst();
+    if (inserted.numInsertedOrUpdatedRows === 1n) return { claimedAt: nowIso };
+
+    const row = await this.#db
+      .selectFrom('idempotency_keys')
+      .selectAll()
+      .where('user_id', '=', request.userId)
+      .where('key', '=', request.key)
+      .executeTakeFirst();
+    if (!row) return this.#claim(request, hash);
+    if (row.request_hash !== hash) {
+      throw new ApiError('idempotency_key_reused', 'This Idempotency-Key was used with a different request.');
+    }
+    if (row.status !== null) {
+      const body: unknown = row.response_body === null ? undefined : JSON.parse(row.response_body);
+      return { stored: { status: row.status, body } };
+    }
+    if (now.getTime() - Date.parse(row.created_at) >= ABANDONED_AFTER_MS) {
+      const taken = await this.#db
+        .updateTable('idempotency_keys')
+        .set({ created_at: nowIso, expires_at: new Date(now.getTime() + this.#ttlMs).toISOString() })
+        .where('user_id', '=', request.userId)
+        .where('key', '=', request.key)
+        .where('created_at', '=', row.created_at)
+        .where('status', 'is', null)
+        .executeTakeFirst();
+      if (taken.numUpdatedRows === 1n) return { claimedAt: nowIso };
+    }
+    throw new ApiError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being processed.');
+  }
+
+  async #finish(request: IdempotentRequest, claimedAt: string, response: OperationResponse): Promise<void> {
+    await this.#db
+      .updateTable('idempotency_keys')
+      .set({
+        status: response.status,
+        response_body: response.body === undefined ? null : JSON.stringify(response.body),
+      })
+      .where('user_id', '=', request.userId)
+      .where('key', '=', request.key)
+      .where('created_at', '=', claimedAt)
+      .execute();
+  }
+
+  async #release(request: IdempotentRequest, claimedAt: string): Promise<void> {
+    await this.#db
+      .deleteFrom('idempotency_keys')
+      .where('user_id', '=', request.userId)
+      .where('key', '=', request.key)
+      .where('created_at', '=', claimedAt)
+      .execute();
+  }
+}

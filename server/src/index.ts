@@ -1,0 +1,98 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
+import { buildApp } from './app.js';
+import { loadConfig, type ConfigInput, type ServerConfig } from './config.js';
+import { openDataDir, type Database } from './db/database.js';
+import { migrateToLatest } from './db/migrate.js';
+import { createDomains } from './domains.js';
+import { createLogger } from './logger.js';
+
+export { buildApp, type AppDomains, type AppOptions } from './app.js';
+export {
+  ConfigError,
+  loadConfig,
+  type ConfigInput,
+  type LoginThrottle,
+  type LogLevel,
+  type ServerConfig,
+} from './config.js';
+export { openDatabase, openDataDir, type Database } from './db/database.js';
+export { migrateToLatest } from './db/migrate.js';
+export type { Authenticator } from './http/auth.js';
+export { ApiError, errorCatalogue, type ErrorCode, type FieldError, type Problem } from './http/errors.js';
+export type { Handlers, Principal, RequestContext } from './http/handler.js';
+export { createLogger, humanLogStream } from './logger.js';
+
+export interface StartOptions extends ConfigInput {
+  /** The time source of the domains and idempotency records; tests inject one. */
+  clock?: () => Date;
+  /** Where log lines go; standard output by default. */
+  logStream?: DestinationStream;
+}
+
+export interface RunningServer {
+  /** The base URL to reach the server, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  /** The port listened on (the one chosen by the system when `port` was 0). */
+  port: number;
+  app: FastifyInstance;
+  config: ServerConfig;
+  /** The admin created on the first start of an empty data directory, with its one-time password. */
+  initialAdmin: { username: string; password: string } | null;
+  /** Graceful shutdown: stop accepting, finish in-flight requests, checkpoint and close the database. */
+  close(): Promise<void>;
+}
+
+/** A host to reach a server listening on `host`: a wildcard address is reached through loopback. */
+function reachableHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function running(
+  app: FastifyInstance,
+  database: Database,
+  config: ServerConfig,
+  initialAdmin: RunningServer['initialAdmin'],
+): RunningServer {
+  const { port } = app.server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${reachableHost(config.host)}:${port}`,
+    port,
+    app,
+    config,
+    initialAdmin,
+    close() {
+      closing ??= app.close().then(() => database.close());
+      return closing;
+    },
+  };
+}
+
+/**
+ * Starts a server: loads the configuration (`options` over `CLOUDPHONE_*` variables over defaults), opens and
+ * migrates the database in the data directory, creates the first admin on an empty database, and listens.
+ */
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  const { clock = () => new Date(), logStream, ...settings } = options;
+  const config = loadConfig(settings);
+  const logger = createLogger({ level: config.logLevel, ...(logStream ? { stream: logStream } : {}) });
+  const database = openDataDir(config.dataDir);
+  let app: FastifyInstance | undefined;
+  try {
+    const { applied } = await migrateToLatest(database.db);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
+    const domains = createDomains({ db: database.db, clock, config, log: logger });
+    const initialAdmin = await domains.bootstrap();
+    app = buildApp({ config, database, domains, clock, logger });
+    await app.listen({ host: config.host, port: config.port });
+    return running(app, database, config, initialAdmin);
+  } catch (error) {
+    await app?.close();
+    await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,150 @@
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const bin = join(root, 'server', 'bin', 'cloudphone-server.js');
+
+/** The environment without CLOUDPHONE_* settings, so only flags configure the server. */
+const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CLOUDPHONE_')));
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Spawns `start` and resolves once its standard error matches `ready`. */
+function start(dataDir: string, ready: RegExp): Promise<Started> {
+  const child = spawn(process.execPath, [bin, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], {
+    env,
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      stderr += chunk;
+      const url = /listening on (http:\/\/\S+)\n/.exec(stderr)?.[1];
+      if (url && ready.test(stderr)) resolve({ child, url, stderr: () => stderr, exited });
+    });
+    void exited.then((code) => reject(new Error(`start exited with ${code}: ${stderr}`)));
+  });
+}
+
+function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('cloudphone-server', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'server'], {
+      cwd: root,
+      stdio: 'pipe',
+    });
+    dir = mkdtempSync(join(tmpdir(), 'cloudphone-cli-'));
+  }, 180_000);
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints the admin password on the first start only, backs up while running, and stops on signals', async () => {
+    const dataDir = join(dir, 'data');
+    const first = await start(dataDir, /Log in: .*\n/);
+    try {
+      const password = /Created user "admin" with password (\S+)\n/.exec(first.stderr())?.[1];
+      expect(password).toBeDefined();
+      expect(first.stderr()).toContain(`API reference: ${first.url}/docs\n`);
+      expect(first.stderr()).toContain(`Log in: cloudphone login --api-url ${first.url} --username admin\n`);
+
+      const login = await fetch(`${first.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password }),
+      });
+      expect(login.status).toBe(200);
+
+      const file = join(dir, 'backup.db');
+      const backup = await run('backup', file, '--data-dir', dataDir);
+      expect(backup).toMatchObject({ code: 0, stderr: '' });
+      expect(backup.stdout).toMatch(/^Backed up .*cloudphone\.db to .*backup\.db \(\d+ pages\)\n$/);
+      const copy = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
+      try {
+        expect(copy.pragma('integrity_check', { simple: true })).toBe('ok');
+        expect(copy.prepare('select username, role from users').all()).toEqual([{ username: 'admin', role: 'admin' }]);
+      } finally {
+        copy.close();
+      }
+
+      const again = await run('backup', file, '--data-dir', dataDir);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toBe(`cloudphone-server: ${file} exists; pass --force to replace it.\n`);
+      expect((await run('backup', file, '--data-dir', dataDir, '--force')).code).toBe(0);
+    } finally {
+      first.child.kill('SIGTERM');
+    }
+    expect(await first.exited).toBe(0);
+
+    const second = await start(dataDir, /API reference: \S+\n/);
+    second.child.kill('SIGINT');
+    expect(await second.exited).toBe(0);
+    expect(second.stderr()).not.toContain('Created user');
+    expect(second.stderr()).not.toContain('Log in:');
+  });
+
+  it('refuses a backup of a data directory without a database', async () => {
+    const result = await run('backup', join(dir, 'none.db'), '--data-dir', join(dir, 'empty'));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^cloudphone-server: No database at .*cloudphone\.db\.\n$/);
+    expect(existsSync(join(dir, 'empty'))).toBe(false);
+  });
+
+  it('replaces a file that is not a database with --force', async () => {
+    const dataDir = join(dir, 'force');
+    expect((await run('migrate', '--data-dir', dataDir)).code).toBe(0);
+    const file = join(dir, 'not-a-database.db');
+    writeFileSync(file, 'plain text');
+    expect((await run('backup', file, '--data-dir', dataDir, '--force')).code).toBe(0);
+    const copy = new BetterSqlite3(file, { readonly: true });
+    expect(copy.pragma('integrity_check', { simple: true })).toBe('ok');
+    copy.close();
+  });
+
+  it('applies migrations and says what it applied', async () => {
+    const dataDir = join(dir, 'migrate');
+    expect(await run('migrate', '--data-dir', dataDir)).toEqual({
+      code: 0,
+      stdout: 'Applied 0001_initial\n',
+      stderr: '',
+    });
+    expect(await run('migrate', '--data-dir', dataDir)).toEqual({
+      code: 0,
+      stdout: 'The database is up to date.\n',
+      stderr: '',
+    });
+  });
+
+  it('exits 2 with one line for a bad setting', async () => {
+    const result = await run('start', '--port', 'abc', '--data-dir', join(dir, 'unused'));
+    expect(result).toEqual({ code: 2, stdout: '', stderr: 'port: expected an integer from 0 to 65535, got "abc"\n' });
+    expect(existsSync(join(dir, 'unused'))).toBe(false);
+  });
+
+  it('exits 2 on usage errors', async () => {
+    expect((await run('launch')).code).toBe(2);
+    expect((await run('start', '--verbose')).code).toBe(2);
+    expect((await run('--version')).code).toBe(0);
+  });
+});

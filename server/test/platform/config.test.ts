@@ -1,0 +1,144 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+function configError(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('has defaults', () => {
+    expect(loadConfig({}, {})).toEqual({
+      host: '127.0.0.1',
+      port: 8080,
+      dataDir: join(homedir(), '.local', 'share', 'cloudphone'),
+      logLevel: 'info',
+      accessTokenTtlSeconds: 900,
+      refreshTokenTtlSeconds: 2_592_000,
+      bodyLimitBytes: 1_048_576,
+      trustProxy: false,
+      loginThrottle: { freeAttempts: 3, maxDelaySeconds: 60, lockAfter: 10, lockSeconds: 900 },
+      idempotencyTtlSeconds: 86_400,
+    });
+  });
+
+  it('puts the data directory under an absolute XDG_DATA_HOME, ignoring a relative one', () => {
+    expect(loadConfig({}, { XDG_DATA_HOME: '/srv/data' }).dataDir).toBe('/srv/data/cloudphone');
+    expect(loadConfig({}, { XDG_DATA_HOME: 'relative' }).dataDir).toBe(
+      join(homedir(), '.local', 'share', 'cloudphone'),
+    );
+  });
+
+  it('reads CLOUDPHONE_* variables', () => {
+    const config = loadConfig(
+      {},
+      {
+        CLOUDPHONE_HOST: '0.0.0.0',
+        CLOUDPHONE_PORT: '9000',
+        CLOUDPHONE_DATA_DIR: 'relative/dir',
+        CLOUDPHONE_LOG_LEVEL: 'debug',
+        CLOUDPHONE_ADMIN_PASSWORD: 'correct-horse-battery-staple',
+        CLOUDPHONE_ACCESS_TOKEN_TTL: '5m',
+        CLOUDPHONE_REFRESH_TOKEN_TTL: '7d',
+        CLOUDPHONE_BODY_LIMIT: '2mb',
+        CLOUDPHONE_TRUST_PROXY: 'TRUE',
+      },
+    );
+    expect(config).toMatchObject({
+      host: '0.0.0.0',
+      port: 9000,
+      dataDir: resolve('relative/dir'),
+      logLevel: 'debug',
+      adminPassword: 'correct-horse-battery-staple',
+      accessTokenTtlSeconds: 300,
+      refreshTokenTtlSeconds: 604_800,
+      bodyLimitBytes: 2_097_152,
+      trustProxy: true,
+    });
+  });
+
+  it('prefers explicit options over the environment, and ignores empty variables', () => {
+    const config = loadConfig(
+      { port: '0', host: 'localhost' },
+      { CLOUDPHONE_PORT: '9000', CLOUDPHONE_HOST: '', CLOUDPHONE_LOG_LEVEL: '' },
+    );
+    expect(config).toMatchObject({ port: 0, host: 'localhost', logLevel: 'info' });
+  });
+
+  it('accepts typed options', () => {
+    const loginThrottle = { freeAttempts: 0, maxDelaySeconds: 1, lockAfter: 2, lockSeconds: 3 };
+    const config = loadConfig(
+      { port: 1234, trustProxy: true, accessTokenTtlSeconds: 60, loginThrottle, bodyLimitBytes: 4096 },
+      {},
+    );
+    expect(config).toMatchObject({
+      port: 1234,
+      trustProxy: true,
+      accessTokenTtlSeconds: 60,
+      loginThrottle,
+      bodyLimitBytes: 4096,
+    });
+  });
+
+  it.each([
+    [{ CLOUDPHONE_PORT: 'abc' }, 'CLOUDPHONE_PORT: expected an integer from 0 to 65535, got "abc"'],
+    [{ CLOUDPHONE_PORT: '65536' }, 'CLOUDPHONE_PORT: expected an integer from 0 to 65535, got "65536"'],
+    [{ CLOUDPHONE_PORT: '80.5' }, 'CLOUDPHONE_PORT: expected an integer from 0 to 65535, got "80.5"'],
+    [{ CLOUDPHONE_HOST: '   ' }, 'CLOUDPHONE_HOST: expected a host name or IP address, got "   "'],
+    [
+      { CLOUDPHONE_LOG_LEVEL: 'verbose' },
+      'CLOUDPHONE_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
+    ],
+    [
+      { CLOUDPHONE_ACCESS_TOKEN_TTL: '15 minutes' },
+      'CLOUDPHONE_ACCESS_TOKEN_TTL: expected a duration of at least 1 second such as 900, 15m or 1h, got "15 minutes"',
+    ],
+    [
+      { CLOUDPHONE_ACCESS_TOKEN_TTL: '0' },
+      'CLOUDPHONE_ACCESS_TOKEN_TTL: expected a duration of at least 1 second such as 900, 15m or 1h, got "0"',
+    ],
+    [
+      { CLOUDPHONE_REFRESH_TOKEN_TTL: '-1d' },
+      'CLOUDPHONE_REFRESH_TOKEN_TTL: expected a duration of at least 1 second such as 86400, 12h or 30d, got "-1d"',
+    ],
+    [
+      { CLOUDPHONE_BODY_LIMIT: '1tb' },
+      'CLOUDPHONE_BODY_LIMIT: expected a size of at least 1kb such as 1048576, 512kb or 1mb, got "1tb"',
+    ],
+    [
+      { CLOUDPHONE_BODY_LIMIT: '100' },
+      'CLOUDPHONE_BODY_LIMIT: expected a size of at least 1kb such as 1048576, 512kb or 1mb, got "100"',
+    ],
+    [{ CLOUDPHONE_TRUST_PROXY: 'maybe' }, 'CLOUDPHONE_TRUST_PROXY: expected true or false, got "maybe"'],
+  ])('rejects %o with a one-line message', (env, message) => {
+    const error = configError(() => loadConfig({}, env));
+    expect(error.message).toBe(message);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('names the option, not the variable, when the bad value came from an option', () => {
+    expect(configError(() => loadConfig({ port: '-1' }, { CLOUDPHONE_PORT: '8080' })).message).toBe(
+      'port: expected an integer from 0 to 65535, got "-1"',
+    );
+    expect(configError(() => loadConfig({ idempotencyTtlSeconds: 0 }, {})).message).toBe(
+      'idempotencyTtlSeconds: expected a duration of at least 1 second such as 3600, 60m or 1d, got 0',
+    );
+  });
+
+  it('never echoes a bad admin password', () => {
+    const error = configError(() => loadConfig({}, { CLOUDPHONE_ADMIN_PASSWORD: 'short-pw' }));
+    expect(error.message).toBe('CLOUDPHONE_ADMIN_PASSWORD: expected a password of 12 to 256 characters');
+  });
+
+  it('rejects a bad login throttle', () => {
+    const loginThrottle = { freeAttempts: 3, maxDelaySeconds: 0, lockAfter: 10, lockSeconds: 900 };
+    expect(configError(() => loadConfig({ loginThrottle }, {})).message).toMatch(/^loginThrottle: expected /);
+  });
+});

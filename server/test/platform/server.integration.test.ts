@@ -1,0 +1,134 @@
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startServer } from '../../src/index.js';
+import { fakeHandlers, gate, LogCapture, testApp } from './fixtures.js';
+
+describe('startServer', () => {
+  let dataDir: string;
+
+  beforeEach(() => {
+    dataDir = join(mkdtempSync(join(tmpdir(), 'cloudphone-server-')), 'data');
+  });
+
+  afterEach(() => {
+    rmSync(join(dataDir, '..'), { recursive: true, force: true });
+  });
+
+  it('creates the data directory, the database and the first admin once', async () => {
+    const first = await startServer({ dataDir, port: 0, logStream: new LogCapture() });
+    try {
+      expect(first.url).toBe(`http://127.0.0.1:${first.port}`);
+      expect(first.port).toBeGreaterThan(0);
+      expect(first.initialAdmin?.username).toBe('admin');
+      expect(first.initialAdmin?.password.length).toBeGreaterThanOrEqual(12);
+      expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+      const health = await fetch(`${first.url}/healthz`);
+      expect(await health.json()).toEqual({ status: 'ok' });
+    } finally {
+      await first.close();
+    }
+
+    const second = await startServer({ dataDir, port: 0, logStream: new LogCapture() });
+    try {
+      expect(second.initialAdmin).toBeNull();
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('checkpoints the write-ahead log into the database file on close', async () => {
+    const server = await startServer({ dataDir, port: 0, logStream: new LogCapture() });
+    await fetch(`${server.url}/readyz`);
+    await server.close();
+    const wal = join(dataDir, 'cloudphone.db-wal');
+    expect(!existsSync(wal) || statSync(wal).size === 0).toBe(true);
+  });
+
+  it('closes once however often close() is called', async () => {
+    const server = await startServer({ dataDir, port: 0, logStream: new LogCapture() });
+    await Promise.all([server.close(), server.close()]);
+    await server.close();
+  });
+
+  it('fails with the configuration error before touching the data directory', async () => {
+    await expect(startServer({ dataDir, port: 'eighty' })).rejects.toThrow(
+      'port: expected an integer from 0 to 65535, got "eighty"',
+    );
+    expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+/** Sends raw HTTP/1.1 on one connection and collects everything the server sends until it closes it. */
+function rawConnection(port: number) {
+  const socket = connect(port, '127.0.0.1');
+  let received = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    received += chunk;
+  });
+  const ended = new Promise<string>((resolve, reject) => {
+    socket.on('close', () => resolve(received));
+    socket.on('error', reject);
+  });
+  return {
+    connected: new Promise<void>((resolve) => socket.once('connect', () => resolve())),
+    send(request: string) {
+      socket.write(request);
+    },
+    ended,
+  };
+}
+
+describe('graceful shutdown', () => {
+  it('finishes in-flight requests, answers /readyz with 503 meanwhile, then closes', async () => {
+    const entered = gate();
+    const release = gate();
+    const t = await testApp({
+      handlers: fakeHandlers({
+        getMe: async () => {
+          entered.open();
+          await release.promise;
+          return { status: 200, body: { finished: true } };
+        },
+      }),
+    });
+    const draining = gate();
+    const readinessAsked = gate();
+    t.app.addHook('preClose', async () => draining.open());
+    t.app.addHook('onRequest', async (request) => {
+      if (request.url === '/readyz') readinessAsked.open();
+    });
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = t.app.server.address() as { port: number };
+
+    const connection = rawConnection(port);
+    await connection.connected;
+    connection.send('GET /v1/me HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer member\r\n\r\n');
+    await entered.promise;
+
+    let closed = false;
+    const closing = t.close().then(() => {
+      closed = true;
+    });
+    await draining.promise;
+    connection.send('GET /readyz HTTP/1.1\r\nHost: test\r\n\r\n');
+    await readinessAsked.promise;
+    expect(closed).toBe(false);
+
+    release.open();
+    const received = await connection.ended;
+    await closing;
+
+    const responses = received.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    expect(responses[0]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(responses[0]).toContain('{"finished":true}');
+    expect(responses[1]).toMatch(/^HTTP\/1\.1 503 /);
+    expect(responses[1]).toMatch(/\r\nconnection: close\r\n/i);
+    expect(responses[1]).toContain('"code":"service_unavailable"');
+    expect(closed).toBe(true);
+  });
+});
