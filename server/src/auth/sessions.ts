@@ -1,0 +1,94 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { DB, SessionsTable } from '../db/schema.js';
+import type { Role } from '../http/access.js';
+
+export type SessionRow = Selectable<SessionsTable>;
+
+/** The fields of a session and its user that authenticating an access token needs. */
+export interface SessionCredential {
+  sessionId: string;
+  accessExpiresAt: string;
+  revokedAt: string | null;
+  userId: string;
+  username: string;
+  role: Role;
+  disabled: number;
+}
+
+export async function insertSession(db: Kysely<DB>, session: SessionRow): Promise<void> {
+  await db.insertInto('sessions').values(session).execute();
+}
+
+export async function findSessionByRefreshDigest(db: Kysely<DB>, digest: string): Promise<SessionRow | undefined> {
+  return db.selectFrom('sessions').selectAll().where('refresh_token_hash', '=', digest).executeTakeFirst();
+}
+
+/** One lookup by a unique index: this runs on every request made with an access token. */
+export async function findSessionByAccessDigest(
+  db: Kysely<DB>,
+  digest: string,
+): Promise<SessionCredential | undefined> {
+  return db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select([
+      'sessions.id as sessionId',
+      'sessions.access_expires_at as accessExpiresAt',
+      'sessions.revoked_at as revokedAt',
+      'users.id as userId',
+      'users.username as username',
+      'users.role as role',
+      'users.disabled as disabled',
+    ])
+    .where('sessions.access_token_hash', '=', digest)
+    .executeTakeFirst();
+}
+
+export interface SessionTokens {
+  access_token_hash: string;
+  access_expires_at: string;
+  refresh_token_hash: string;
+  refresh_expires_at: string;
+}
+
+/**
+ * Replaces a session's tokens if its refresh token is still `refreshDigest` and it is not revoked; resolves whether
+ * it did, so two refreshes racing with one token cannot both win.
+ */
+export async function rotateSession(
+  db: Kysely<DB>,
+  id: string,
+  refreshDigest: string,
+  tokens: SessionTokens,
+  at: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('sessions')
+    .set({ ...tokens, last_refreshed_at: at })
+    .where('id', '=', id)
+    .where('refresh_token_hash', '=', refreshDigest)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function revokeSession(db: Kysely<DB>, id: string, at: string): Promise<boolean> {
+  const result = await db
+    .updateTable('sessions')
+    .set({ revoked_at: at })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Revokes every live session of a user, except the one with id `keep`. */
+export async function revokeUserSessions(db: Kysely<DB>, userId: string, at: Date, keep?: string): Promise<void> {
+  let update = db
+    .updateTable('sessions')
+    .set({ revoked_at: at.toISOString() })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null);
+  if (keep !== undefined) update = update.where('id', '!=', keep);
+  await update.execute();
+}

@@ -1,0 +1,58 @@
+import type { components } from '../generated/types.js';
+import type { Principal } from '../http/handler.js';
+
+type Schemas = components['schemas'];
+
+/** Every event type of the contract's `Event` union. */
+export type EventType = Schemas['Event']['type'];
+
+export type UserChange = 'displayName' | 'role' | 'disabled' | 'password';
+
+export type LoginFailureReason = 'unknown_user' | 'wrong_password' | 'user_disabled' | 'throttled' | 'locked';
+
+/** The `data` of each event type, as the contract's event schemas define it. */
+interface EventDataByType {
+  'user.created': { user: Schemas['UserSummary'] };
+  'user.updated': { user: Schemas['UserSummary']; changes: UserChange[] };
+  'user.deleted': { user: Schemas['UserSummary'] };
+  'token.created': { token: Schemas['ApiTokenSummary'] };
+  'token.revoked': { token: Schemas['ApiTokenSummary'] };
+  'auth.login_succeeded': { sessionId: string };
+  'auth.login_failed': { username: string; reason: LoginFailureReason; failedAttempts: number };
+  'auth.account_locked': { lockedUntil: string; failedAttempts: number };
+  'auth.logged_out': { sessionId: string };
+}
+
+export type EventData<T extends EventType> = EventDataByType[T];
+
+export type Actor = { type: 'user'; id: string; username: string } | { type: 'system' } | { type: 'anonymous' };
+
+export interface Subject {
+  type: Schemas['EventSubject']['type'];
+  id: string;
+}
+
+/** Who caused a change and in which request: stamped on the events the change appends. */
+export interface Cause {
+  actor: Actor;
+  requestId: string | null;
+}
+
+export interface NewEvent<T extends EventType> {
+  type: T;
+  actor: Actor;
+  subject: Subject | null;
+  data: EventData<T>;
+  requestId: string | null;
+  occurredAt: Date;
+}
+
+export const systemCause: Cause = { actor: { type: 'system' }, requestId: null };
+
+export function userActor(user: { id: string; username: string }): Actor {
+  return { type: 'user', id: user.id, username: user.username };
+}
+
+export function principalActor(principal: Principal): Actor {
+  return { type: 'user', id: principal.userId, username: principal.username };
+}

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openapiDocument } from '../../src/generated/openapi.js';
+import { operations, type OperationId } from '../../src/generated/operations.js';
+import { roleAtLeast, scopesAllow, type Role, type Scope } from '../../src/http/access.js';
+import { ADMIN_PASSWORD, startApi, uniqueUsername, type Api, type CallOptions } from './harness.js';
+
+type Json = Record<string, any>;
+
+function pointer(ref: string): Json {
+  return ref
+    .slice(2)
+    .split('/')
+    .reduce<Json>((node, key) => node[key.replace(/~1/g, '/').replace(/~0/g, '~')], openapiDocument);
+}
+
+function resolved(node: Json): Json {
+  return typeof node.$ref === 'string' ? resolved(pointer(node.$ref)) : node;
+}
+
+interface ExampleRequest {
+  path: Record<string, string>;
+  body?: unknown;
+}
+
+/** A request to an operation made of the contract's examples: each path parameter's and the body's. */
+function exampleRequest(operationId: OperationId): ExampleRequest {
+  const meta = operations[operationId];
+  const item = (openapiDocument.paths as Json)[meta.path] as Json;
+  const operation = item[meta.method.toLowerCase()] as Json;
+  const parameters = [...(item.parameters ?? []), ...(operation.parameters ?? [])].map(resolved);
+  const path: Record<string, string> = {};
+  for (const parameter of parameters.filter((p) => p.in === 'path')) {
+    if (parameter.example === undefined)
+      throw new Error(`${operationId}: path parameter ${parameter.name} has no example`);
+    path[parameter.name] = String(parameter.example);
+  }
+  if (operation.requestBody === undefined) return { path };
+  const media = resolved(operation.requestBody).content['application/json'] as Json;
+  const body = media.example ?? resolved(Object.values(media.examples ?? {})[0] as Json).value;
+  if (body === undefined) throw new Error(`${operationId}: the request body has no example`);
+  return { path, body };
+}
+
+/**
+ * Where a contract example cannot be sent as is: credentials that exist, a refresh token that was issued, a fresh
+ * username, and token scopes every role may grant.
+ */
+const adjustments: Partial<Record<OperationId, (api: Api, example: ExampleRequest) => Promise<ExampleRequest>>> = {
+  login: async (_, example) => ({ ...example, body: { username: 'admin', password: ADMIN_PASSWORD } }),
+  refreshSession: async (api, example) => ({
+    ...example,
+    body: { refreshToken: (await api.login('admin', ADMIN_PASSWORD)).refreshToken },
+  }),
+  createUser: async (_, example) => ({ ...example, body: { ...(example.body as Json), username: uniqueUsername() } }),
+  createApiToken: async (_, example) => ({ ...example, body: { ...(example.body as Json), scopes: ['read'] } }),
+};
+
+async function validRequest(api: Api, operationId: OperationId): Promise<CallOptions> {
+  const example = exampleRequest(operationId);
+  return (await adjustments[operationId]?.(api, example)) ?? example;
+}
+
+const operationIds = Object.keys(operations) as OperationId[];
+const roles: Role[] = ['viewer', 'member', 'admin'];
+
+let api: Api;
+const tokens = {} as Record<Role, string>;
+const scopedTokens = {} as Record<Scope, string>;
+
+beforeAll(async () => {
+  api = await startApi();
+  tokens.admin = api.admin.token;
+  tokens.member = (await api.addCaller('member')).token;
+  tokens.viewer = (await api.addCaller('viewer')).token;
+  for (const scope of ['read', 'write', 'admin'] as const) {
+    const created = await api.call('createApiToken', {
+      token: api.admin.token,
+      body: { name: `only-${scope}`, scopes: [scope] },
+    });
+    scopedTokens[scope] = created.body.secret;
+  }
+});
+
+afterAll(async () => {
+  await api.close();
+});
+
+describe.each(operationIds)('%s', (operationId) => {
+  const access = operations[operationId].access;
+
+  it(access === null ? 'is public' : 'refuses anonymous callers with 401 unauthenticated', async () => {
+    const response = await api.call(operationId, await validRequest(api, operationId));
+    if (access === null) {
+      expect(response.status).toBeLessThan(400);
+    } else {
+      expect(response.status).toBe(401);
+      expect(response.body.code).toBe('unauthenticated');
+    }
+  });
+
+  it.each(roles)('as %s', async (role) => {
+    const response = await api.call(operationId, { ...(await validRequest(api, operationId)), token: tokens[role] });
+    if (access !== null && !roleAtLeast(role, access.role)) {
+      expect(response.status).toBe(403);
+      expect(response.body.code).toBe('insufficient_role');
+    } else {
+      expect([401, 403]).not.toContain(response.status);
+      expect(response.status).toBeLessThan(500);
+    }
+  });
+
+  if (access !== null) {
+    it.each(['read', 'write', 'admin'] as const)('with an admin API token of scope %s', async (scope) => {
+      const response = await api.call(operationId, {
+        ...(await validRequest(api, operationId)),
+        token: scopedTokens[scope],
+      });
+      if (!scopesAllow([scope], access.scope)) {
+        expect(response.status).toBe(403);
+        expect(response.body.code).toBe('insufficient_scope');
+      } else {
+        expect([401, 403]).not.toContain(response.status);
+        expect(response.status).toBeLessThan(500);
+      }
+    });
+  }
+});

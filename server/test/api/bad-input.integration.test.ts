@@ -1,0 +1,271 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD, startApi, uniqueUsername, type Api, type ApiResponse, type Caller } from './harness.js';
+
+const BODY_LIMIT = 4096;
+
+let api: Api;
+let viewer: Caller;
+let member: Caller;
+let otherMember: Caller;
+
+beforeAll(async () => {
+  api = await startApi({ bodyLimitBytes: BODY_LIMIT });
+  viewer = await api.addCaller('viewer');
+  member = await api.addCaller('member');
+  otherMember = await api.addCaller('member');
+});
+
+afterAll(async () => {
+  await api.close();
+});
+
+/** Sends a request that must fail with `status` and `code` and leave every table's row count as it was. */
+async function expectRefused(request: () => Promise<ApiResponse>, status: number, code: string): Promise<ApiResponse> {
+  const before = api.counts();
+  const response = await request();
+  expect({ status: response.status, code: response.body?.code }).toEqual({ status, code });
+  expect(response.headers.get('x-request-id')).toBe(response.body.requestId);
+  expect(api.counts()).toEqual(before);
+  return response;
+}
+
+const newUser = () => ({ username: uniqueUsername(), password: PASSWORD, role: 'member' });
+
+describe('malformed requests', () => {
+  it('refuses a body that is not JSON', async () => {
+    await expectRefused(
+      () => api.call('createUser', { token: api.admin.token, rawBody: '{"username": "eve",' }),
+      400,
+      'malformed_json',
+    );
+  });
+
+  it('refuses wrong types, naming the field', async () => {
+    const response = await expectRefused(
+      () => api.call('createUser', { token: api.admin.token, body: { ...newUser(), role: 5 } }),
+      400,
+      'validation_failed',
+    );
+    expect(response.body.errors).toContainEqual(expect.objectContaining({ field: '/role' }));
+    await expectRefused(
+      () => api.call('createApiToken', { token: member.token, body: { name: 'ci', scopes: 'read' } }),
+      400,
+      'validation_failed',
+    );
+    await expectRefused(
+      () =>
+        api.call('updateUser', { token: api.admin.token, path: { userId: member.userId }, body: { disabled: 'yes' } }),
+      400,
+      'validation_failed',
+    );
+  });
+
+  it('refuses unknown fields', async () => {
+    const response = await expectRefused(
+      () => api.call('createUser', { token: api.admin.token, body: { ...newUser(), isAdmin: true } }),
+      400,
+      'validation_failed',
+    );
+    expect(response.body.errors).toContainEqual(expect.objectContaining({ field: '/isAdmin' }));
+    await expectRefused(
+      () => api.call('updateMe', { token: member.token, body: { role: 'admin' } }),
+      400,
+      'validation_failed',
+    );
+  });
+
+  it('refuses a body over the size limit', async () => {
+    await expectRefused(
+      () =>
+        api.call('createUser', { token: api.admin.token, body: { ...newUser(), displayName: 'x'.repeat(BODY_LIMIT) } }),
+      413,
+      'payload_too_large',
+    );
+  });
+
+  it('refuses a body that is not JSON by its content type', async () => {
+    await expectRefused(
+      () => api.call('createUser', { token: api.admin.token, rawBody: 'username=eve', contentType: 'text/plain' }),
+      415,
+      'unsupported_media_type',
+    );
+  });
+
+  it('refuses a password change with a wrong current password', async () => {
+    const response = await expectRefused(
+      () =>
+        api.call('updateMe', {
+          token: member.token,
+          body: { password: 'a-brand-new-password', currentPassword: 'not it' },
+        }),
+      400,
+      'validation_failed',
+    );
+    expect(response.body.errors).toEqual([{ field: '/currentPassword', message: 'is incorrect' }]);
+  });
+
+  it('refuses a tampered cursor', async () => {
+    await expectRefused(
+      () => api.call('listEvents', { token: member.token, query: { cursor: 'bm90LWEtY3Vyc29y' } }),
+      400,
+      'invalid_cursor',
+    );
+    await expectRefused(
+      () => api.call('listUsers', { token: api.admin.token, query: { cursor: 'e30' } }),
+      400,
+      'invalid_cursor',
+    );
+  });
+});
+
+describe('credentials', () => {
+  it('refuses a missing or unsupported Authorization header', async () => {
+    await expectRefused(() => api.call('listUsers'), 401, 'unauthenticated');
+    await expectRefused(
+      () => api.call('getMe', { headers: { authorization: `Basic ${Buffer.from('admin:x').toString('base64')}` } }),
+      401,
+      'unauthenticated',
+    );
+  });
+
+  it('refuses tokens that were never issued', async () => {
+    await expectRefused(() => api.call('getMe', { token: 'cpa_notarealtoken' }), 401, 'invalid_token');
+    await expectRefused(() => api.call('getMe', { token: 'cpt_notarealtoken' }), 401, 'invalid_token');
+    await expectRefused(() => api.call('getMe', { token: member.pair.refreshToken }), 401, 'invalid_token');
+  });
+
+  it('refuses an access token after logout', async () => {
+    const pair = await api.login(member.username, PASSWORD);
+    await api.call('logout', { body: { refreshToken: pair.refreshToken } });
+    await expectRefused(() => api.call('getMe', { token: pair.accessToken }), 401, 'token_revoked');
+    await expectRefused(
+      () => api.call('refreshSession', { body: { refreshToken: pair.refreshToken } }),
+      401,
+      'invalid_refresh_token',
+    );
+  });
+
+  it('refuses a revoked API token', async () => {
+    const created = await api.call('createApiToken', {
+      token: member.token,
+      body: { name: 'short', scopes: ['read'] },
+    });
+    await api.call('revokeApiToken', { token: member.token, path: { tokenId: created.body.id } });
+    await expectRefused(() => api.call('getMe', { token: created.body.secret }), 401, 'token_revoked');
+  });
+
+  it('refuses a reused refresh token', async () => {
+    const pair = await api.login(member.username, PASSWORD);
+    const rotated = await api.call('refreshSession', { body: { refreshToken: pair.refreshToken } });
+    expect(rotated.status).toBe(200);
+    await expectRefused(
+      () => api.call('refreshSession', { body: { refreshToken: pair.refreshToken } }),
+      401,
+      'invalid_refresh_token',
+    );
+  });
+
+  it('refuses wrong credentials with one code whether or not the user exists', async () => {
+    const unknown = await api.call('login', { body: { username: 'nobody-at-all', password: PASSWORD } });
+    const wrong = await api.call('login', { body: { username: otherMember.username, password: 'not the password' } });
+    expect([unknown.status, unknown.body.code, unknown.body.detail]).toEqual([
+      wrong.status,
+      wrong.body.code,
+      wrong.body.detail,
+    ]);
+    expect(wrong.body.code).toBe('invalid_credentials');
+  });
+});
+
+describe('authorisation', () => {
+  it('refuses a viewer calling an admin operation', async () => {
+    await expectRefused(
+      () => api.call('createUser', { token: viewer.token, body: newUser() }),
+      403,
+      'insufficient_role',
+    );
+    await expectRefused(() => api.call('listUsers', { token: viewer.token }), 403, 'insufficient_role');
+  });
+
+  it("refuses a member reading another member's tokens", async () => {
+    const theirs = await api.call('createApiToken', {
+      token: otherMember.token,
+      body: { name: 'theirs', scopes: ['read'] },
+    });
+    await expectRefused(
+      () => api.call('listApiTokens', { token: member.token, query: { userId: otherMember.userId } }),
+      403,
+      'insufficient_role',
+    );
+    await expectRefused(
+      () => api.call('listApiTokens', { token: member.token, query: { allUsers: true } }),
+      403,
+      'insufficient_role',
+    );
+    await expectRefused(
+      () => api.call('getApiToken', { token: member.token, path: { tokenId: theirs.body.id } }),
+      404,
+      'not_found',
+    );
+    await expectRefused(
+      () => api.call('revokeApiToken', { token: member.token, path: { tokenId: theirs.body.id } }),
+      404,
+      'not_found',
+    );
+  });
+
+  it('refuses token scopes above the role', async () => {
+    await expectRefused(
+      () => api.call('createApiToken', { token: viewer.token, body: { name: 'ci', scopes: ['write'] } }),
+      403,
+      'scope_exceeds_role',
+    );
+    await expectRefused(
+      () => api.call('createApiToken', { token: member.token, body: { name: 'ci', scopes: ['admin'] } }),
+      403,
+      'scope_exceeds_role',
+    );
+  });
+
+  it("refuses a disabled user's old tokens", async () => {
+    const doomed = await api.addCaller('member');
+    const apiToken = await api.call('createApiToken', { token: doomed.token, body: { name: 'ci', scopes: ['read'] } });
+    await api.call('updateUser', { token: api.admin.token, path: { userId: doomed.userId }, body: { disabled: true } });
+    await expectRefused(() => api.call('getMe', { token: doomed.token }), 401, 'user_disabled');
+    await expectRefused(() => api.call('listApiTokens', { token: apiToken.body.secret }), 401, 'user_disabled');
+    await expectRefused(
+      () => api.call('refreshSession', { body: { refreshToken: doomed.pair.refreshToken } }),
+      401,
+      'user_disabled',
+    );
+  });
+});
+
+describe('conflicts', () => {
+  it('refuses a duplicate username', async () => {
+    await expectRefused(
+      () => api.call('createUser', { token: api.admin.token, body: { ...newUser(), username: member.username } }),
+      409,
+      'username_taken',
+    );
+  });
+
+  it('refuses to demote, disable or delete the last enabled admin', async () => {
+    const self = { token: api.admin.token, path: { userId: api.admin.userId } };
+    await expectRefused(() => api.call('updateUser', { ...self, body: { role: 'member' } }), 409, 'last_admin');
+    await expectRefused(() => api.call('updateUser', { ...self, body: { disabled: true } }), 409, 'last_admin');
+    await expectRefused(() => api.call('deleteUser', self), 409, 'last_admin');
+  });
+
+  it('refuses unknown ids as not_found', async () => {
+    const missingUser = { token: api.admin.token, path: { userId: 'usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA' } };
+    await expectRefused(() => api.call('getUser', missingUser), 404, 'not_found');
+    await expectRefused(() => api.call('updateUser', { ...missingUser, body: { role: 'viewer' } }), 404, 'not_found');
+    await expectRefused(() => api.call('deleteUser', missingUser), 404, 'not_found');
+    await expectRefused(
+      () => api.call('getEvent', { token: member.token, path: { eventId: 'evt_01JDX3N2R1F4H7K0M3P6S9V2YB' } }),
+      404,
+      'not_found',
+    );
+  });
+});

@@ -1,0 +1,192 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { expect } from 'vitest';
+import { DATABASE_FILE } from '../../src/db/database.js';
+import type { components } from '../../src/generated/types.js';
+import { operations, type OperationId } from '../../src/generated/operations.js';
+import type { Role } from '../../src/http/access.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/index.js';
+import { ManualClock } from '../helpers/clock.js';
+import { declaredResponse, expectContractResponse, expectSchema } from '../helpers/contract.js';
+
+export const ADMIN_PASSWORD = 'admin-password-for-tests';
+export const PASSWORD = 'correct-horse-battery-staple';
+
+type TokenPair = components['schemas']['TokenPair'];
+
+/**
+ * Statuses the platform may answer any operation with a body, though the contract lists them for none: their bodies
+ * are still checked to be problems.
+ */
+const UNDECLARED_PROBLEM_STATUSES = new Set([413, 415]);
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  contentType: string | null;
+  /** The parsed JSON, already checked against the contract. */
+  body: any;
+}
+
+export interface CallOptions {
+  path?: Record<string, string>;
+  query?: Record<string, string | number | boolean | string[]>;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Sent as is, instead of `body`. */
+  rawBody?: string;
+  contentType?: string;
+  /** A bearer token; none for an anonymous call. */
+  token?: string | undefined;
+  headers?: Record<string, string>;
+}
+
+export interface Caller {
+  username: string;
+  userId: string;
+  password: string;
+  pair: TokenPair;
+  token: string;
+}
+
+export type Counts = Record<'users' | 'sessions' | 'api_tokens' | 'events' | 'idempotency_keys', number>;
+
+/** A real server on a random port over a fresh data directory, with a manual clock and a read-only view of its database. */
+export interface Api {
+  url: string;
+  clock: ManualClock;
+  server: RunningServer;
+  admin: Caller;
+  /** Calls an operation over HTTP; the response must be one the contract declares. */
+  call(operationId: OperationId, options?: CallOptions): Promise<ApiResponse>;
+  /** Creates a user (as the admin) and logs them in. */
+  addCaller(role: Role, username?: string): Promise<Caller>;
+  login(username: string, password: string): Promise<TokenPair>;
+  counts(): Counts;
+  close(): Promise<void>;
+}
+
+let sequence = 0;
+
+/** A username no other call in this process has used. */
+export function uniqueUsername(stem = 'user'): string {
+  sequence += 1;
+  return `${stem}-${process.pid}-${sequence}`;
+}
+
+function expandPath(template: string, path: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = path[name];
+    if (value === undefined) throw new Error(`no value for path parameter ${name}`);
+    return encodeURIComponent(value);
+  });
+}
+
+function queryString(query: CallOptions['query']): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(query ?? {})) {
+    for (const item of Array.isArray(value) ? value : [value]) search.append(name, String(item));
+  }
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+function checkAgainstContract(operationId: OperationId, response: ApiResponse): void {
+  const shape = { status: response.status, contentType: response.contentType, body: response.body };
+  if (
+    declaredResponse(operationId, response.status) === undefined &&
+    UNDECLARED_PROBLEM_STATUSES.has(response.status)
+  ) {
+    expect(response.contentType).toMatch(/^application\/problem\+json/);
+    expectSchema('Problem', response.body);
+    return;
+  }
+  expectContractResponse(operationId, shape);
+}
+
+export async function startApi(options: StartOptions = {}): Promise<Api> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-api-'));
+  const clock = new ManualClock(new Date());
+  const server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    logLevel: 'silent',
+    adminPassword: ADMIN_PASSWORD,
+    clock: clock.now,
+    ...options,
+  });
+  const reader = new BetterSqlite3(join(dataDir, DATABASE_FILE), { readonly: true, fileMustExist: true });
+
+  async function call(operationId: OperationId, call: CallOptions = {}): Promise<ApiResponse> {
+    const meta = operations[operationId];
+    const headers: Record<string, string> = { accept: 'application/json', ...call.headers };
+    if (call.token !== undefined) headers.authorization = `Bearer ${call.token}`;
+    const payload = call.rawBody ?? (call.body === undefined ? undefined : JSON.stringify(call.body));
+    if (payload !== undefined) headers['content-type'] = call.contentType ?? 'application/json';
+    const response = await fetch(`${server.url}${expandPath(meta.path, call.path ?? {})}${queryString(call.query)}`, {
+      method: meta.method,
+      headers,
+      ...(payload === undefined ? {} : { body: payload }),
+    });
+    const text = await response.text();
+    const contentType = response.headers.get('content-type');
+    const result: ApiResponse = {
+      status: response.status,
+      headers: response.headers,
+      contentType: text === '' ? null : contentType,
+      body: text === '' ? undefined : JSON.parse(text),
+    };
+    checkAgainstContract(operationId, result);
+    return result;
+  }
+
+  async function login(username: string, password: string): Promise<TokenPair> {
+    const response = await call('login', { body: { username, password } });
+    if (response.status !== 200)
+      throw new Error(`login as ${username}: ${response.status} ${JSON.stringify(response.body)}`);
+    return response.body as TokenPair;
+  }
+
+  const adminPair = await login('admin', ADMIN_PASSWORD);
+  const admin: Caller = {
+    username: 'admin',
+    userId: adminPair.user.id,
+    password: ADMIN_PASSWORD,
+    pair: adminPair,
+    token: adminPair.accessToken,
+  };
+
+  return {
+    url: server.url,
+    clock,
+    server,
+    admin,
+    call,
+    login,
+    async addCaller(role, username = uniqueUsername(role)) {
+      const created = await call('createUser', { token: admin.token, body: { username, password: PASSWORD, role } });
+      if (created.status !== 201)
+        throw new Error(`create ${username}: ${created.status} ${JSON.stringify(created.body)}`);
+      const pair = await login(username, PASSWORD);
+      return { username, userId: pair.user.id, password: PASSWORD, pair, token: pair.accessToken };
+    },
+    counts() {
+      const count = (table: string) => (reader.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
+      return {
+        users: count('users'),
+        sessions: count('sessions'),
+        api_tokens: count('api_tokens'),
+        events: count('events'),
+        idempotency_keys: count('idempotency_keys'),
+      };
+    },
+    async close() {
+      reader.close();
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
