@@ -1,0 +1,35 @@
+export { CloudPhone, type ClientOptions, type RequestArgs, type RequestOptions } from './client.js';
+export {
+  APIConnectionError,
+  APIError,
+  APITimeoutError,
+  APIUserAbortError,
+  AuthenticationError,
+  BadRequestError,
+  CloudPhoneError,
+  ConflictError,
+  InternalServerError,
+  NotFoundError,
+  PermissionDeniedError,
+  RateLimitError,
+  UnprocessableEntityError,
+} from './core/errors.js';
+export { Page, PagePromise, type PageBody } from './core/pagination.js';
+export type { Sleep } from './core/retry.js';
+export type * from './generated/models.js';
+export {
+  operations,
+  type BodyOf,
+  type OperationId,
+  type OperationMeta,
+  type OperationTypes,
+  type PageItemOf,
+  type PaginatedOperationId,
+  type PaginatedOperations,
+  type ParamsOf,
+  type QueryOf,
+  type QueryParamMeta,
+  type ResultOf,
+} from './generated/operations.js';
+export type * from './generated/resources.js';
+export { VERSION } from './version.js';
