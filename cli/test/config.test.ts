@@ -64,6 +64,16 @@ describe('resolveContext', () => {
     expect(context.credentials).toEqual({ kind: 'token', token: 'cpt_env' });
   });
 
+  it('gives a profile without a URL the active profile’s server, unless the environment names one', () => {
+    const context = resolveContext({ profile: 'new' }, {}, config);
+    expect(context.profileName).toBe('new');
+    expect(context.apiUrl).toBe('https://work.example.com');
+    expect(context.credentials).toEqual({ kind: 'none' });
+    expect(resolveContext({}, { CLOUDPHONE_PROFILE: 'new' }, config).apiUrl).toBe('https://work.example.com');
+    const env = { CLOUDPHONE_API_URL: 'https://env.example.com' };
+    expect(resolveContext({ profile: 'new' }, env, config).apiUrl).toBe('https://env.example.com');
+  });
+
   it('lets --api-url win over everything', () => {
     const env = { CLOUDPHONE_API_URL: 'https://env.example.com' };
     expect(resolveContext({ apiUrl: 'http://flag:1', profile: 'ci' }, env, config).apiUrl).toBe('http://flag:1');

@@ -11,7 +11,8 @@ export default class Login extends BaseCommand<typeof Login> {
 
   static override description = `With --token, checks an API token and saves it. Otherwise asks for a username and password \
 (or reads the password from standard input with --password-stdin) and saves the session's tokens; they are renewed \
-automatically. The profile becomes the active one. Credentials are stored in $XDG_CONFIG_HOME/cloudphone/config.json \
+automatically. The profile becomes the active one; a new profile logs in to the active profile's server unless \
+--api-url or CLOUDPHONE_API_URL names another. Credentials are stored in $XDG_CONFIG_HOME/cloudphone/config.json \
 (default ~/.config/cloudphone/config.json), readable by you only.`;
 
   static override examples = [

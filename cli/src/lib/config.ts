@@ -103,6 +103,8 @@ export interface ContextFlags {
  * Resolution order: flag, then environment, then the profile. The profile is `--profile`, else
  * `CLOUDPHONE_PROFILE`, else the active profile. Naming a profile with `--profile` is a flag too, so its URL
  * and credentials then win over `CLOUDPHONE_API_URL` and `CLOUDPHONE_TOKEN`; `--api-url` wins over everything.
+ * A profile without a URL (a new one that `login --profile` is about to create) uses the active profile's server,
+ * so a second account on the same server needs no `--api-url`.
  */
 export function resolveContext(flags: ContextFlags, env: Env, config: ConfigFile): Context {
   const profileName = flags.profile ?? nonEmpty(env.CLOUDPHONE_PROFILE) ?? config.activeProfile ?? DEFAULT_PROFILE;
@@ -110,9 +112,13 @@ export function resolveContext(flags: ContextFlags, env: Env, config: ConfigFile
   const profileWins = flags.profile !== undefined;
   const envUrl = nonEmpty(env.CLOUDPHONE_API_URL);
   const envToken = nonEmpty(env.CLOUDPHONE_TOKEN);
+  const activeUrl = config.activeProfile === undefined ? undefined : config.profiles[config.activeProfile]?.apiUrl;
 
   const apiUrl =
-    flags.apiUrl ?? (profileWins ? (profile.apiUrl ?? envUrl) : (envUrl ?? profile.apiUrl)) ?? DEFAULT_API_URL;
+    flags.apiUrl ??
+    (profileWins ? (profile.apiUrl ?? envUrl) : (envUrl ?? profile.apiUrl)) ??
+    activeUrl ??
+    DEFAULT_API_URL;
 
   const fromProfile = profileCredentials(profile);
   let credentials: Credentials;
