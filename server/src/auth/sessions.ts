@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { DB, SessionsTable } from '../db/schema.js';
+import { precompiled } from '../db/precompiled.js';
 import type { Role } from '../http/access.js';
 
 export type SessionRow = Selectable<SessionsTable>;
@@ -23,12 +24,8 @@ export async function findSessionByRefreshDigest(db: Kysely<DB>, digest: string)
   return db.selectFrom('sessions').selectAll().where('refresh_token_hash', '=', digest).executeTakeFirst();
 }
 
-/** One lookup by a unique index: this runs on every request made with an access token. */
-export async function findSessionByAccessDigest(
-  db: Kysely<DB>,
-  digest: string,
-): Promise<SessionCredential | undefined> {
-  return db
+const sessionByAccessDigest = precompiled((db: Kysely<DB>, digest: string) =>
+  db
     .selectFrom('sessions')
     .innerJoin('users', 'users.id', 'sessions.user_id')
     .select([
@@ -40,8 +37,15 @@ export async function findSessionByAccessDigest(
       'users.role as role',
       'users.disabled as disabled',
     ])
-    .where('sessions.access_token_hash', '=', digest)
-    .executeTakeFirst();
+    .where('sessions.access_token_hash', '=', digest),
+);
+
+/** One precompiled lookup by a unique index: this runs on every request made with an access token. */
+export async function findSessionByAccessDigest(
+  db: Kysely<DB>,
+  digest: string,
+): Promise<SessionCredential | undefined> {
+  return (await sessionByAccessDigest(db, digest))[0];
 }
 
 export interface SessionTokens {

@@ -34,12 +34,17 @@ export function ulid(now: number = Date.now()): string {
     time = CROCKFORD[t % 32]! + time;
     t = Math.floor(t / 32);
   }
-  let bits = 0n;
-  for (const b of lastRandom) bits = (bits << 8n) | BigInt(b);
   let rand = '';
-  for (let i = 0; i < 16; i++) {
-    rand = CROCKFORD[Number(bits & 31n)]! + rand;
-    bits >>= 5n;
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of lastRandom) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      rand += CROCKFORD[(buffer >> bits) & 31]!;
+    }
+    buffer &= (1 << bits) - 1;
   }
   return time + rand;
 }

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { ApiTokensTable, DB } from '../db/schema.js';
+import { precompiled } from '../db/precompiled.js';
 import type { Role } from '../http/access.js';
 
 export type ApiTokenRow = Selectable<ApiTokensTable>;
@@ -54,8 +55,8 @@ export async function revokeApiTokenRow(db: Kysely<DB>, id: string, at: string):
 }
 
 /** One lookup by a unique index: this runs on every request made with an API token. */
-export async function findApiTokenByDigest(db: Kysely<DB>, digest: string): Promise<ApiTokenCredential | undefined> {
-  return db
+const apiTokenByDigest = precompiled((db: Kysely<DB>, digest: string) =>
+  db
     .selectFrom('api_tokens')
     .innerJoin('users', 'users.id', 'api_tokens.user_id')
     .select([
@@ -69,8 +70,12 @@ export async function findApiTokenByDigest(db: Kysely<DB>, digest: string): Prom
       'users.role as role',
       'users.disabled as disabled',
     ])
-    .where('api_tokens.token_hash', '=', digest)
-    .executeTakeFirst();
+    .where('api_tokens.token_hash', '=', digest),
+);
+
+/** One precompiled lookup by a unique index: this runs on every request made with an API token. */
+export async function findApiTokenByDigest(db: Kysely<DB>, digest: string): Promise<ApiTokenCredential | undefined> {
+  return (await apiTokenByDigest(db, digest))[0];
 }
 
 /** Records a use of a token unless one was recorded since `staleBefore`. */

@@ -1,13 +1,17 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { sql, type Insertable, type Kysely, type Selectable, type SqlBool, type Updateable } from 'kysely';
 import type { DB, UsersTable } from '../db/schema.js';
+import { precompiled } from '../db/precompiled.js';
 import type { Role } from '../http/access.js';
 import { likeLiteral } from '../pagination.js';
 
 export type UserRow = Selectable<UsersTable>;
 
+const userById = precompiled((db: Kysely<DB>, id: string) => db.selectFrom('users').selectAll().where('id', '=', id));
+
+/** Precompiled: every `getMe` reads the caller's row. */
 export async function findUserById(db: Kysely<DB>, id: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  return (await userById(db, id))[0];
 }
 
 export async function findUserByUsername(db: Kysely<DB>, username: string): Promise<UserRow | undefined> {

@@ -1,0 +1,100 @@
+import BetterSqlite3 from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, withStatementCache, type Database } from '../../src/db/database.js';
+import { ulid } from '../../src/db/ids.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+import { precompiled } from '../../src/db/precompiled.js';
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+function decode(base32: string): bigint {
+  return [...base32].reduce((n, c) => n * 32n + BigInt(CROCKFORD.indexOf(c)), 0n);
+}
+
+describe('ulid', () => {
+  it('encodes the time in the first 10 characters and 80 bits in the other 16', () => {
+    const now = Date.UTC(2026, 10, 25, 1, 2, 3, 456);
+    const id = ulid(now);
+    expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect(Number(decode(id.slice(0, 10)))).toBe(now);
+    expect(decode(id.slice(10))).toBeLessThan(1n << 80n);
+  });
+
+  it('within one millisecond, increments the random part by one, so ids sort in creation order', () => {
+    const now = Date.UTC(2030, 0, 1);
+    const ids = Array.from({ length: 200 }, () => ulid(now));
+    expect([...ids].sort()).toEqual(ids);
+    for (let i = 1; i < ids.length; i++) {
+      expect(decode(ids[i]!.slice(10)) - decode(ids[i - 1]!.slice(10))).toBe(1n);
+    }
+  });
+});
+
+describe('the statement cache', () => {
+  it('prepares each SQL text once and drops the least recently used past its size', () => {
+    const sqlite = new BetterSqlite3(':memory:');
+    let prepared = 0;
+    const prepare = sqlite.prepare.bind(sqlite);
+    sqlite.prepare = ((sql: string) => {
+      prepared++;
+      return prepare(sql);
+    }) as typeof sqlite.prepare;
+    const cache = withStatementCache(sqlite, 2);
+    const a = cache.prepare('select 1');
+    expect(cache.prepare('select 1')).toBe(a);
+    cache.prepare('select 2');
+    cache.prepare('select 1');
+    cache.prepare('select 3');
+    expect(prepared).toBe(3);
+    expect(cache.prepare('select 1')).toBe(a);
+    cache.prepare('select 2');
+    expect(prepared).toBe(4);
+    sqlite.close();
+  });
+});
+
+describe('precompiled queries', () => {
+  let database: Database;
+
+  beforeEach(async () => {
+    database = openDatabase(':memory:');
+    await migrateToLatest(database.db);
+    const at = '2026-11-25T00:00:00.000Z';
+    for (const [id, username, role] of [
+      ['usr_1', 'ann', 'admin'],
+      ['usr_2', 'bob', 'member'],
+    ] as const) {
+      await database.db
+        .insertInto('users')
+        .values({ id, username, display_name: username, role, disabled: 0, password_hash: 'x', failed_logins: 0, last_failed_login_at: null, locked_until: null, created_at: at, updated_at: at })
+        .execute();
+    }
+  });
+  afterEach(async () => {
+    await database.close();
+  });
+
+  it('runs with each call’s own arguments, in any parameter position', async () => {
+    const byRoleAndName = precompiled((db: Database['db'], username: string, role: 'admin' | 'member') =>
+      db.selectFrom('users').select(['id']).where('role', '=', role).where('username', '=', username),
+    );
+    expect(await byRoleAndName(database.db, 'bob', 'member')).toEqual([{ id: 'usr_2' }]);
+    expect(await byRoleAndName(database.db, 'ann', 'admin')).toEqual([{ id: 'usr_1' }]);
+    expect(await byRoleAndName(database.db, 'ann', 'member')).toEqual([]);
+  });
+
+  it('runs inside the caller’s transaction', async () => {
+    const names = precompiled((db: Database['db'], id: string) => db.selectFrom('users').select(['username']).where('id', '=', id));
+    await database.db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ username: 'bobby' }).where('id', '=', 'usr_2').execute();
+      expect(await names(trx, 'usr_2')).toEqual([{ username: 'bobby' }]);
+    });
+  });
+
+  it('refuses a query that does not use an argument exactly once as a parameter', async () => {
+    const twice = precompiled((db: Database['db'], name: string) =>
+      db.selectFrom('users').select(['id']).where('username', '=', name).where('display_name', '=', name),
+    );
+    await expect(twice(database.db, 'ann')).rejects.toThrow(/argument 0 exactly once/);
+  });
+});
