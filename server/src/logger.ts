@@ -18,7 +18,10 @@ export interface LoggerOptions {
   stream?: DestinationStream;
 }
 
-/** The server's logger: pino JSON lines with credentials redacted. */
+/**
+ * The server's logger: pino JSON lines with credentials redacted. Standard output is written asynchronously, so a
+ * busy server batches lines into few writes instead of one blocking write per request; pino flushes it at exit.
+ */
 export function createLogger(options: LoggerOptions): FastifyBaseLogger {
   return pino(
     {
@@ -26,7 +29,7 @@ export function createLogger(options: LoggerOptions): FastifyBaseLogger {
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    options.stream,
+    options.stream ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { requireAccess, type Authenticator } from './auth.js';
+import { RequestMetrics } from './request-metrics.js';
 
 export interface MetricsOptions {
   authenticator: Authenticator;
@@ -8,34 +9,21 @@ export interface MetricsOptions {
 
 /**
  * Prometheus metrics at `GET /metrics`: the process defaults plus a request counter and a latency histogram by
- * route. Each app has its own registry. Scraping needs an admin credential with the read scope, because the
+ * route. Each app has its own registry and its own request metrics. Scraping needs an admin credential with the read scope, because the
  * numbers reveal who uses the server how much; a scraper uses an admin API token limited to `read`.
  */
 export function registerMetrics(app: FastifyInstance, options: MetricsOptions): void {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({
-    name: 'cloudphone_http_requests_total',
-    help: 'HTTP requests answered, by method, route and status.',
-    labelNames: ['method', 'route', 'status'],
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'cloudphone_http_request_duration_seconds',
-    help: 'Time to answer HTTP requests, by method and route.',
-    labelNames: ['method', 'route'],
-    registers: [registry],
-  });
+  const requests = new RequestMetrics();
 
   app.addHook('onResponse', async (request, reply) => {
-    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched' };
-    requests.inc({ ...labels, status: String(reply.statusCode) });
-    duration.observe(labels, reply.elapsedTime / 1000);
+    requests.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
 
   app.get(
     '/metrics',
     { onRequest: requireAccess(options.authenticator, { role: 'admin', scope: 'read' }) },
-    async (_, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+    async (_, reply) => reply.type(registry.contentType).send(`${await registry.metrics()}\n${requests.render()}`),
   );
 }
