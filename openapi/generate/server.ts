@@ -1,7 +1,7 @@
 import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
 import type { Emitter, GeneratedFile } from './main.js';
 import { renderApiReference } from './server-reference.js';
-import { generatedHeader, type Spec } from './spec.js';
+import { generatedHeader, type JsonSchema, type Operation, type Parameter, type Spec } from './spec.js';
 
 /** openapi-typescript's rendering of the contract: `paths`, `components` and `operations` types. */
 export async function contractTypes(spec: Spec): Promise<string> {
@@ -49,6 +49,59 @@ function operationTable(spec: Spec): string {
   ].join('\n');
 }
 
+function objectSchema(
+  parameters: Parameter[],
+  closed: boolean,
+  key: (name: string) => string = (name) => name,
+): JsonSchema | undefined {
+  if (parameters.length === 0) return undefined;
+  const required = parameters.filter((p) => p.required).map((p) => key(p.name));
+  return {
+    type: 'object',
+    properties: Object.fromEntries(parameters.map((p) => [key(p.name), p.schema])),
+    ...(required.length > 0 ? { required } : {}),
+    ...(closed ? { additionalProperties: false } : {}),
+  };
+}
+
+/**
+ * The Fastify request schemas of one operation, every `$ref` resolved. Unknown path and query parameters are
+ * rejected (a mistyped filter must not silently list everything); headers stay open, since clients and proxies add
+ * their own, and are keyed in lower case as Node gives them. An optional body may also be absent (`null`).
+ */
+function requestOf(op: Operation): { schemas: Record<string, JsonSchema>; headerNames: string[] } {
+  const located = (where: Parameter['in']) => op.parameters.filter((p) => p.in === where);
+  const schemas: Record<string, JsonSchema> = {};
+  const params = objectSchema(located('path'), true);
+  const querystring = objectSchema(located('query'), true);
+  const headers = objectSchema(located('header'), false, (name) => name.toLowerCase());
+  if (params) schemas.params = params;
+  if (querystring) schemas.querystring = querystring;
+  if (headers) schemas.headers = headers;
+  if (op.body) {
+    if (op.body.contentType !== 'application/json') {
+      throw new Error(`${op.id}: only application/json request bodies are supported`);
+    }
+    schemas.body = op.body.required ? op.body.schema : { anyOf: [{ type: 'null' }, op.body.schema] };
+  }
+  return { schemas, headerNames: located('header').map((p) => p.name) };
+}
+
+function requestSchemasModule(spec: Spec): string {
+  const entries = [...spec.operations]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((op) => [op.id, requestOf(op)] as const);
+  return [
+    generatedHeader(spec),
+    "import type { OperationRequest } from '../http/contract.js';",
+    "import type { OperationId } from './operations.js';",
+    '',
+    '/** What the contract says a request to each operation looks like, as Fastify route schemas. */',
+    `export const requestSchemas: Record<OperationId, OperationRequest> = ${JSON.stringify(Object.fromEntries(entries), null, 2)};`,
+    '',
+  ].join('\n');
+}
+
 function documentModule(spec: Spec): string {
   return [
     generatedHeader(spec),
@@ -77,6 +130,7 @@ export const emitServer: Emitter = {
       { path: 'server/src/generated/types.ts', content: `${generatedHeader(spec)}\n${await contractTypes(spec)}` },
       { path: 'server/src/generated/operations.ts', content: operationTable(spec) },
       { path: 'server/src/generated/openapi.ts', content: documentModule(spec) },
+      { path: 'server/src/generated/request-schemas.ts', content: requestSchemasModule(spec) },
       { path: 'server/src/generated/api-reference.ts', content: apiReferenceModule(spec) },
     ];
   },

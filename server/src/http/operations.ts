@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { operations, type OperationId } from '../generated/operations.js';
 import { requireAccess, type Authenticator } from './auth.js';
-import { operationRequest, routePath } from './contract.js';
+import { requestSchemas } from '../generated/request-schemas.js';
+import { routePath } from './contract.js';
 import type { HandlerInput, Handlers, RequestContext } from './handler.js';
 import type { IdempotencyStore, OperationResponse } from './idempotency.js';
 
@@ -61,7 +62,7 @@ export function registerOperations(app: FastifyInstance, options: OperationRoute
   assertHandlersMatchContract(options.handlers);
   for (const operationId of Object.keys(operations) as OperationId[]) {
     const meta = operations[operationId];
-    const { schemas, headerNames } = operationRequest(operationId);
+    const { schemas, headerNames } = requestSchemas[operationId];
     const handler = options.handlers[operationId] as unknown as AnyHandler;
 
     app.route({
