@@ -1,0 +1,57 @@
+/** What a virtual device says it is: the values behind its banner and `getprop`. */
+export interface DeviceProfile {
+  serial: string;
+  model: string;
+  /** `ro.product.name`. */
+  product: string;
+  /** `ro.product.device`. */
+  device: string;
+  manufacturer: string;
+  brand: string;
+  /** `ro.build.version.release`, e.g. "14". */
+  release: string;
+  /** `ro.build.version.sdk`, e.g. 34. */
+  sdk: number;
+  /** Supported ABIs, preferred first. */
+  abis: string[];
+}
+
+/** The features the device advertises in its CNXN banner; the host picks services by them. */
+export const DEVICE_FEATURES = ['shell_v2', 'cmd', 'stat_v2', 'ls_v2', 'fixed_push_mkdir'] as const;
+
+export function defaultProfile(index: number): DeviceProfile {
+  return {
+    serial: `CPVIRT${String(index + 1).padStart(4, '0')}`,
+    model: 'Virtual Phone',
+    product: 'cloudphone_virtual',
+    device: 'virtual',
+    manufacturer: 'cloudphone',
+    brand: 'cloudphone',
+    release: '14',
+    sdk: 34,
+    abis: ['x86_64', 'arm64-v8a'],
+  };
+}
+
+export function systemProperties(profile: DeviceProfile): Map<string, string> {
+  return new Map([
+    ['ro.build.version.release', profile.release],
+    ['ro.build.version.sdk', String(profile.sdk)],
+    ['ro.product.brand', profile.brand],
+    ['ro.product.cpu.abi', profile.abis[0] ?? ''],
+    ['ro.product.cpu.abilist', profile.abis.join(',')],
+    ['ro.product.device', profile.device],
+    ['ro.product.manufacturer', profile.manufacturer],
+    ['ro.product.model', profile.model],
+    ['ro.product.name', profile.product],
+    ['ro.serialno', profile.serial],
+  ]);
+}
+
+/** The CNXN payload: `device::` followed by the identifying properties and the feature list. */
+export function connectionBanner(profile: DeviceProfile): string {
+  return (
+    `device::ro.product.name=${profile.product};ro.product.model=${profile.model};` +
+    `ro.product.device=${profile.device};features=${DEVICE_FEATURES.join(',')}`
+  );
+}

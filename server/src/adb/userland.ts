@@ -1,0 +1,242 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import {
+  FileSystemError,
+  isWritable,
+  modeOf,
+  normalizePath,
+  sizeOf,
+  type FileNode,
+  type FileSystem,
+} from './file-system.js';
+import { ShellSyntaxError, splitShellWords } from './shell-words.js';
+
+/** Where a command writes; each write resolves once the host has taken the bytes. */
+export interface CommandIo {
+  stdout(data: Buffer | string): Promise<void>;
+  stderr(data: Buffer | string): Promise<void>;
+  /** Aborted when the stream that runs the command goes away. */
+  signal: AbortSignal;
+}
+
+type CommandHandler = (args: string[], io: CommandIo, userland: Userland) => Promise<number>;
+
+const SHELL = '/system/bin/sh';
+
+/** The simulated Android userland behind `shell:` and `exec:`: a few toybox commands over the device's state. */
+export class Userland {
+  constructor(
+    readonly properties: ReadonlyMap<string, string>,
+    readonly files: FileSystem,
+  ) {}
+
+  /** Runs one command line as `sh -c` would and resolves its exit code. */
+  async run(commandLine: string, io: CommandIo): Promise<number> {
+    let words: string[];
+    try {
+      words = splitShellWords(commandLine);
+    } catch (error) {
+      if (!(error instanceof ShellSyntaxError)) throw error;
+      await io.stderr(`${SHELL}: ${error.message}\n`);
+      return 1;
+    }
+    const [name, ...args] = words;
+    if (name === undefined) return 0;
+    const handler = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (handler === undefined) {
+      await io.stderr(`${SHELL}: ${name}: inaccessible or not found\n`);
+      return 127;
+    }
+    return handler(args, io, this);
+  }
+}
+
+const COMMANDS: Record<string, CommandHandler> = {
+  true: async () => 0,
+  false: async () => 1,
+
+  async echo(args, io) {
+    const newline = args[0] !== '-n';
+    await io.stdout(`${(newline ? args : args.slice(1)).join(' ')}${newline ? '\n' : ''}`);
+    return 0;
+  },
+
+  async getprop(args, io, userland) {
+    const [key] = args;
+    if (key !== undefined) {
+      await io.stdout(`${userland.properties.get(key) ?? ''}\n`);
+      return 0;
+    }
+    const lines = [...userland.properties].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `[${k}]: [${v}]\n`);
+    await io.stdout(lines.join(''));
+    return 0;
+  },
+
+  async sleep(args, io) {
+    const parsed = await parseOptions('sleep', args, '', io, 1);
+    if (parsed === undefined) return 1;
+    const seconds = Number(parsed.operands[0]);
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      await io.stderr(`sleep: Not a number '${parsed.operands[0]}'\n`);
+      return 1;
+    }
+    try {
+      await sleepFor(seconds * 1000, undefined, { signal: io.signal });
+    } catch {
+      return 130;
+    }
+    return 0;
+  },
+
+  async cat(args, io, userland) {
+    const parsed = await parseOptions('cat', args, '', io, 0);
+    if (parsed === undefined) return 1;
+    let status = 0;
+    for (const path of parsed.operands) {
+      try {
+        await io.stdout(userland.files.read(path));
+      } catch (error) {
+        status = await reportFileError('cat', path, error, io);
+      }
+    }
+    return status;
+  },
+
+  async ls(args, io, userland) {
+    const parsed = await parseOptions('ls', args, 'la', io, 0);
+    if (parsed === undefined) return 1;
+    const long = parsed.flags.has('l');
+    const all = parsed.flags.has('a');
+    const operands = parsed.operands.length > 0 ? parsed.operands : ['.'];
+    let status = 0;
+    for (const [index, path] of operands.entries()) {
+      let node: FileNode;
+      try {
+        node = userland.files.stat(path);
+      } catch (error) {
+        status = await reportFileError('ls', path, error, io);
+        continue;
+      }
+      if (node.kind === 'file') {
+        await io.stdout(long ? `${longListing(path, node, normalizePath(path))}\n` : `${path}\n`);
+        continue;
+      }
+      const directory = normalizePath(path);
+      const entries: [string, FileNode][] = userland.files.list(directory);
+      if (all) entries.unshift(['.', node], ['..', userland.files.stat(`${directory}/..`)]);
+      const heading = operands.length > 1 ? `${index > 0 ? '\n' : ''}${path}:\n` : '';
+      const lines = entries.map(([name, entry]) =>
+        long ? longListing(name, entry, normalizePath(`${directory}/${name}`)) : name,
+      );
+      const blocks = entries.reduce((sum, [, entry]) => sum + Math.ceil(sizeOf(entry) / 1024), 0);
+      const total = long ? `total ${blocks}\n` : '';
+      await io.stdout(heading + total + lines.map((line) => `${line}\n`).join(''));
+    }
+    return status;
+  },
+
+  async mkdir(args, io, userland) {
+    const parsed = await parseOptions('mkdir', args, 'p', io, 1);
+    if (parsed === undefined) return 1;
+    let status = 0;
+    for (const path of parsed.operands) {
+      try {
+        userland.files.mkdir(path, { parents: parsed.flags.has('p') });
+      } catch (error) {
+        if (!(error instanceof FileSystemError)) throw error;
+        await io.stderr(`mkdir: '${path}': ${error.message}\n`);
+        status = 1;
+      }
+    }
+    return status;
+  },
+
+  async rm(args, io, userland) {
+    const parsed = await parseOptions('rm', args, 'rRf', io, 0);
+    if (parsed === undefined) return 1;
+    const force = parsed.flags.has('f');
+    if (parsed.operands.length === 0 && !force) {
+      await io.stderr('rm: Need 1 argument\n');
+      return 1;
+    }
+    let status = 0;
+    for (const path of parsed.operands) {
+      try {
+        userland.files.remove(path, { recursive: parsed.flags.has('r') || parsed.flags.has('R') });
+      } catch (error) {
+        if (force && error instanceof FileSystemError && error.code === 'ENOENT') continue;
+        status = await reportFileError('rm', path, error, io);
+      }
+    }
+    return status;
+  },
+};
+
+interface ParsedOptions {
+  flags: Set<string>;
+  operands: string[];
+}
+
+/** toybox-style options: single letters, combinable (`-rf`), anywhere before `--`. */
+async function parseOptions(
+  command: string,
+  args: string[],
+  allowed: string,
+  io: CommandIo,
+  minOperands: number,
+): Promise<ParsedOptions | undefined> {
+  const flags = new Set<string>();
+  const operands: string[] = [];
+  let optionsEnded = false;
+  for (const arg of args) {
+    if (optionsEnded || !arg.startsWith('-') || arg === '-') {
+      operands.push(arg);
+    } else if (arg === '--') {
+      optionsEnded = true;
+    } else {
+      for (const letter of arg.slice(1)) {
+        if (!allowed.includes(letter)) {
+          await io.stderr(`${command}: Unknown option '${letter}'\n`);
+          return undefined;
+        }
+        flags.add(letter);
+      }
+    }
+  }
+  if (operands.length < minOperands) {
+    await io.stderr(`${command}: Need ${minOperands} argument${minOperands === 1 ? '' : 's'}\n`);
+    return undefined;
+  }
+  return { flags, operands };
+}
+
+async function reportFileError(command: string, path: string, error: unknown, io: CommandIo): Promise<number> {
+  if (!(error instanceof FileSystemError)) throw error;
+  await io.stderr(`${command}: ${path}: ${error.message}\n`);
+  return 1;
+}
+
+/** One `ls -l` line: `-rw-rw-rw- 1 shell shell 5 2026-11-25 00:50 name`. */
+function longListing(name: string, node: FileNode, absolutePath: string): string {
+  const owner = isWritable(absolutePath) ? 'shell' : 'root';
+  const time = new Date(node.mtime * 1000).toISOString();
+  const links = node.kind === 'directory' ? 2 : 1;
+  return [
+    permissionString(node),
+    String(links),
+    owner,
+    owner,
+    String(sizeOf(node)),
+    `${time.slice(0, 10)} ${time.slice(11, 16)}`,
+    name,
+  ].join(' ');
+}
+
+function permissionString(node: FileNode): string {
+  const mode = modeOf(node);
+  let text = node.kind === 'directory' ? 'd' : '-';
+  for (let shift = 6; shift >= 0; shift -= 3) {
+    const bits = (mode >> shift) & 7;
+    text += `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${bits & 1 ? 'x' : '-'}`;
+  }
+  return text;
+}

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { Device } from '../../src/adb/device.js';
+import { defaultProfile } from '../../src/adb/profile.js';
+
+/** Runs one command line on a device and collects what it printed. */
+async function run(device: Device, line: string): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const status = await device.userland.run(line, {
+    stdout: async (data) => void (stdout += data.toString()),
+    stderr: async (data) => void (stderr += data.toString()),
+    signal: new AbortController().signal,
+  });
+  return { status, stdout, stderr };
+}
+
+const NOW = 1_764_000_000;
+
+function freshDevice(): Device {
+  const device = new Device({ ...defaultProfile(0), model: 'Pixel 8', sdk: 35, abis: ['arm64-v8a', 'armeabi-v7a'] });
+  device.files.write('/sdcard/hello.txt', Buffer.from('hello\n'), { permissions: 0o660, mtime: NOW });
+  return device;
+}
+
+describe('the simulated userland', () => {
+  it('echoes, with -n leaving out the newline', async () => {
+    const device = freshDevice();
+    expect(await run(device, 'echo a "b c"')).toEqual({ status: 0, stdout: 'a b c\n', stderr: '' });
+    expect((await run(device, 'echo -n x')).stdout).toBe('x');
+    expect((await run(device, 'echo')).stdout).toBe('\n');
+  });
+
+  it('answers true, false and an empty line', async () => {
+    const device = freshDevice();
+    expect((await run(device, 'true')).status).toBe(0);
+    expect((await run(device, 'false')).status).toBe(1);
+    expect((await run(device, '   ')).status).toBe(0);
+  });
+
+  it('reads properties from the profile', async () => {
+    const device = freshDevice();
+    expect((await run(device, 'getprop ro.product.model')).stdout).toBe('Pixel 8\n');
+    expect((await run(device, 'getprop ro.build.version.sdk')).stdout).toBe('35\n');
+    expect((await run(device, 'getprop ro.product.cpu.abilist')).stdout).toBe('arm64-v8a,armeabi-v7a\n');
+    expect((await run(device, 'getprop ro.serialno')).stdout).toBe('CPVIRT0001\n');
+    expect((await run(device, 'getprop no.such.key')).stdout).toBe('\n');
+    expect((await run(device, 'getprop')).stdout).toContain('[ro.product.manufacturer]: [cloudphone]\n');
+  });
+
+  it('lists, reads, makes and removes files', async () => {
+    const device = freshDevice();
+    expect((await run(device, 'ls /sdcard')).stdout).toBe('Download\nhello.txt\n');
+    expect((await run(device, 'ls -a /sdcard')).stdout).toBe('.\n..\nDownload\nhello.txt\n');
+    expect((await run(device, 'ls -l /sdcard/hello.txt')).stdout).toBe(
+      '-rw-rw---- 1 shell shell 6 2025-11-24 16:00 /sdcard/hello.txt\n',
+    );
+    expect((await run(device, 'cat /sdcard/hello.txt /sdcard//hello.txt')).stdout).toBe('hello\nhello\n');
+    expect(await run(device, 'mkdir /sdcard/a/b')).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: "mkdir: '/sdcard/a/b': No such file or directory\n",
+    });
+    expect((await run(device, 'mkdir -p /sdcard/a/b')).status).toBe(0);
+    expect((await run(device, 'mkdir /sdcard/a')).stderr).toBe("mkdir: '/sdcard/a': File exists\n");
+    expect((await run(device, 'ls /sdcard/a/../a')).stdout).toBe('b\n');
+    expect((await run(device, 'rm -r /sdcard/a /sdcard/hello.txt')).status).toBe(0);
+    expect((await run(device, 'ls /sdcard')).stdout).toBe('Download\n');
+  });
+
+  it('reports file errors the way toybox does', async () => {
+    const device = freshDevice();
+    expect(await run(device, 'cat /nope')).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: 'cat: /nope: No such file or directory\n',
+    });
+    expect((await run(device, 'cat /sdcard')).stderr).toBe('cat: /sdcard: Is a directory\n');
+    expect((await run(device, 'ls /sdcard/hello.txt/x')).stderr).toBe('ls: /sdcard/hello.txt/x: Not a directory\n');
+    expect((await run(device, 'rm /sdcard/Download')).stderr).toBe('rm: /sdcard/Download: Is a directory\n');
+    expect((await run(device, 'rm /nope')).status).toBe(1);
+    expect((await run(device, 'rm -f /sdcard/nope')).status).toBe(0);
+    expect((await run(device, 'rm -x /sdcard/nope')).stderr).toBe("rm: Unknown option 'x'\n");
+    expect((await run(device, 'mkdir')).stderr).toBe('mkdir: Need 1 argument\n');
+  });
+
+  it('refuses changes outside /sdcard and /data/local/tmp', async () => {
+    const device = freshDevice();
+    expect((await run(device, 'mkdir /system/x')).stderr).toBe("mkdir: '/system/x': Permission denied\n");
+    expect((await run(device, 'rm -rf /system')).stderr).toBe('rm: /system: Permission denied\n');
+    expect((await run(device, 'rm -rf /sdcard')).stderr).toBe('rm: /sdcard: Permission denied\n');
+    expect((await run(device, 'ls /system')).stdout).toBe('bin\n');
+  });
+
+  it('sleeps until the stream goes away', async () => {
+    const device = freshDevice();
+    expect((await run(device, 'sleep 0.01')).status).toBe(0);
+    expect((await run(device, 'sleep soon')).stderr).toBe("sleep: Not a number 'soon'\n");
+    const abort = new AbortController();
+    const quiet = async (): Promise<void> => undefined;
+    const sleeping = device.userland.run('sleep 3600', { stdout: quiet, stderr: quiet, signal: abort.signal });
+    abort.abort();
+    expect(await sleeping).toBe(130);
+  });
+
+  it('answers unknown commands and bad syntax like /system/bin/sh', async () => {
+    const device = freshDevice();
+    expect(await run(device, 'pm list packages')).toEqual({
+      status: 127,
+      stdout: '',
+      stderr: '/system/bin/sh: pm: inaccessible or not found\n',
+    });
+    expect((await run(device, 'toString')).status).toBe(127);
+    expect(await run(device, "echo 'open")).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: '/system/bin/sh: no closing quote\n',
+    });
+  });
+});
