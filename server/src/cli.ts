@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import type { VirtualDeviceFlags } from './adb/command.js';
 import { ConfigError, loadConfig } from './config.js';
 import { backupDatabase } from './db/backup.js';
 import { openDataDir } from './db/database.js';
@@ -114,7 +115,30 @@ function program(): Command {
     .option('--force', 'replace <file> if it exists')
     .action(backup);
 
+  cli
+    .command('virtual-device')
+    .description(
+      'Start virtual Android devices (ADB daemons) and print `host:port serial profile` for each; stop on SIGINT or ' +
+        'SIGTERM. Devices on 5555, 5557, … show as emulators to an ADB server started afterwards.',
+    )
+    .option('--count <n>', 'how many devices, 1 to 64', integerIn(1, 64), 1)
+    .option('--base-port <port>', 'the first port, then every other one; 0 for free ports', integerIn(0, 65535), 5555)
+    .option('--profile <name>', 'virtual (default), pixel-8, pixel-6a, galaxy-s21, pixel-3 or emulator-x86_64')
+    .option('--profile-file <file>', 'a JSON profile file instead of a built-in profile')
+    .option('--host <host>', 'the address to listen on', '127.0.0.1')
+    .action(async (flags: VirtualDeviceFlags) => (await import('./adb/command.js')).runVirtualDevices(flags));
+
   return cli;
+}
+
+function integerIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (!/^\d+$/.test(value) || number < min || number > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    }
+    return number;
+  };
 }
 
 /** Runs the command line `argv` (as `process.argv`), setting `process.exitCode` on failure. */

@@ -66,6 +66,17 @@ export class ByteQueue {
     return this.#buffer.take(count);
   }
 
+  /** Everything buffered, waiting for at least one byte; undefined at the end. */
+  async readSome(): Promise<Buffer | undefined> {
+    while (this.#buffer.length === 0) {
+      if (this.#ended) return undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+    return this.#buffer.take(this.#buffer.length);
+  }
+
   #notify(): void {
     const wake = this.#wake;
     this.#wake = undefined;

@@ -23,6 +23,7 @@ export class AdbStream {
   readonly #abort = new AbortController();
   #queue: Promise<void> = Promise.resolve();
   #pendingAck: { resolve(): void; reject(error: Error): void } | undefined;
+  #sink: ((data: Buffer) => Promise<void>) | undefined;
   #closed = false;
 
   constructor(
@@ -57,6 +58,30 @@ export class AdbStream {
     });
     this.#queue = closed;
     return closed;
+  }
+
+  /**
+   * Hands what the host writes to `sink` instead of `input`. The host's WRTE is acknowledged once `sink` resolves,
+   * so a slow consumer slows the host down.
+   */
+  pipeInputTo(sink: (data: Buffer) => Promise<void>): void {
+    this.#sink = sink;
+  }
+
+  /** A WRTE from the host. */
+  received(data: Buffer): void {
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.input.push(data);
+      this.link.send(Command.OKAY, this.localId, this.remoteId);
+      return;
+    }
+    sink(data).then(
+      () => {
+        if (!this.#closed) this.link.send(Command.OKAY, this.localId, this.remoteId);
+      },
+      () => void this.close(),
+    );
   }
 
   /** The host's OKAY for our last WRTE. */

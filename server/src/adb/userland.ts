@@ -9,16 +9,27 @@ import {
   type FileSystem,
 } from './file-system.js';
 import { ShellSyntaxError, splitShellWords } from './shell-words.js';
+import { PACKAGE_COMMANDS, type PackageStore } from './userland/packages.js';
+import { SYSTEM_COMMANDS, unwrapAdbLogcat, type DeviceSystem } from './userland/system.js';
 
-/** Where a command writes; each write resolves once the host has taken the bytes. */
+/** Bytes the host sends to a command, in order; a command that ignores them leaves them unread. */
+export interface CommandInput {
+  /** Exactly `count` bytes, waiting for them; undefined if the input ends first. */
+  read(count: number): Promise<Buffer | undefined>;
+  /** Whatever has arrived, waiting for at least one byte; undefined at the end. */
+  readSome(): Promise<Buffer | undefined>;
+}
+
+/** Where a command reads and writes; each write resolves once the host has taken the bytes. */
 export interface CommandIo {
+  stdin: CommandInput;
   stdout(data: Buffer | string): Promise<void>;
   stderr(data: Buffer | string): Promise<void>;
   /** Aborted when the stream that runs the command goes away. */
   signal: AbortSignal;
 }
 
-type CommandHandler = (args: string[], io: CommandIo, userland: Userland) => Promise<number>;
+export type CommandHandler = (args: string[], io: CommandIo, userland: Userland) => Promise<number>;
 
 const SHELL = '/system/bin/sh';
 
@@ -27,13 +38,17 @@ export class Userland {
   constructor(
     readonly properties: ReadonlyMap<string, string>,
     readonly files: FileSystem,
+    /** Restarts the device, for `reboot`. */
+    readonly reboot: () => void,
+    readonly system: DeviceSystem,
+    readonly packages: PackageStore,
   ) {}
 
   /** Runs one command line as `sh -c` would and resolves its exit code. */
   async run(commandLine: string, io: CommandIo): Promise<number> {
     let words: string[];
     try {
-      words = splitShellWords(commandLine);
+      words = splitShellWords(unwrapAdbLogcat(commandLine));
     } catch (error) {
       if (!(error instanceof ShellSyntaxError)) throw error;
       await io.stderr(`${SHELL}: ${error.message}\n`);
@@ -51,7 +66,15 @@ export class Userland {
 }
 
 const COMMANDS: Record<string, CommandHandler> = {
+  ...SYSTEM_COMMANDS,
+  ...PACKAGE_COMMANDS,
   true: async () => 0,
+
+  /** The connection drops at once, as when a phone goes down; the device comes back after its reboot delay. */
+  async reboot(_args, _io, userland) {
+    userland.reboot();
+    return 0;
+  },
   false: async () => 1,
 
   async echo(args, io) {
@@ -90,6 +113,12 @@ const COMMANDS: Record<string, CommandHandler> = {
   async cat(args, io, userland) {
     const parsed = await parseOptions('cat', args, '', io, 0);
     if (parsed === undefined) return 1;
+    if (parsed.operands.length === 0) {
+      for (let data = await io.stdin.readSome(); data !== undefined; data = await io.stdin.readSome()) {
+        await io.stdout(data);
+      }
+      return 0;
+    }
     let status = 0;
     for (const path of parsed.operands) {
       try {

@@ -6,17 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
 import type { DeviceProfile } from '../../src/adb/profile.js';
 import { startAdbHost, type AdbHost } from './adb-host.js';
+import { BUILT_IN_PROFILES } from '../../src/adb/profiles.js';
 
 const PIXEL: DeviceProfile = {
   serial: 'CPTEST0001',
-  model: 'Pixel 8',
-  product: 'shiba',
-  device: 'shiba',
-  manufacturer: 'Google',
-  brand: 'google',
-  release: '14',
-  sdk: 34,
-  abis: ['arm64-v8a'],
+  ...BUILT_IN_PROFILES['pixel-8']!,
 };
 const TABLET: DeviceProfile = { ...PIXEL, serial: 'CPTEST0002', model: 'Tab S9', product: 'gts9', device: 'gts9' };
 

@@ -13,6 +13,8 @@ export interface AdbResult {
 /** A private `adb nodaemon server` (Debian's adb) on a free port with its own HOME, and a client bound to it. */
 export interface AdbHost {
   readonly port: number;
+  /** The server's HOME; it writes its key pair to `.android/adbkey{,.pub}` there when it starts. */
+  readonly home: string;
   /** Runs `adb -P <port> …args`; never starts another server because this one is already up. */
   run(...args: string[]): Promise<AdbResult>;
   stop(): Promise<void>;
@@ -47,6 +49,7 @@ export async function startAdbHost(): Promise<AdbHost> {
   }
   return {
     port,
+    home,
     run: (...args) => runAdb(['-P', String(port), ...args], env),
     stop,
   };

@@ -36,13 +36,13 @@ describe('the virtual device transport', () => {
     expect(connected.reply).toMatchObject({ command: Command.CNXN, arg0: PROTOCOL_VERSION, arg1: MAX_PAYLOAD });
     expect(connected.reply.data.toString()).toBe(
       'device::ro.product.name=cloudphone_virtual;ro.product.model=Virtual Phone;ro.product.device=virtual;' +
-        'features=shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir',
+        'features=shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir,abb_exec',
     );
   });
 
   it('refuses unknown services with CLSE and accepts names with or without a trailing NUL', async () => {
     ({ host } = await TestHost.connect(device.port));
-    host.send(Command.OPEN, 5, 0, Buffer.from('framebuffer:\0'));
+    host.send(Command.OPEN, 5, 0, Buffer.from('jdwp:1234\0'));
     expect(await host.next()).toMatchObject({ command: Command.CLSE, arg0: 0, arg1: 5 });
     for (const [index, name] of ['shell:echo a', 'shell:echo a\0'].entries()) {
       const remote = await host.open(10 + index, name);
@@ -66,6 +66,40 @@ describe('the virtual device transport', () => {
     expect(packets.readUInt32LE(1)).toBe(message.length);
     expect(packets.toString('utf8', 5, 5 + message.length)).toBe(message);
     expect([...packets.subarray(5 + message.length)]).toEqual([ShellPacket.EXIT, 1, 0, 0, 0, 127]);
+  });
+
+  it('feeds shell v2 stdin packets to the command until close-stdin', async () => {
+    ({ host } = await TestHost.connect(device.port));
+    const remote = (await host.open(1, 'shell,v2,raw:cat\0')) as number;
+    const packet = (id: number, data: string) =>
+      Buffer.concat([Buffer.of(id, 0, 0, 0, 0), Buffer.from(data)]).fill(data.length, 1, 2);
+    host.send(
+      Command.WRTE,
+      1,
+      remote,
+      Buffer.concat([packet(ShellPacket.STDIN, 'one '), packet(ShellPacket.WINDOW_SIZE, '24x80,0x0\0')]),
+    );
+    expect(await host.next()).toMatchObject({ command: Command.OKAY });
+    expect((await host.next()).data).toEqual(packet(ShellPacket.STDOUT, 'one '));
+    host.send(Command.OKAY, 1, remote);
+    const rest = Buffer.concat([packet(ShellPacket.STDIN, 'two'), packet(ShellPacket.CLOSE_STDIN, '')]);
+    host.send(Command.WRTE, 1, remote, rest);
+    expect(await host.next()).toMatchObject({ command: Command.OKAY });
+    const output = Buffer.concat(await host.readUntilClose(1, remote));
+    const exit = Buffer.of(ShellPacket.EXIT, 1, 0, 0, 0, 0);
+    expect(output).toEqual(Buffer.concat([packet(ShellPacket.STDOUT, 'two'), exit]));
+  });
+
+  it('gives exec: commands the stream data as stdin', async () => {
+    ({ host } = await TestHost.connect(device.port));
+    const remote = (await host.open(1, 'exec:cat\0')) as number;
+    host.send(Command.WRTE, 1, remote, Buffer.from('echoed back'));
+    expect(await host.next()).toMatchObject({ command: Command.OKAY });
+    const echoed = await host.next();
+    expect(echoed).toMatchObject({ command: Command.WRTE, arg0: remote, arg1: 1 });
+    expect(echoed.data.toString()).toBe('echoed back');
+    host.send(Command.OKAY, 1, remote);
+    host.send(Command.CLSE, 1, remote);
   });
 
   it('splits output to the host maxdata and waits for OKAY before each WRTE', async () => {

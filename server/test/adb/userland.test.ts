@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { ByteQueue } from '../../src/adb/chunk-buffer.js';
 import { Device } from '../../src/adb/device.js';
 import { defaultProfile } from '../../src/adb/profile.js';
-
-/** Runs one command line on a device and collects what it printed. */
-async function run(device: Device, line: string): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const status = await device.userland.run(line, {
-    stdout: async (data) => void (stdout += data.toString()),
-    stderr: async (data) => void (stderr += data.toString()),
-    signal: new AbortController().signal,
-  });
-  return { status, stdout, stderr };
-}
+import { runCommand as run } from './run-command.js';
 
 const NOW = 1_764_000_000;
 
@@ -55,6 +45,11 @@ describe('the simulated userland', () => {
       '-rw-rw---- 1 shell shell 6 2025-11-24 16:00 /sdcard/hello.txt\n',
     );
     expect((await run(device, 'cat /sdcard/hello.txt /sdcard//hello.txt')).stdout).toBe('hello\nhello\n');
+    expect(await run(device, 'cat', [Buffer.from('from '), Buffer.from('stdin')])).toEqual({
+      status: 0,
+      stdout: 'from stdin',
+      stderr: '',
+    });
     expect(await run(device, 'mkdir /sdcard/a/b')).toEqual({
       status: 1,
       stdout: '',
@@ -97,17 +92,18 @@ describe('the simulated userland', () => {
     expect((await run(device, 'sleep soon')).stderr).toBe("sleep: Not a number 'soon'\n");
     const abort = new AbortController();
     const quiet = async (): Promise<void> => undefined;
-    const sleeping = device.userland.run('sleep 3600', { stdout: quiet, stderr: quiet, signal: abort.signal });
+    const stdin = new ByteQueue();
+    const sleeping = device.userland.run('sleep 3600', { stdin, stdout: quiet, stderr: quiet, signal: abort.signal });
     abort.abort();
     expect(await sleeping).toBe(130);
   });
 
   it('answers unknown commands and bad syntax like /system/bin/sh', async () => {
     const device = freshDevice();
-    expect(await run(device, 'pm list packages')).toEqual({
+    expect(await run(device, 'monkey -p com.example 1')).toEqual({
       status: 127,
       stdout: '',
-      stderr: '/system/bin/sh: pm: inaccessible or not found\n',
+      stderr: '/system/bin/sh: monkey: inaccessible or not found\n',
     });
     expect((await run(device, 'toString')).status).toBe(127);
     expect(await run(device, "echo 'open")).toEqual({

@@ -1,10 +1,11 @@
+import { ByteQueue } from '../chunk-buffer.js';
 import type { Device } from '../device.js';
 import type { AdbStream } from '../stream.js';
-import type { CommandIo } from '../userland.js';
+import type { CommandInput, CommandIo } from '../userland.js';
 
 /**
- * Packet ids of the shell protocol (`shell_v2`): one id byte, a u32 LE length, the data. The host's packets (stdin,
- * close-stdin, window size) are accepted and left unread: no command here reads standard input.
+ * Packet ids of the shell protocol (`shell_v2`): one id byte, a u32 LE length, the data. The host's stdin packets
+ * feed the command's standard input, close-stdin ends it, and window-size packets are ignored (no pty here).
  */
 export const ShellPacket = {
   STDIN: 0,
@@ -50,9 +51,11 @@ export async function runShell(stream: AdbStream, device: Device, request: Shell
       ? {
           stdout: (data) => writeFramed(stream, ShellPacket.STDOUT, toBuffer(data)),
           stderr: (data) => writeFramed(stream, ShellPacket.STDERR, toBuffer(data)),
+          stdin: shellProtocolInput(stream),
           signal: stream.signal,
         }
       : {
+          stdin: stream.input,
           stdout: (data) => stream.write(toBuffer(data)),
           stderr: (data) => stream.write(toBuffer(data)),
           signal: stream.signal,
@@ -60,6 +63,25 @@ export async function runShell(stream: AdbStream, device: Device, request: Shell
   const status = await device.userland.run(request.command, io);
   if (request.protocol === 'v2') await stream.write(encodeShellPacket(ShellPacket.EXIT, Buffer.of(status & 0xff)));
   await stream.close();
+}
+
+/** The stdin packets' data, until close-stdin or the end of the stream; other packets are skipped. */
+function shellProtocolInput(stream: AdbStream): CommandInput {
+  const input = new ByteQueue();
+  const demultiplex = async (): Promise<void> => {
+    for (;;) {
+      const header = await stream.input.read(SHELL_PACKET_HEADER_SIZE);
+      if (header === undefined) break;
+      const data = await stream.input.read(header.readUInt32LE(1));
+      if (data === undefined) break;
+      const id = header.readUInt8(0);
+      if (id === ShellPacket.CLOSE_STDIN) break;
+      if (id === ShellPacket.STDIN) input.push(data);
+    }
+    input.end();
+  };
+  void demultiplex();
+  return input;
 }
 
 /** Output in packets that each fit one WRTE. */
