@@ -2,11 +2,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchApiThroughput } from './api-throughput.js';
 import { benchCliStartup } from './cli-startup.js';
+import { benchVirtualDevice } from './virtual-device.js';
 import { loadResults, renderBenchmarksDoc, repoRoot, type BenchResult } from './lib/results.js';
 
 const benches: Record<string, () => BenchResult | Promise<BenchResult>> = {
   'cli-startup': benchCliStartup,
   'api-throughput': benchApiThroughput,
+  'virtual-device': benchVirtualDevice,
 };
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default) and re-renders docs/benchmarks.md. */
