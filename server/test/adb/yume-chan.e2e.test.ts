@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import type { Adb, AdbServerClient } from '@yume-chan/adb';
-import { DumpSys, Logcat } from '@yume-chan/android-bin';
+import { DumpSys, Logcat, PackageManager } from '@yume-chan/android-bin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
 import { builtInProfile, instantiate } from '../../src/adb/profiles.js';
 import { startAdbHost, type AdbHost } from './adb-host.js';
+import { APKS } from './apk-fixtures.js';
 import { chunked, connectDirect, connectThroughServer, readAll } from './yume-chan.js';
 
 /** The same checks through either path. */
@@ -46,6 +49,46 @@ function exercise(name: string, setup: () => { adb: () => Adb; device: () => Vir
         await expect(sync.stat('/data/local/tmp/missing')).rejects.toThrow(/ENOENT/);
       } finally {
         await sync.dispose();
+      }
+    });
+
+    it('installs, lists and uninstalls a real APK through android-bin', async () => {
+      const apk = await readFile(APKS.settings);
+      const pm = new PackageManager(setup().adb());
+      await pm.installStream(apk.length, chunked(apk));
+      const thirdParty = [];
+      for await (const entry of pm.listPackages({ listThirdParty: true })) thirdParty.push(entry.packageName);
+      expect(thirdParty).toEqual(['io.appium.settings']);
+      await pm.uninstall('io.appium.settings');
+      const after = [];
+      for await (const entry of pm.listPackages({ listThirdParty: true })) after.push(entry.packageName);
+      expect(after).toEqual([]);
+    });
+
+    it('carries a reverse tunnel from a device port to a handler on this side', async () => {
+      const { adb, device } = setup();
+      // The handler must return once it has taken the socket: the connection is acknowledged after it returns.
+      await adb().reverse.add('tcp:7201', (socket) => {
+        void socket.readable.pipeTo(socket.writable).catch(() => undefined);
+      });
+      try {
+        const port = device().reversePort(7201);
+        expect(port).toBeGreaterThan(0);
+        const echoed = await new Promise<string>((resolve, reject) => {
+          const client = connect(port!, '127.0.0.1', () => client.write('HELLO REVERSE'));
+          let received = '';
+          client.on('data', (chunk) => {
+            received += chunk.toString();
+            if (received.length >= 'HELLO REVERSE'.length) {
+              client.destroy();
+              resolve(received);
+            }
+          });
+          client.on('error', reject);
+        });
+        expect(echoed).toBe('HELLO REVERSE');
+      } finally {
+        await adb().reverse.removeAll();
       }
     });
 
