@@ -1,21 +1,16 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openapiDocument } from '../../src/generated/openapi.js';
+import { loadSpec } from '../../../openapi/generate/spec.js';
 import { operations, type OperationId } from '../../src/generated/operations.js';
 import { roleAtLeast, scopesAllow, type Role, type Scope } from '../../src/http/access.js';
 import { ADMIN_PASSWORD, startApi, uniqueUsername, type Api, type CallOptions } from './harness.js';
 
 type Json = Record<string, any>;
 
-function pointer(ref: string): Json {
-  return ref
-    .slice(2)
-    .split('/')
-    .reduce<Json>((node, key) => node[key.replace(/~1/g, '/').replace(/~0/g, '~')], openapiDocument);
-}
-
-function resolved(node: Json): Json {
-  return typeof node.$ref === 'string' ? resolved(pointer(node.$ref)) : node;
-}
+/** The contract's operation model, every `$ref` and path-level parameter already resolved. */
+const contract = new Map(
+  loadSpec(join(import.meta.dirname, '..', '..', '..', 'openapi', 'cloudphone.yaml')).operations.map((op) => [op.id, op]),
+);
 
 interface ExampleRequest {
   path: Record<string, string>;
@@ -24,19 +19,15 @@ interface ExampleRequest {
 
 /** A request to an operation made of the contract's examples: each path parameter's and the body's. */
 function exampleRequest(operationId: OperationId): ExampleRequest {
-  const meta = operations[operationId];
-  const item = (openapiDocument.paths as Json)[meta.path] as Json;
-  const operation = item[meta.method.toLowerCase()] as Json;
-  const parameters = [...(item.parameters ?? []), ...(operation.parameters ?? [])].map(resolved);
+  const operation = contract.get(operationId)!;
   const path: Record<string, string> = {};
-  for (const parameter of parameters.filter((p) => p.in === 'path')) {
+  for (const parameter of operation.parameters.filter((p) => p.in === 'path')) {
     if (parameter.example === undefined)
       throw new Error(`${operationId}: path parameter ${parameter.name} has no example`);
     path[parameter.name] = String(parameter.example);
   }
-  if (operation.requestBody === undefined) return { path };
-  const media = resolved(operation.requestBody).content['application/json'] as Json;
-  const body = media.example ?? resolved(Object.values(media.examples ?? {})[0] as Json).value;
+  if (operation.body === null) return { path };
+  const body = operation.body.example;
   if (body === undefined) throw new Error(`${operationId}: the request body has no example`);
   return { path, body };
 }
