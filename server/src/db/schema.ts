@@ -75,10 +75,85 @@ export interface IdempotencyKeysTable {
   expires_at: string;
 }
 
+export interface HostsTable {
+  id: string;
+  type: 'adb_server' | 'adb_device' | 'virtual';
+  /** `host:port`; `in-process` for the virtual host. */
+  address: string;
+  name: string;
+  /** `config`: declared by the server's configuration (re-created at boot); `api`: added by an admin. */
+  origin: 'config' | 'api';
+  draining: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DevicesTable {
+  id: string;
+  host_id: string;
+  /** The serial the host knows the device by (adb's serial, or `host:port` for a direct connection). */
+  serial: string;
+  kind: 'physical' | 'emulator' | 'network' | 'virtual';
+  state: 'online' | 'offline' | 'unauthorized';
+  maintenance: number;
+  /** 1 from a lease's release until the device's reset has finished. */
+  resetting: number;
+  /** JSON object of admin-set labels. */
+  labels: string;
+  /** JSON `DeviceProperties`, read once per connection; null until the device was first online. */
+  properties: string | null;
+  /** JSON `Battery`; null when unknown. */
+  battery: string | null;
+  /** Copied out of `properties` for filtering. */
+  sdk: number | null;
+  model: string | null;
+  /** JSON array of ABIs, copied out of `properties`. */
+  abis: string;
+  first_seen_at: string;
+  last_seen_at: string;
+  updated_at: string;
+}
+
+export interface LeasesTable {
+  id: string;
+  user_id: string;
+  status: 'queued' | 'granted' | 'released' | 'expired' | 'cancelled' | 'timed_out';
+  /** JSON `DeviceSelector`. */
+  selector: string;
+  count: number;
+  ttl_seconds: number;
+  note: string | null;
+  created_at: string;
+  /** While queued: when the wait gives up. */
+  wait_until: string | null;
+  granted_at: string | null;
+  renewed_at: string | null;
+  expires_at: string | null;
+  ended_at: string | null;
+  end_reason: string | null;
+  /** The user who released it, when not its holder or the server. */
+  ended_by: string | null;
+}
+
+export interface LeaseDevicesTable {
+  lease_id: string;
+  device_id: string;
+  granted_at: string;
+  released_at: string | null;
+  /** JSON array: the third-party packages on the device when it was granted. */
+  baseline_packages: string | null;
+  /** JSON `DeviceReset`; null until the reset after release has run. */
+  reset: string | null;
+}
+
 export interface DB {
   users: UsersTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;
+  hosts: HostsTable;
+  devices: DevicesTable;
+  leases: LeasesTable;
+  lease_devices: LeaseDevicesTable;
 }
