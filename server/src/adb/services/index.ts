@@ -17,8 +17,8 @@ export interface HostConnection {
 export type Service = (stream: AdbStream, device: Device, connection: HostConnection) => Promise<void>;
 
 /** The service for an OPEN payload, with or without its trailing NUL; undefined for services the device lacks. */
-export function findService(payload: Buffer): Service | undefined {
-  const name = payload.toString('utf8').replace(/\0+$/, '');
+export function findService(payload: Buffer | string): Service | undefined {
+  const name = (typeof payload === 'string' ? payload : payload.toString('utf8')).replace(/\0+$/, '');
   if (name === 'sync:') return runSync;
   if (name === 'framebuffer:') return runFramebuffer;
   if (name.startsWith('reboot:')) return rebootService;
