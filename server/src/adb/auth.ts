@@ -60,3 +60,45 @@ function unsignedBigEndian(value: number): Buffer {
   while (start < 3 && bytes[start] === 0) start++;
   return bytes.subarray(start);
 }
+
+/** The number of 32-bit words of a 2048-bit modulus, the only size adb uses. */
+const KEY_WORDS = 2048 / 32;
+
+/**
+ * Encodes an RSA-2048 public key as adb stores it in `adbkey.pub` (without the comment): Android's RSA public key
+ * struct, base64. The inverse of {@link parseAdbPublicKey}.
+ */
+export function encodeAdbPublicKey(key: KeyObject): string {
+  const jwk = key.export({ format: 'jwk' });
+  if (typeof jwk.n !== 'string' || typeof jwk.e !== 'string') throw new AdbKeyError('not an RSA key');
+  const n = BigInt(`0x${Buffer.from(jwk.n, 'base64url').toString('hex')}`);
+  const e = Number(BigInt(`0x${Buffer.from(jwk.e, 'base64url').toString('hex')}`));
+  if (n >> BigInt(KEY_WORDS * 32) !== 0n) throw new AdbKeyError('adb keys are RSA-2048');
+  const word = 1n << 32n;
+  const n0inv = (word - modInverse(n % word, word)) % word;
+  const rr = (1n << BigInt(2 * KEY_WORDS * 32)) % n;
+  const out = Buffer.alloc(4 + 4 + 2 * 4 * KEY_WORDS + 4);
+  out.writeUInt32LE(KEY_WORDS, 0);
+  out.writeUInt32LE(Number(n0inv), 4);
+  writeWords(out, 8, n);
+  writeWords(out, 8 + 4 * KEY_WORDS, rr);
+  out.writeUInt32LE(e, 8 + 8 * KEY_WORDS);
+  return out.toString('base64');
+}
+
+function writeWords(out: Buffer, offset: number, value: bigint): void {
+  for (let index = 0; index < KEY_WORDS; index++) {
+    out.writeUInt32LE(Number((value >> BigInt(32 * index)) & 0xffffffffn), offset + 4 * index);
+  }
+}
+
+function modInverse(a: bigint, m: bigint): bigint {
+  let [oldR, r] = [a, m];
+  let [oldS, s] = [1n, 0n];
+  while (r !== 0n) {
+    const q = oldR / r;
+    [oldR, r] = [r, oldR - q * r];
+    [oldS, s] = [s, oldS - q * s];
+  }
+  return ((oldS % m) + m) % m;
+}

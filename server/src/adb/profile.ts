@@ -80,6 +80,8 @@ export function defaultProfile(index: number): DeviceProfile {
 export function systemProperties(profile: DeviceProfile): Map<string, string> {
   return new Map([
     ['ro.build.version.release', profile.release],
+    // Marks a cloudphone virtual device, so hosts report it with kind `virtual`.
+    ['ro.cloudphone.virtual', '1'],
     ['ro.build.version.sdk', String(profile.sdk)],
     ['ro.product.brand', profile.brand],
     ['ro.product.cpu.abi', profile.abis[0] ?? ''],

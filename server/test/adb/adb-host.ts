@@ -30,9 +30,10 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startAdbHost(): Promise<AdbHost> {
+/** `port`: listen there (to restart a server where a killed one was); a free port by default. */
+export async function startAdbHost(options: { port?: number } = {}): Promise<AdbHost> {
   const home = await mkdtemp(join(tmpdir(), 'cloudphone-adb-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const env = { ...process.env, HOME: home, ANDROID_ADB_SERVER_PORT: String(port) };
   const server = spawn('adb', ['-P', String(port), 'nodaemon', 'server'], { env, stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));

@@ -271,7 +271,12 @@ async function uninstall(args: string[], io: CommandIo, store: PackageStore): Pr
 async function listPackages(args: string[], io: CommandIo, store: PackageStore): Promise<number> {
   const flags = new Set<string>();
   let filter = '';
+  let showVersionCode = false;
   for (const arg of args) {
+    if (arg === '--show-versioncode') {
+      showVersionCode = true;
+      continue;
+    }
     if (!arg.startsWith('-')) {
       filter = arg;
       continue;
@@ -289,7 +294,11 @@ async function listPackages(args: string[], io: CommandIo, store: PackageStore):
     .filter((installed) => !flags.has('3') || installed.thirdParty)
     .filter((installed) => !flags.has('s') || !installed.thirdParty)
     .filter((installed) => installed.name.includes(filter))
-    .map((installed) => `package:${flags.has('f') ? `${installed.path}=` : ''}${installed.name}\n`);
+    .map(
+      (installed) =>
+        `package:${flags.has('f') ? `${installed.path}=` : ''}${installed.name}` +
+        `${showVersionCode ? ` versionCode:${installed.versionCode}` : ''}\n`,
+    );
   await io.stdout(lines.join(''));
   return 0;
 }

@@ -1,0 +1,76 @@
+import type { Adb } from '@yume-chan/adb';
+
+/** How a device is reached, as the inventory reports it. */
+export type DeviceKind = 'physical' | 'emulator' | 'network' | 'virtual';
+
+/** The state of a device's connection, as its host reports it. */
+export type LiveState = 'online' | 'offline' | 'unauthorized';
+
+export type HostType = 'adb_server' | 'adb_device' | 'virtual';
+
+export interface DeviceProperties {
+  manufacturer: string;
+  model: string;
+  brand: string;
+  device: string;
+  androidVersion: string;
+  sdk: number;
+  abis: string[];
+  screen: { width: number; height: number; density: number } | null;
+}
+
+export interface Battery {
+  level: number;
+  charging: boolean;
+  temperatureC: number | null;
+}
+
+export interface DeviceInfo {
+  properties: DeviceProperties;
+  battery: Battery | null;
+}
+
+/** What a host reported about one device. */
+export interface DeviceUpdate {
+  hostId: string;
+  serial: string;
+  kind: DeviceKind;
+  state: LiveState;
+  /** Read once per connection when the device comes online; null otherwise. */
+  info: DeviceInfo | null;
+}
+
+/** A source of devices to track. */
+export interface HostSpec {
+  id: string;
+  type: HostType;
+  /** `host:port`; `in-process` for the virtual host. */
+  address: string;
+}
+
+export interface HostLiveStatus {
+  status: 'connecting' | 'connected' | 'unreachable';
+  lastError: string | null;
+  nextRetryAt: Date | null;
+}
+
+/** The live side of the device layer: hosts being tracked and the devices they report. */
+export interface LiveDevices {
+  addHost(spec: HostSpec): void;
+  removeHost(hostId: string): Promise<void>;
+  hostStatus(hostId: string): HostLiveStatus;
+  snapshot(hostId?: string): DeviceUpdate[];
+  adb(hostId: string, serial: string): Adb | undefined;
+  onUpdate(listener: (update: DeviceUpdate) => void): () => void;
+  onHostStatus(listener: (hostId: string, status: HostLiveStatus) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** What a reset after a lease did on one device. */
+export interface DeviceReset {
+  status: 'succeeded' | 'failed' | 'skipped';
+  finishedAt: string;
+  uninstalled: string[];
+  clearedTmp: boolean;
+  error: string | null;
+}
