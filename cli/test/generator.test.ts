@@ -29,14 +29,21 @@ describe('the CLI generator', () => {
 
   it('writes one command file per operation, as committed, plus the topics', () => {
     const paths = files.map((f) => f.path).sort();
-    expect(paths).toEqual([...spec.operations.map(fileFor), 'cli/src/generated/topics.ts'].sort());
+    const generated = spec.operations.filter((op) => !op.cli.handwritten);
+    expect(paths).toEqual([...generated.map(fileFor), 'cli/src/generated/topics.ts'].sort());
     for (const file of files) {
       expect(readFileSync(join(root, file.path), 'utf8')).toBe(file.content.endsWith('\n') ? file.content : `${file.content}\n`);
     }
   });
 
+  it('generates no command for x-cli.handwritten operations', () => {
+    const handwritten = spec.operations.filter((op) => op.cli.handwritten);
+    expect(handwritten.map((op) => op.id)).toContain('pushDeviceFile');
+    for (const op of handwritten) expect(files.map((f) => f.path)).not.toContain(fileFor(op));
+  });
+
   it('gives every command its path parameters as arguments and its query and body fields as flags', async () => {
-    for (const op of spec.operations) {
+    for (const op of spec.operations.filter((o) => !o.cli.handwritten)) {
       const module = (await import(join(root, fileFor(op)))) as { default: typeof OperationCommand };
       const command = module.default;
       expect(command.operation.id).toBe(op.id);
@@ -46,7 +53,13 @@ describe('the CLI generator', () => {
       const pathParams = op.parameters.filter((p) => p.in === 'path').map((p) => p.name);
       expect(Object.keys(command.args ?? {})).toEqual(pathParams.map(kebab));
       expect(Object.values(command.operation.path)).toEqual(pathParams);
-      for (const arg of Object.values(command.args ?? {})) expect(arg.required).toBe(true);
+      const fallbacks = op.parameters.filter((p) => p.in === 'path' && (p.cliFlag || p.cliEnv));
+      for (const [name, arg] of Object.entries(command.args ?? {})) {
+        const fallback = fallbacks.find((p) => kebab(p.name) === name);
+        expect(arg.required, `${op.id} ${name}`).toBe(fallback === undefined);
+        if (fallback?.cliFlag) expect(Object.keys(command.flags ?? {})).toContain(fallback.cliFlag);
+        if (fallback) expect(command.operation.pathFallbacks?.[name]).toEqual({ flag: fallback.cliFlag, env: fallback.cliEnv });
+      }
 
       const flags = Object.keys(command.flags ?? {});
       const pagination = op.paginated ? ['limit', 'cursor'] : [];
@@ -54,7 +67,10 @@ describe('the CLI generator', () => {
         expect(flags).toContain(kebab(p.name));
         expect(command.operation.query[kebab(p.name)]).toBe(p.name);
       }
-      const properties = Object.keys((spec.resolve(op.body?.schema ?? {}).properties ?? {}) as object);
+      // Object-valued properties (labels) have no flag: they come through --data.
+      const properties = Object.entries((spec.resolve(op.body?.schema ?? {}).properties ?? {}) as Record<string, { type?: unknown }>)
+        .filter(([, schema]) => schema.type !== 'object')
+        .map(([name]) => name);
       for (const property of properties) {
         expect(flags).toContain(kebab(property));
         expect(command.operation.body?.flags[kebab(property)]).toBe(property);

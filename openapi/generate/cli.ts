@@ -135,7 +135,7 @@ interface CommandModel {
   op: Operation;
   file: string;
   words: string[];
-  args: { name: string; param: string; description: string; example: unknown }[];
+  args: { name: string; param: string; description: string; example: unknown; flag?: string; env?: string }[];
   query: FlagSource[];
   body: FlagSource[];
   bodyRequired: string[];
@@ -151,6 +151,8 @@ function model(spec: Spec, op: Operation): CommandModel {
       param: p.name,
       description: sentence(p.description || words(p.name)),
       example: p.example,
+      ...(p.cliFlag ? { flag: p.cliFlag } : {}),
+      ...(p.cliEnv ? { env: p.cliEnv } : {}),
     }));
 
   const builtIn = new Set(GLOBAL_FLAGS);
@@ -165,6 +167,12 @@ function model(spec: Spec, op: Operation): CommandModel {
     if (other) throw new Error(`cli: ${op.id}: ${what} and ${other} would both be --${flag}`);
     taken.set(flag, what);
   };
+
+  for (const a of args) if (a.flag) claim(a.flag, `path parameter ${a.param}`);
+  const optionalAt = args.findIndex((a) => a.flag || a.env);
+  if (optionalAt >= 0 && args.slice(optionalAt).some((a) => !a.flag && !a.env)) {
+    throw new Error(`cli: ${op.id}: a path parameter with x-cli-flag/x-cli-env must come after the others`);
+  }
 
   const pagination = op.paginated ? ['limit', 'cursor'] : [];
   const query: FlagSource[] = [];
@@ -234,12 +242,21 @@ function record(entries: [string, string][]): string {
 function commandFile(spec: Spec, m: CommandModel): string {
   const { op } = m;
   const up = '../'.repeat(m.words.length + 1);
-  const flagLines = [...m.query, ...m.body].map(flagCode);
+  const fallbackArgs = m.args.filter((a) => a.flag || a.env);
+  const flagLines = fallbackArgs.flatMap((a) =>
+    a.flag
+      ? [
+          `    ${key(a.flag)}: Flags.string({ summary: ${str(`The ${words(a.param)} (instead of the argument${a.env ? `; default: ${a.env}` : ''}).`)}, helpValue: '<${a.flag === 'device' ? 'id' : 'value'}>' }),`,
+        ]
+      : [],
+  );
+  flagLines.push(...[...m.query, ...m.body].map(flagCode));
   if (op.body) flagLines.push('    data: operationFlags.data(),');
   if (op.idempotent) flagLines.push("    'idempotency-key': operationFlags.idempotencyKey(),");
   if (op.paginated) flagLines.push('    limit: operationFlags.limit(),', '    all: operationFlags.all(),');
   if (op.cli.destructive) flagLines.push('    yes: operationFlags.yes(),');
-  const oclifImports = [m.args.length > 0 && 'Args', m.query.length + m.body.length > 0 && 'Flags'].filter(Boolean);
+  const usesFlags = m.query.length + m.body.length > 0 || fallbackArgs.some((a) => a.flag);
+  const oclifImports = [m.args.length > 0 && 'Args', usesFlags && 'Flags'].filter(Boolean);
   const usesOperationFlags = flagLines.some((line) => line.includes('operationFlags.'));
   const baseImports = ['OperationCommand', 'type OperationSpec', usesOperationFlags && 'operationFlags'];
 
@@ -258,7 +275,10 @@ function commandFile(spec: Spec, m: CommandModel): string {
   lines.push('  ];');
   if (m.args.length > 0) {
     lines.push('  static override args = {');
-    for (const a of m.args) lines.push(`    ${key(a.name)}: Args.string({ required: true, description: ${str(a.description)} }),`);
+    for (const a of m.args) {
+      const required = !(a.flag || a.env);
+      lines.push(`    ${key(a.name)}: Args.string({ required: ${required}, description: ${str(a.description)} }),`);
+    }
     lines.push('  };');
   }
   if (flagLines.length > 0) lines.push('  static override flags = {', ...flagLines, '  };');
@@ -266,6 +286,13 @@ function commandFile(spec: Spec, m: CommandModel): string {
   lines.push(`    id: ${str(op.id)},`);
   lines.push(`    authenticated: ${op.access !== null},`);
   lines.push(`    path: ${record(m.args.map((a) => [a.name, a.param]))},`);
+  if (fallbackArgs.length > 0) {
+    const entries = fallbackArgs.map((a) => {
+      const parts = [a.flag && `flag: ${str(a.flag)}`, a.env && `env: ${str(a.env)}`].filter(Boolean);
+      return `${key(a.name)}: { ${parts.join(', ')} }`;
+    });
+    lines.push(`    pathFallbacks: { ${entries.join(', ')} },`);
+  }
   lines.push(`    query: ${record(m.query.map((q) => [q.flag, q.name]))},`);
   if (op.body) {
     lines.push(
@@ -327,7 +354,8 @@ export const emitCli: Emitter = {
   owns: [GENERATED],
   emit(spec: Spec, root: string): GeneratedFile[] {
     const handwritten = handwrittenCommands(root);
-    const models = spec.operations.map((op) => model(spec, op));
+    // `x-cli.handwritten` operations get no generated command: cli/src/commands has theirs.
+    const models = spec.operations.filter((op) => !op.cli.handwritten).map((op) => model(spec, op));
     for (const m of models) {
       for (const id of [m.op.cli.id, ...(m.op.cli.aliases ?? [])]) {
         const file = handwritten.get(id);

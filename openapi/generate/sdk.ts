@@ -121,6 +121,9 @@ function tableEntry(op: Operation): string[] {
     `    idempotent: ${op.idempotent},`,
     `    paginated: ${op.paginated},`,
     `    successStatus: ${op.success.status},`,
+    `    websocket: ${op.websocket},`,
+    `    binaryBody: ${op.body?.binary ? str(op.body.contentType) : 'null'},`,
+    `    binaryResponse: ${op.success.binary && op.success.contentType ? str(op.success.contentType) : 'null'},`,
     '  },',
   ];
 }
@@ -141,7 +144,9 @@ function paramsType(op: Operation): string {
   if (headers.length) {
     fields.push(`headers${headers.some((p) => p.required) ? '' : '?'}: ${c}['parameters']['header'];`);
   }
-  if (op.body) {
+  if (op.body?.binary) {
+    fields.push(op.body.required ? 'body: BinaryBody;' : 'body?: BinaryBody;');
+  } else if (op.body) {
     const ct = str(op.body.contentType);
     fields.push(
       op.body.required
@@ -155,6 +160,8 @@ function paramsType(op: Operation): string {
 
 function resultType(op: Operation): string {
   const { status, contentType } = op.success;
+  if (op.websocket) return 'never';
+  if (op.success.binary) return 'BinaryResponse';
   return contentType ? `${contractPath(op)}['responses'][${status}]['content'][${str(contentType)}]` : 'void';
 }
 
@@ -163,6 +170,7 @@ function operationsModule(spec: Spec): string {
   const paginated = ops.filter((op) => op.paginated);
   return [
     generatedHeader(spec),
+    "import type { BinaryBody, BinaryResponse } from '../core/binary.js';",
     "import type { operations as Contract } from './types.js';",
     '',
     '/** How one query parameter is sent. */',
@@ -191,6 +199,12 @@ function operationsModule(spec: Spec): string {
     '  /** Takes `cursor` and answers `{ data, nextCursor }`. */',
     '  paginated: boolean;',
     '  successStatus: number;',
+    '  /** Upgrades to a WebSocket (`x-websocket`): open it with `openWebSocket`, not `request`. */',
+    '  websocket: boolean;',
+    '  /** The request body\'s content type when the body is raw bytes (`BinaryBody`), else `null`. */',
+    '  binaryBody: string | null;',
+    '  /** The success response\'s content type when it is raw bytes (a `BinaryResponse`), else `null`. */',
+    '  binaryResponse: string | null;',
     '}',
     '',
     '/** Every operation of the contract, by operationId. */',
@@ -276,7 +290,15 @@ function resourceMethod(spec: Spec, op: Operation): Method {
     doc: p.description,
     example: literal(p.example ?? `<${p.name}>`),
   }));
-  if (op.body) {
+  if (op.body?.binary) {
+    args.push({
+      name: 'body',
+      type: 'BinaryBody',
+      optional: !op.body.required,
+      doc: `The ${op.body.contentType} body: bytes, a string, or a stream (a streamed call is not retried).`,
+      example: "createReadStream('./file')",
+    });
+  } else if (op.body) {
     const type = named(op.body.schemaRef, `BodyOf<${str(op.id)}>`);
     args.push({
       name: 'body',
@@ -311,9 +333,10 @@ function resourceMethod(spec: Spec, op: Operation): Method {
   }
 
   const resultSchema = op.paginated ? pageItemSchema(spec, op) : op.success.schemaRef;
-  const resultModel = op.paginated || op.success.contentType ? schemaName(resultSchema) : null;
+  const resultModel = op.success.binary ? null : op.paginated || op.success.contentType ? schemaName(resultSchema) : null;
   let returns = 'Promise<void>';
-  if (op.paginated) returns = `PagePromise<${named(resultSchema, `PageItemOf<${str(op.id)}>`)}>`;
+  if (op.success.binary) returns = 'Promise<BinaryResponse>';
+  else if (op.paginated) returns = `PagePromise<${named(resultSchema, `PageItemOf<${str(op.id)}>`)}>`;
   else if (op.success.contentType) returns = `Promise<${named(resultSchema, `ResultOf<${str(op.id)}>`)}>`;
   return { op, args, returns, resultModel, models };
 }
@@ -328,6 +351,7 @@ function exampleCall(m: Method): string[] {
     return [`for await (const ${item} of ${call}) {`, `  console.log(${item});`, '}'];
   }
   if (!op.success.contentType) return [`await ${call};`];
+  if (op.success.binary) return [`const response = await ${call};`, "await response.toFile('./out');"];
   return [`const ${m.resultModel ? camel(m.resultModel) : 'result'} = await ${call};`];
 }
 
@@ -372,17 +396,22 @@ function resourcesModule(spec: Spec): string {
   const classes = tags.map((tag) => ({
     tag,
     className: `${pascal(tag.name)}Resource`,
-    methods: spec.operations.filter((op) => op.sdk.namespace === tag.name).map((op) => resourceMethod(spec, op)),
+    // WebSocket operations have no method: `openWebSocket` (and handwritten helpers) open them.
+    methods: spec.operations
+      .filter((op) => op.sdk.namespace === tag.name && !op.websocket)
+      .map((op) => resourceMethod(spec, op)),
   }));
   const methods = classes.flatMap((c) => c.methods);
   const models = [...new Set(methods.flatMap((m) => m.models))].sort();
   const source = methods.flatMap((m) => [...m.args.map((a) => a.type), m.returns]).join(' ');
   const helpers = ['BodyOf', 'PageItemOf', 'ParamsOf', 'QueryOf', 'ResultOf'].filter((h) => source.includes(`${h}<`));
   const paginated = methods.some((m) => m.op.paginated);
+  const binary = ['BinaryBody', 'BinaryResponse'].filter((name) => source.includes(name));
 
   const lines = [
     generatedHeader(spec),
     "import type { RequestOptions } from '../client.js';",
+    ...(binary.length ? [`import type { ${binary.join(', ')} } from '../core/binary.js';`] : []),
     ...(paginated ? ["import type { PagePromise } from '../core/pagination.js';"] : []),
     "import { APIResource } from '../core/resource.js';",
     ...(models.length ? [importLine(models, './models.js')] : []),

@@ -21,6 +21,9 @@ function operationTable(spec: Spec): string {
         successStatus: op.success.status,
         idempotent: op.idempotent,
         paginated: op.paginated,
+        websocket: op.websocket,
+        binaryBody: op.body?.binary ? op.body.contentType : null,
+        binaryResponse: op.success.binary ? op.success.contentType : null,
       };
       return `  ${op.id}: ${JSON.stringify(entry)},`;
     });
@@ -38,6 +41,12 @@ function operationTable(spec: Spec): string {
     '  successStatus: number;',
     '  idempotent: boolean;',
     '  paginated: boolean;',
+    '  /** Upgrades to a WebSocket (`x-websocket`); `successStatus` is 101. */',
+    '  websocket: boolean;',
+    '  /** The request body\'s content type when it is raw bytes (the handler gets the unbuffered stream), else `null`. */',
+    '  binaryBody: string | null;',
+    '  /** The success response\'s content type when it is raw bytes (the handler returns a stream or buffer), else `null`. */',
+    '  binaryResponse: string | null;',
     '}',
     '',
     'export const operations = {',
@@ -78,9 +87,11 @@ function requestOf(op: Operation): { schemas: Record<string, JsonSchema>; header
   if (params) schemas.params = params;
   if (querystring) schemas.querystring = querystring;
   if (headers) schemas.headers = headers;
-  if (op.body) {
+  if (op.body && op.body.binary) {
+    // Raw bytes reach the handler as a stream; there is nothing to validate.
+  } else if (op.body) {
     if (op.body.contentType !== 'application/json') {
-      throw new Error(`${op.id}: only application/json request bodies are supported`);
+      throw new Error(`${op.id}: only application/json and binary request bodies are supported`);
     }
     schemas.body = op.body.required ? op.body.schema : { anyOf: [{ type: 'null' }, op.body.schema] };
   }

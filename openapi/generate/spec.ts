@@ -22,6 +22,10 @@ export interface Parameter {
   example: unknown;
   /** Arrays in the query string are sent as repeated keys (`type=a&type=b`). */
   explode: boolean;
+  /** `x-cli-flag`: the CLI also takes this (path) parameter as `--<flag>`, making the positional argument optional. */
+  cliFlag?: string;
+  /** `x-cli-env`: the CLI falls back to this environment variable (after the argument and the flag). */
+  cliEnv?: string;
 }
 
 export interface Body {
@@ -32,6 +36,8 @@ export interface Body {
   /** The schema with every `$ref` resolved and `allOf` left as written. */
   schema: JsonSchema;
   example: unknown;
+  /** Not JSON (`application/octet-stream`, …): sent and received as raw bytes, never validated against `schema`. */
+  binary: boolean;
 }
 
 export interface CliHints {
@@ -43,6 +49,8 @@ export interface CliHints {
   columns?: string[];
   /** The command asks for confirmation on a TTY unless `--yes`. */
   destructive?: boolean;
+  /** The CLI command is handwritten (`cli/src/commands/...`): no command is generated. */
+  handwritten?: boolean;
 }
 
 export interface Operation {
@@ -57,8 +65,13 @@ export interface Operation {
   access: Access | null;
   parameters: Parameter[];
   body: Body | null;
-  /** The first 2xx response. */
-  success: { status: number; contentType: string | null; schemaRef: JsonSchema | null; example: unknown };
+  /**
+   * The first 2xx response (101 for WebSocket operations). `binary` when its content type is not JSON: the body is a
+   * byte stream (`contentType` says which), not a JSON document.
+   */
+  success: { status: number; contentType: string | null; schemaRef: JsonSchema | null; example: unknown; binary: boolean };
+  /** `x-websocket: true`: a GET that upgrades to a WebSocket (success status 101). */
+  websocket: boolean;
   /** Every documented error status. */
   errorStatuses: number[];
   /** Takes an `Idempotency-Key` header. */
@@ -128,6 +141,12 @@ function exampleOf(node: Record<string, any> | undefined, document: Record<strin
   return undefined;
 }
 
+/** `application/json` and `application/*+json` are JSON; everything else is bytes. */
+export function isJson(contentType: string): boolean {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || /^application\/[a-z0-9.+-]*\+json$/.test(type);
+}
+
 function isPage(schema: JsonSchema | null): boolean {
   const props = schema?.properties as Record<string, unknown> | undefined;
   return Boolean(props && 'data' in props && 'nextCursor' in props);
@@ -162,6 +181,8 @@ export function loadSpec(sourcePath: string): Spec {
         schema: p.schema ?? {},
         example: exampleOf(p, document),
         explode: p.explode ?? true,
+        ...(typeof p['x-cli-flag'] === 'string' ? { cliFlag: p['x-cli-flag'] as string } : {}),
+        ...(typeof p['x-cli-env'] === 'string' ? { cliEnv: p['x-cli-env'] as string } : {}),
       }));
 
       let body: Body | null = null;
@@ -174,12 +195,17 @@ export function loadSpec(sourcePath: string): Spec {
           schemaRef: (rawOp.requestBody.$ref ? rawMedia : rawOp.requestBody.content[contentType]).schema ?? {},
           schema: media.schema ?? {},
           example: exampleOf(media, document),
+          binary: !isJson(contentType),
         };
       }
 
+      const websocket = op['x-websocket'] === true;
+      if (websocket && method !== 'GET') throw new Error(`${id}: x-websocket operations must be GETs`);
+      if (websocket && op.requestBody) throw new Error(`${id}: x-websocket operations take no request body`);
       const statuses = Object.keys(op.responses ?? {});
-      const successKey = statuses.find((s) => /^2\d\d$/.test(s));
-      if (!successKey) throw new Error(`${id} has no 2xx response`);
+      const successKey = websocket ? statuses.find((s) => s === '101') : statuses.find((s) => /^2\d\d$/.test(s));
+      if (!successKey) throw new Error(websocket ? `${id} (x-websocket) has no 101 response` : `${id} has no 2xx response`);
+      if (websocket && statuses.some((s) => /^2\d\d$/.test(s))) throw new Error(`${id} (x-websocket) must not have a 2xx response`);
       const successResponse = op.responses[successKey];
       const rawSuccess = rawOp.responses[successKey];
       const successContent = successResponse.content ? Object.entries<any>(successResponse.content)[0] : undefined;
@@ -189,6 +215,7 @@ export function loadSpec(sourcePath: string): Spec {
         contentType: successContent?.[0] ?? null,
         schemaRef: rawSuccessSchema,
         example: successContent ? exampleOf(successContent[1], document) : undefined,
+        binary: successContent !== undefined && !isJson(successContent[0]),
       };
 
       const xcli: CliHints = op['x-cli'] ?? {};
@@ -209,6 +236,7 @@ export function loadSpec(sourcePath: string): Spec {
         parameters,
         body,
         success,
+        websocket,
         errorStatuses: statuses.filter((s) => /^[45]\d\d$/.test(s)).map(Number),
         idempotent: parameters.some((p) => p.in === 'header' && p.name === 'Idempotency-Key'),
         paginated:
@@ -221,8 +249,17 @@ export function loadSpec(sourcePath: string): Spec {
   }
 
   const seen = new Map<string, string>();
+  // Several operations may share one handwritten command (`devices shell` runs and streams); a generated command
+  // is one operation's alone.
+  const handwrittenIds = new Set(operations.filter((op) => op.cli.handwritten).map((op) => op.cli.id));
   for (const op of operations) {
-    for (const key of [`sdk ${op.sdk.namespace}.${op.sdk.method}`, `cli ${op.cli.id}`]) {
+    if (!op.cli.handwritten && handwrittenIds.has(op.cli.id)) {
+      throw new Error(`${op.id} maps to the handwritten command ${op.cli.id}; set x-cli.command`);
+    }
+  }
+  for (const op of operations) {
+    const keys = [`sdk ${op.sdk.namespace}.${op.sdk.method}`, ...(op.cli.handwritten ? [] : [`cli ${op.cli.id}`])];
+    for (const key of keys) {
       const other = seen.get(key);
       if (other) throw new Error(`${op.id} and ${other} both map to ${key}; set x-sdk-method or x-cli.command`);
       seen.set(key, op.id);

@@ -33,6 +33,52 @@ describe('the operation model', () => {
     expect(byId.get('deleteUser')?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(['path:userId']);
   });
 
+  it('models binary bodies and responses, keeping their content types', () => {
+    const push = byId.get('pushDeviceFile')!;
+    expect(push.body).toMatchObject({ contentType: 'application/octet-stream', binary: true, required: true });
+    expect(push.success).toMatchObject({ status: 201, contentType: 'application/json', binary: false });
+    expect(byId.get('pullDeviceFile')!.success).toMatchObject({ status: 200, contentType: 'application/octet-stream', binary: true });
+    expect(byId.get('takeDeviceScreenshot')!.success).toMatchObject({ contentType: 'image/png', binary: true });
+    expect(byId.get('createUser')!.body?.binary).toBe(false);
+    expect(byId.get('getUser')!.success.binary).toBe(false);
+  });
+
+  it('models WebSocket operations with a 101 success', () => {
+    const shell = byId.get('openDeviceShell')!;
+    expect(shell.websocket).toBe(true);
+    expect(shell.success).toMatchObject({ status: 101, contentType: null, binary: false });
+    expect(shell.errorStatuses).toEqual(expect.arrayContaining([401, 403, 404, 409]));
+    expect(byId.get('getDevice')!.websocket).toBe(false);
+    expect(spec.operations.filter((op) => op.websocket).map((op) => op.id).sort()).toEqual([
+      'followDeviceLogcat',
+      'openDeviceAdbTunnel',
+      'openDeviceShell',
+    ]);
+  });
+
+  it('reads x-cli.handwritten and the parameter-level x-cli-flag / x-cli-env', () => {
+    expect(byId.get('runDeviceShell')!.cli).toMatchObject({ handwritten: true, id: 'devices shell' });
+    expect(byId.get('listDeviceFiles')!.cli).toMatchObject({ id: 'devices ls' });
+    expect(byId.get('listDeviceFiles')!.cli.handwritten).toBeUndefined();
+    const device = byId.get('getDevice')!.parameters.find((p) => p.name === 'deviceId')!;
+    expect(device).toMatchObject({ in: 'path', cliFlag: 'device', cliEnv: 'CLOUDPHONE_DEVICE' });
+    expect(byId.get('getUser')!.parameters[0]).not.toHaveProperty('cliFlag');
+  });
+
+  it('rejects a WebSocket operation without a 101 response, or with a 2xx', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloudphone-spec-'));
+    try {
+      const text = readFileSync(contract, 'utf8');
+      writeFileSync(join(dir, 'get.yaml'), text.replace('operationId: getDevice\n', 'operationId: getDevice\n      x-websocket: true\n'));
+      expect(() => loadSpec(join(dir, 'get.yaml'))).toThrow(/getDevice \(x-websocket\) has no 101 response/);
+      const both = "'101':\n          description: x\n        '200':\n          description: Switching Protocols; ADB transport";
+      writeFileSync(join(dir, 'both.yaml'), text.replace("'101':\n          description: Switching Protocols; ADB transport", both));
+      expect(() => loadSpec(join(dir, 'both.yaml'))).toThrow(/openDeviceAdbTunnel \(x-websocket\) must not have a 2xx response/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects two operations that map to the same SDK method', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cloudphone-spec-'));
     try {

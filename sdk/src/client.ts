@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Dispatcher } from 'undici';
+import { BinaryResponse, binaryChunks, isBinaryBody, isReplayable, type BinaryBody } from './core/binary.js';
 import { APIError, CloudPhoneError } from './core/errors.js';
 import { Page, PagePromise, type PageBody } from './core/pagination.js';
 import { backoff, isRetrySafe, retryDelay, shouldRetryError, shouldRetryResponse, sleep, type Sleep } from './core/retry.js';
-import { renderPath, serializeQuery, Transport, type TransportResponse } from './core/transport.js';
+import { renderPath, serializeQuery, Transport, type StreamingResponse, type TransportResponse } from './core/transport.js';
 import type { TokenPair } from './generated/models.js';
 import {
   operations,
@@ -113,6 +114,38 @@ function errorBody(response: TransportResponse): unknown {
   }
 }
 
+/** What SDK helpers outside the class (`openWebSocket`) need from a client. Internal: not exported by the package. */
+export interface ClientInternals {
+  /** `scheme://host[:port]`. */
+  origin: string;
+  /** The base URL's path prefix, without a trailing slash (`''` for none). */
+  basePath: string;
+  /** The current access or API token (it changes when the client refreshes). */
+  token: string | undefined;
+  userAgent: string;
+  defaultHeaders: Record<string, string>;
+  timeout: number;
+}
+
+let internals: (client: CloudPhone) => ClientInternals;
+
+/** @internal The connection details of `client`, for the SDK's own helpers. */
+export function clientInternals(client: CloudPhone): ClientInternals {
+  return internals(client);
+}
+
+/** The request body as the transport sends it: JSON text, or raw bytes for binary operations. */
+function requestBody(operationId: OperationId, op: OperationMeta, body: unknown): string | Uint8Array | AsyncIterable<Uint8Array> | undefined {
+  if (!op.hasBody || body === undefined) return undefined;
+  if (op.binaryBody === null) return JSON.stringify(body);
+  if (!isBinaryBody(body)) {
+    throw new CloudPhoneError(`${operationId}: the body must be a string, Uint8Array, Readable, ReadableStream or async iterable of bytes.`);
+  }
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (body instanceof Uint8Array) return body;
+  return binaryChunks(body as Exclude<BinaryBody, string | Uint8Array>);
+}
+
 export interface CloudPhone extends Resources {}
 
 /**
@@ -142,6 +175,17 @@ export class CloudPhone {
   #token: string | undefined;
   #refreshToken: string | undefined;
   #refreshing: Promise<void> | undefined;
+
+  static {
+    internals = (client) => ({
+      origin: client.#origin,
+      basePath: client.#basePath,
+      token: client.#token,
+      userAgent: client.#userAgent,
+      defaultHeaders: client.#options.defaultHeaders,
+      timeout: client.#options.timeout,
+    });
+  }
 
   constructor(options: ClientOptions = {}) {
     const baseUrl = (options.baseUrl ?? fromEnv('CLOUDPHONE_API_URL') ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
@@ -228,13 +272,18 @@ export class CloudPhone {
    */
   async #call(operationId: OperationId, params: Params, options: RequestOptions): Promise<unknown> {
     const op: OperationMeta = operations[operationId];
+    if (op.websocket) {
+      throw new CloudPhoneError(`${operationId} is a WebSocket operation: open it with openWebSocket(client, '${operationId}', …).`);
+    }
     const query = serializeQuery(params.query, op.queryParams);
     const path = `${this.#basePath}${renderPath(operationId, op, params.path)}${query ? `?${query}` : ''}`;
-    const body = op.hasBody && params.body !== undefined ? JSON.stringify(params.body) : undefined;
+    const body = requestBody(operationId, op, params.body);
+    // A streamed body is read by the first attempt: it cannot be sent again, so such calls are never retried.
+    const replayable = body === undefined || isReplayable(body);
     const idempotencyKey =
       options.idempotencyKey ?? params.headers?.['Idempotency-Key'] ?? (op.idempotent ? randomUUID() : undefined);
     const timeout = options.timeout ?? this.timeout;
-    const maxRetries = options.maxRetries ?? this.maxRetries;
+    const maxRetries = replayable ? (options.maxRetries ?? this.maxRetries) : 0;
     const safe = isRetrySafe(op);
     let refreshed = false;
     let retries = 0;
@@ -244,22 +293,16 @@ export class CloudPhone {
       const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.#userAgent };
       assignHeaders(headers, this.#options.defaultHeaders);
       if (token !== undefined) headers.authorization = `Bearer ${token}`;
-      if (body !== undefined) headers['content-type'] = 'application/json';
+      if (body !== undefined) headers['content-type'] = op.binaryBody ?? 'application/json';
+      if (op.binaryResponse !== null) headers.accept = `${op.binaryResponse}, application/problem+json`;
       assignHeaders(headers, params.headers);
       if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
       assignHeaders(headers, options.headers);
 
-      let response: TransportResponse;
+      let response: StreamingResponse;
       try {
-        response = await this.#transport.send({
-          method: op.method,
-          origin: this.#origin,
-          path,
-          headers,
-          body,
-          timeout,
-          signal: options.signal,
-        });
+        const request = { method: op.method, origin: this.#origin, path, headers, body, timeout, signal: options.signal };
+        response = op.binaryResponse === null ? await this.#transport.send(request) : await this.#transport.sendStreaming(request);
       } catch (error) {
         if (retries < maxRetries && error instanceof CloudPhoneError && shouldRetryError(error, safe)) {
           await this.#options.sleep(backoff(retries, this.#options.jitter), options.signal);
@@ -268,11 +311,14 @@ export class CloudPhone {
         }
         throw error;
       }
+      if (response.stream !== undefined) {
+        return new BinaryResponse({ status: response.status, headers: response.headers, body: response.stream });
+      }
       if (response.status >= 200 && response.status < 300) return successBody(operationId, response);
 
       const error = APIError.from(response.status, errorBody(response), response.headers);
       const expired = error.status === 401 && error.code === 'token_expired';
-      if (expired && !refreshed && token !== undefined && this.#refreshToken !== undefined) {
+      if (expired && replayable && !refreshed && token !== undefined && this.#refreshToken !== undefined) {
         refreshed = true;
         await this.#refresh(token);
         continue;

@@ -14,6 +14,7 @@ export {
   RateLimitError,
   UnprocessableEntityError,
 } from './core/errors.js';
+export { BinaryResponse, type BinaryBody } from './core/binary.js';
 export { Page, PagePromise, type PageBody } from './core/pagination.js';
 export type { Sleep } from './core/retry.js';
 export type * from './generated/models.js';
@@ -32,4 +33,11 @@ export {
   type ResultOf,
 } from './generated/operations.js';
 export type * from './generated/resources.js';
+export {
+  openWebSocket,
+  webSocketUrl,
+  type WebSocketOperationId,
+  type WebSocketOptions,
+  type WebSocketParamsOf,
+} from './core/websocket.js';
 export { VERSION } from './version.js';

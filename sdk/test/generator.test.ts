@@ -73,16 +73,43 @@ describe('SDK emitter', () => {
         idempotent: op.idempotent,
         paginated: op.paginated,
         successStatus: op.success.status,
+        websocket: op.websocket,
+        binaryBody: op.body?.binary ? op.body.contentType : null,
+        binaryResponse: op.success.binary ? op.success.contentType : null,
       });
     }
   });
 
   it('gives each tag a resource class', () => {
     expect(Object.keys(resources)).toEqual(spec.tags.map((t) => t.name));
-    expect(Object.values(resources).map((r) => r.name)).toEqual(['AuthResource', 'MeResource', 'UsersResource', 'TokensResource', 'EventsResource']);
+    expect(Object.values(resources).map((r) => r.name)).toEqual([
+      'AuthResource',
+      'MeResource',
+      'UsersResource',
+      'TokensResource',
+      'EventsResource',
+      'DevicesResource',
+      'LeasesResource',
+      'HostsResource',
+    ]);
   });
 
-  it.each(spec.operations.map((op) => [`${op.sdk.namespace}.${op.sdk.method}`, op] as const))(
+  it('gives WebSocket operations no resource method (openWebSocket opens them)', () => {
+    for (const op of spec.operations.filter((o) => o.websocket)) {
+      const Resource = resources[op.sdk.namespace as keyof typeof resources];
+      const resource = new Resource(recordingClient([]) as never) as unknown as Record<string, unknown>;
+      expect(resource[op.sdk.method], op.id).toBeUndefined();
+    }
+  });
+
+  it('types binary bodies as BinaryBody and binary responses as BinaryResponse', async () => {
+    const source = (await emitSdk.emit(spec, root)).find((f) => f.path.endsWith('resources.ts'))!.content;
+    expect(source).toContain('pushFile(deviceId: string, body: BinaryBody, query: QueryOf<\'pushDeviceFile\'>, options?: RequestOptions): Promise<PushResult> {');
+    expect(source).toContain('pullFile(deviceId: string, query: QueryOf<\'pullDeviceFile\'>, options?: RequestOptions): Promise<BinaryResponse> {');
+    expect(source).toContain('takeScreenshot(deviceId: string, options?: RequestOptions): Promise<BinaryResponse> {');
+  });
+
+  it.each(spec.operations.filter((op) => !op.websocket).map((op) => [`${op.sdk.namespace}.${op.sdk.method}`, op] as const))(
     '%s takes path params, body, query and options in that order and calls its operation',
     (_name, op) => {
       const Resource = resources[op.sdk.namespace as keyof typeof resources];

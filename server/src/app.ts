@@ -1,4 +1,6 @@
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
 import type { ServerConfig } from './config.js';
 import type { Database } from './db/database.js';
 import { AllowedMethods } from './http/allowed-methods.js';
@@ -7,7 +9,8 @@ import type { Handlers } from './http/handler.js';
 import { registerHealth } from './http/health.js';
 import { IdempotencyStore } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
-import { registerOperations } from './http/operations.js';
+import { ApiError } from './http/errors.js';
+import { assertHandlersMatchContract, registerOperations } from './http/operations.js';
 import { frameworkErrorHandler, registerProblemHandling } from './http/problems.js';
 import { registerReference } from './http/reference.js';
 import { requestIdOf } from './http/request-id.js';
@@ -74,10 +77,57 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerHealth(app, { db: database.db, draining: () => draining });
   registerMetrics(app, { authenticator: domains.authenticator });
   registerReference(app);
-  registerOperations(app, {
-    handlers: domains.handlers,
-    authenticator: domains.authenticator,
-    idempotency: new IdempotencyStore(database.db, clock, config.idempotencyTtlSeconds),
+  assertHandlersMatchContract(domains.handlers);
+  app.register(fastifyWebsocket, {
+    errorHandler: closeOnError,
+    preClose: closeWebSockets,
+    options: { maxPayload: WEBSOCKET_MAX_PAYLOAD },
+  });
+  // In a child scope so that @fastify/websocket's route hook (it loads with the plugin) sees the routes.
+  app.register(async (scope) => {
+    registerOperations(scope, {
+      handlers: domains.handlers,
+      authenticator: domains.authenticator,
+      idempotency: new IdempotencyStore(database.db, clock, config.idempotencyTtlSeconds),
+    });
   });
   return app;
+}
+
+/** The largest WebSocket message accepted (shell input, ADB packets are far smaller). */
+const WEBSOCKET_MAX_PAYLOAD = 16 * 1024 * 1024;
+/** How long open WebSockets get to finish their closing handshake at shutdown before they are cut. */
+const WEBSOCKET_CLOSE_GRACE_MS = 1000;
+
+/** An error a WebSocket handler throws after the upgrade: an `error` frame, then close 1011. */
+function closeOnError(this: FastifyInstance, error: Error, socket: WebSocket, request: { log: FastifyBaseLogger }): void {
+  const known = error instanceof ApiError && error.status < 500;
+  if (!known) request.log.error({ err: error }, 'websocket handler failed');
+  else request.log.info({ err: error }, 'websocket handler failed');
+  if (socket.readyState !== socket.OPEN) {
+    socket.terminate();
+    return;
+  }
+  const code = error instanceof ApiError ? error.code : 'internal_error';
+  const detail = known ? error.message : 'The server failed; the error is logged.';
+  socket.send(JSON.stringify({ type: 'error', code, detail }));
+  socket.close(1011, code);
+}
+
+/** At shutdown: close every open WebSocket (1001), cutting those that do not finish the handshake in time. */
+async function closeWebSockets(this: FastifyInstance): Promise<void> {
+  const server = (this as FastifyInstance & { websocketServer: import('ws').WebSocketServer }).websocketServer;
+  const closing = [...server.clients].map(
+    (client) =>
+      new Promise<void>((resolve) => {
+        if (client.readyState === client.CLOSED) return resolve();
+        client.once('close', () => resolve());
+        const timer = setTimeout(() => client.terminate(), WEBSOCKET_CLOSE_GRACE_MS);
+        timer.unref();
+        client.once('close', () => clearTimeout(timer));
+        client.close(1001, 'server shutting down');
+      }),
+  );
+  await Promise.all(closing);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }

@@ -11,6 +11,11 @@ export interface OperationSpec {
   authenticated: boolean;
   /** Argument name → path parameter, in path order. */
   path: Readonly<Record<string, string>>;
+  /**
+   * Argument name → where else the value may come from (`x-cli-flag`, `x-cli-env`): such an argument is optional
+   * and resolves argument > flag > environment variable.
+   */
+  pathFallbacks?: Readonly<Record<string, PathFallback>>;
   /** Flag name → query parameter. */
   query: Readonly<Record<string, string>>;
   /** The JSON request body, or `null` when the operation takes none. */
@@ -23,6 +28,33 @@ export interface OperationSpec {
   destructive: boolean;
   /** Table columns, dotted paths into each item. */
   columns: readonly string[];
+}
+
+export interface PathFallback {
+  /** A flag that also gives the value (`device` for `--device`). */
+  flag?: string;
+  /** An environment variable read last (`CLOUDPHONE_DEVICE`). */
+  env?: string;
+}
+
+/**
+ * A path value from its positional argument, else its flag, else its environment variable (like adb's `-s` and
+ * `ANDROID_SERIAL`). Missing everywhere: a usage error (exit 2) naming all three.
+ */
+export function resolvePathValue(
+  name: string,
+  sources: { arg?: unknown; flagValue?: unknown },
+  fallback: PathFallback,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  for (const value of [sources.arg, sources.flagValue, fallback.env ? env[fallback.env] : undefined]) {
+    if (typeof value === 'string' && value !== '') return value;
+  }
+  const ways = [`the argument <${name}>`, fallback.flag && `--${fallback.flag}`, fallback.env && `the ${fallback.env} environment variable`]
+    .filter(Boolean)
+    .join(', ')
+    .replace(/, ([^,]*)$/, ' or $1');
+  throw new UsageError(`Missing ${name}: give it as ${ways}`);
 }
 
 export interface BodySpec {
@@ -104,7 +136,12 @@ export function buildRequest(
   const parts: RequestParts = {};
 
   const path: Record<string, string> = {};
-  for (const [arg, param] of Object.entries(op.path)) path[param] = String(args[arg]);
+  for (const [arg, param] of Object.entries(op.path)) {
+    const fallback = op.pathFallbacks?.[arg];
+    path[param] = fallback
+      ? resolvePathValue(arg, { arg: args[arg], flagValue: fallback.flag ? flags[fallback.flag] : undefined }, fallback)
+      : String(args[arg]);
+  }
   if (Object.keys(path).length > 0) parts.path = path;
 
   const query: Record<string, unknown> = {};

@@ -1,3 +1,4 @@
+import { PassThrough, Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { OperationMeta, QueryParamMeta } from '../generated/operations.js';
 import { APIConnectionError, APITimeoutError, APIUserAbortError, CloudPhoneError } from './errors.js';
@@ -10,8 +11,13 @@ export interface TransportRequest {
   /** Path and query string, already encoded. */
   path: string;
   headers: Record<string, string>;
-  body: string | undefined;
-  /** Milliseconds before the attempt is abandoned with an `APITimeoutError`. */
+  /** JSON text, raw bytes, or a stream of bytes (read once). */
+  body: string | Uint8Array | AsyncIterable<Uint8Array> | undefined;
+  /**
+   * Milliseconds before the attempt is abandoned with an `APITimeoutError`: until the whole response is read, or
+   * with `sendStreaming`, until the response headers arrive and then whenever the body stalls that long. While a
+   * streamed request body is being sent, each chunk restarts the timer.
+   */
   timeout: number;
   signal: AbortSignal | undefined;
 }
@@ -22,6 +28,11 @@ export interface TransportResponse {
   headers: Record<string, string>;
   text: string;
 }
+
+/** A response whose 2xx body is handed over unread; error responses are read as text. */
+export type StreamingResponse =
+  | (TransportResponse & { stream?: undefined })
+  | { status: number; headers: Record<string, string>; text?: undefined; stream: Readable };
 
 /** undici's code for a request it refuses to send (an invalid header value, …). */
 const INVALID_ARGUMENT = 'UND_ERR_INVALID_ARG';
@@ -48,6 +59,19 @@ export class Transport {
 
   /** Sends one attempt and reads the whole response, within `timeout`. */
   async send(request: TransportRequest): Promise<TransportResponse> {
+    return (await this.#exchange(request, false)) as TransportResponse;
+  }
+
+  /**
+   * Sends one attempt; a 2xx response's body is returned as a stream, unread. `timeout` bounds the wait for the
+   * response headers, then each pause in the body (an idle timeout), so a long download is never cut while
+   * bytes flow. The request's `signal` still aborts the body.
+   */
+  sendStreaming(request: TransportRequest): Promise<StreamingResponse> {
+    return this.#exchange(request, true);
+  }
+
+  async #exchange(request: TransportRequest, streaming: boolean): Promise<StreamingResponse> {
     const { signal, timeout } = request;
     if (signal?.aborted) throw new APIUserAbortError({ cause: signal.reason });
     const dispatcher = await this.#getDispatcher();
@@ -59,20 +83,28 @@ export class Transport {
     }, timeout);
     const onAbort = (): void => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
+    let handedOver = false;
+    const body = request.body;
     try {
       const response = await dispatcher.request({
         origin: request.origin,
         path: request.path,
         method: request.method,
         headers: request.headers,
-        body: request.body ?? null,
+        body: body === undefined || typeof body === 'string' || body instanceof Uint8Array ? (body ?? null) : Readable.from(refreshing(body, timer), { objectMode: false }),
         signal: controller.signal,
         // The attempt's own timer above bounds headers and body together; undici's separate ones are off.
         headersTimeout: 0,
         bodyTimeout: 0,
       });
+      const headers = flattenHeaders(response.headers);
+      if (streaming && response.statusCode >= 200 && response.statusCode < 300) {
+        clearTimeout(timer);
+        handedOver = true;
+        return { status: response.statusCode, headers, stream: idleGuarded(response.body, timeout, signal, onAbort) };
+      }
       const text = await response.body.text();
-      return { status: response.statusCode, headers: flattenHeaders(response.headers), text };
+      return { status: response.statusCode, headers, text };
     } catch (error) {
       if (timedOut) throw new APITimeoutError(timeout);
       if (signal?.aborted) throw new APIUserAbortError({ cause: error });
@@ -83,9 +115,67 @@ export class Transport {
       throw new APIConnectionError(`Connection error: ${reason}`, { cause: error });
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      if (!handedOver) signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/** A streamed request body that restarts the attempt's timer with every chunk undici takes. */
+async function* refreshing(body: AsyncIterable<Uint8Array>, timer: NodeJS.Timeout): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    timer.refresh();
+    yield chunk;
+  }
+}
+
+/**
+ * A response body, passed through so that stalling longer than `idleMs` fails it with `APITimeoutError`, an
+ * abort of `signal` with `APIUserAbortError`, and a broken connection with `APIConnectionError`. Destroying the
+ * returned stream releases the connection.
+ */
+function idleGuarded(source: Readable, idleMs: number, signal: AbortSignal | undefined, onAbort: () => void): Readable {
+  const out = new PassThrough();
+  let idle: NodeJS.Timeout | undefined;
+  let done = false;
+  const arm = (): void => {
+    if (done) return;
+    if (idle) idle.refresh();
+    else idle = setTimeout(() => fail(new APITimeoutError(idleMs)), idleMs);
+  };
+  const cleanup = (): void => {
+    done = true;
+    if (idle) clearTimeout(idle);
+    signal?.removeEventListener('abort', onAbort);
+    signal?.removeEventListener('abort', aborted);
+  };
+  const fail = (error: Error): void => {
+    cleanup();
+    source.destroy();
+    out.destroy(error);
+  };
+  const aborted = (): void => fail(new APIUserAbortError({ cause: signal?.reason }));
+  signal?.addEventListener('abort', aborted, { once: true });
+  arm();
+  source.pipe(out);
+  // The timer measures the server, not the reader: it is off while the reader has not taken what arrived.
+  source.on('data', () => {
+    if (!out.writableNeedDrain) arm();
+    else if (idle) {
+      clearTimeout(idle);
+      idle = undefined;
+    }
+  });
+  out.on('drain', arm);
+  source.on('end', cleanup);
+  source.on('error', (error) => {
+    if (out.destroyed) return;
+    fail(signal?.aborted ? new APIUserAbortError({ cause: error }) : new APIConnectionError(`Connection error: ${error.message}`, { cause: error }));
+  });
+  out.on('close', () => {
+    cleanup();
+    if (!source.readableEnded) source.destroy();
+  });
+  return out;
 }
 
 function flattenHeaders(headers: Dispatcher.ResponseData['headers']): Record<string, string> {

@@ -10,6 +10,8 @@ export type UserChange = 'displayName' | 'role' | 'disabled' | 'password';
 
 export type LoginFailureReason = 'unknown_user' | 'wrong_password' | 'user_disabled' | 'throttled' | 'locked';
 
+export type LeaseReleaseReason = 'released' | 'force_released' | 'cancelled' | 'timed_out' | 'host_removed';
+
 /** The `data` of each event type, as the contract's event schemas define it. */
 interface EventDataByType {
   'user.created': { user: Schemas['UserSummary'] };
@@ -21,6 +23,15 @@ interface EventDataByType {
   'auth.login_failed': { username: string; reason: LoginFailureReason; failedAttempts: number };
   'auth.account_locked': { lockedUntil: string; failedAttempts: number };
   'auth.logged_out': { sessionId: string };
+  'device.connected': { device: Schemas['DeviceSummary'] };
+  'device.disconnected': { device: Schemas['DeviceSummary'] };
+  'device.state_changed': { device: Schemas['DeviceSummary']; from: Schemas['DeviceState']; to: Schemas['DeviceState'] };
+  'device.reset': { deviceId: string; leaseId: string; reset: Schemas['DeviceReset'] };
+  'lease.queued': { lease: Schemas['LeaseSummary']; position: number };
+  'lease.granted': { lease: Schemas['LeaseSummary']; deviceIds: string[] };
+  'lease.renewed': { lease: Schemas['LeaseSummary'] };
+  'lease.released': { lease: Schemas['LeaseSummary']; reason: LeaseReleaseReason };
+  'lease.expired': { lease: Schemas['LeaseSummary'] };
 }
 
 export type EventData<T extends EventType> = EventDataByType[T];

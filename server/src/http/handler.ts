@@ -1,5 +1,7 @@
+import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import type { OperationId } from '../generated/operations.js';
+import type { WebSocket } from 'ws';
+import type { OperationId, operations as operationTable } from '../generated/operations.js';
 import type { operations } from '../generated/types.js';
 import type { Role, Scope } from './access.js';
 
@@ -27,6 +29,14 @@ export interface RequestContext {
 
 type Op<Id extends OperationId> = operations[Id];
 type Json<T> = T extends { content: { 'application/json': infer B } } ? B : undefined;
+/** A request body: the JSON document, or for a binary (non-JSON) body the raw request stream, never buffered. */
+type RequestContent<T> = T extends { content: infer C } ? ('application/json' extends keyof C ? C['application/json'] : Readable) : undefined;
+/** A response body: the JSON document, or for a binary (non-JSON) response a stream or buffer to send as is. */
+type ResponseContent<T> = T extends { content: infer C }
+  ? 'application/json' extends keyof C
+    ? C['application/json']
+    : Readable | Buffer
+  : undefined;
 type Part<Id extends OperationId, K extends 'path' | 'query' | 'header'> =
   NonNullable<Op<Id>['parameters'][K]> extends infer V ? ([V] extends [never] ? Record<string, never> : V) : never;
 
@@ -34,13 +44,17 @@ export type PathOf<Id extends OperationId> = Part<Id, 'path'>;
 export type QueryOf<Id extends OperationId> = Part<Id, 'query'>;
 export type HeadersOf<Id extends OperationId> = Part<Id, 'header'>;
 export type BodyOf<Id extends OperationId> = Op<Id> extends { requestBody: infer R }
-  ? Json<R>
+  ? RequestContent<R>
   : Op<Id> extends { requestBody?: infer R }
-    ? Json<NonNullable<R>> | undefined
+    ? RequestContent<NonNullable<R>> | undefined
     : undefined;
 
+/**
+ * A binary success body is sent as is; its `content-type` is the contract's unless the handler's `headers` set one
+ * (set `content-length` too when known).
+ */
 type Success<R> = {
-  [S in keyof R]: S extends 200 | 201 | 202 | 204 ? { status: S; body: Json<R[S]> } : never;
+  [S in keyof R]: S extends 200 | 201 | 202 | 204 ? { status: S; body: ResponseContent<R[S]> } : never;
 }[keyof R];
 
 export type HandlerInput<Id extends OperationId> = {
@@ -57,5 +71,30 @@ export type HandlerOutput<Id extends OperationId> = Success<Op<Id>['responses']>
 
 export type Handler<Id extends OperationId> = (input: HandlerInput<Id>) => Promise<HandlerOutput<Id>>;
 
-/** Exactly one handler per operation of the contract. */
-export type Handlers = { [Id in OperationId]: Handler<Id> };
+/** The operations that upgrade to a WebSocket (`x-websocket` in the contract). */
+export type WebSocketOperationId = {
+  [Id in OperationId]: (typeof operationTable)[Id]['websocket'] extends true ? Id : never;
+}[OperationId];
+export type HttpOperationId = Exclude<OperationId, WebSocketOperationId>;
+
+/**
+ * Serves one WebSocket operation after the upgrade. Authentication, `x-access` and parameter validation run
+ * before the upgrade (failures are problem responses); so does `preUpgrade` when set: an `ApiError` it throws (no
+ * lease, unknown device) is a problem response and the connection is never upgraded. Once the socket is open,
+ * report failures on it (the framing is the operation's); an error thrown here closes it with 1011.
+ */
+export interface WebSocketHandler<Id extends OperationId> {
+  (socket: WebSocket, input: HandlerInput<Id>): void | Promise<void>;
+  preUpgrade?: (input: HandlerInput<Id>) => Promise<void>;
+}
+
+/** A `WebSocketHandler` with checks that run before the upgrade. */
+export function webSocketHandler<Id extends OperationId>(
+  handler: (socket: WebSocket, input: HandlerInput<Id>) => void | Promise<void>,
+  options: { preUpgrade?: (input: HandlerInput<Id>) => Promise<void> } = {},
+): WebSocketHandler<Id> {
+  return Object.assign(handler, options.preUpgrade ? { preUpgrade: options.preUpgrade } : {});
+}
+
+/** Exactly one handler per operation of the contract: a `Handler` for HTTP operations, a `WebSocketHandler` for the rest. */
+export type Handlers = { [Id in HttpOperationId]: Handler<Id> } & { [Id in WebSocketOperationId]: WebSocketHandler<Id> };

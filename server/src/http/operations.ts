@@ -1,9 +1,12 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import { operations, type OperationId } from '../generated/operations.js';
 import { requireAccess, type Authenticator } from './auth.js';
 import { requestSchemas } from '../generated/request-schemas.js';
-import { routePath } from './contract.js';
-import type { HandlerInput, Handlers, RequestContext } from './handler.js';
+import { routePath, type RequestSchemas } from './contract.js';
+import { ApiError } from './errors.js';
+import type { HandlerInput, Handlers, RequestContext, WebSocketHandler } from './handler.js';
 import type { IdempotencyStore, OperationResponse } from './idempotency.js';
 
 declare module 'fastify' {
@@ -11,11 +14,19 @@ declare module 'fastify' {
     /** The contract operation a route serves; absent on infrastructure routes. */
     operationId?: OperationId;
   }
+  interface FastifyRequest {
+    /** A WebSocket operation's input, built (and checked by `preUpgrade`) before the upgrade. */
+    webSocketInput?: HandlerInput<OperationId>;
+  }
 }
 
 type AnyHandler = (
   input: HandlerInput<OperationId>,
 ) => Promise<OperationResponse & { headers?: Record<string, string> }>;
+type AnyWebSocketHandler = WebSocketHandler<OperationId>;
+
+/** The raw request stream is the body of binary operations: a parser that reads nothing. */
+export const BINARY_CONTENT_TYPE = 'application/octet-stream';
 
 const IDEMPOTENCY_KEY = 'Idempotency-Key';
 
@@ -41,10 +52,61 @@ function contextOf(request: FastifyRequest): RequestContext {
   };
 }
 
-function send(reply: FastifyReply, response: OperationResponse, headers: Record<string, string> = {}): FastifyReply {
+function send(
+  reply: FastifyReply,
+  response: OperationResponse,
+  headers: Record<string, string> = {},
+  binaryType: string | null = null,
+): FastifyReply {
   reply.code(response.status).headers(headers);
   if (response.body === undefined) return reply.send();
+  if (binaryType !== null && response.status < 400) {
+    // A stream or buffer, sent as is; the handler's content-type wins over the contract's.
+    if (!reply.hasHeader('content-type')) reply.type(binaryType);
+    return reply.send(response.body);
+  }
   return reply.type(response.status >= 400 ? 'application/problem+json' : 'application/json').send(response.body);
+}
+
+function inputOf(request: FastifyRequest, headerNames: string[]): HandlerInput<OperationId> {
+  const headers = Object.fromEntries(
+    headerNames.flatMap((name) => {
+      const value = request.headers[name.toLowerCase()];
+      return typeof value === 'string' ? [[name, value]] : [];
+    }),
+  );
+  return {
+    params: request.params,
+    query: request.query,
+    headers,
+    body: request.body,
+    ctx: contextOf(request),
+  } as HandlerInput<OperationId>;
+}
+
+/**
+ * `application/octet-stream` bodies reach binary operations as the raw, unbuffered request stream (the handler
+ * enforces its own size limit); any other operation answers 415 for them, as for every non-JSON body.
+ */
+function registerBinaryBodies(app: FastifyInstance): void {
+  app.addContentTypeParser(BINARY_CONTENT_TYPE, (request, payload, done) => {
+    const operationId = request.routeOptions.config.operationId;
+    if (operationId === undefined || operations[operationId].binaryBody === null) {
+      done(new ApiError('unsupported_media_type', `Send the body as application/json, not ${BINARY_CONTENT_TYPE}.`), undefined);
+      return;
+    }
+    done(null, payload);
+  });
+}
+
+/** Binary operations take only their own content type; a JSON (or absent) body is 415 (an empty body is empty). */
+function binaryBodyOf(request: FastifyRequest, contentType: string): Readable {
+  if (request.body instanceof Readable) return request.body;
+  const length = request.headers['content-length'];
+  if (request.body === undefined && request.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
+    return Readable.from([]);
+  }
+  throw new ApiError('unsupported_media_type', `Send the body as ${contentType}.`);
 }
 
 export interface OperationRoutesOptions {
@@ -60,36 +122,35 @@ export interface OperationRoutesOptions {
  */
 export function registerOperations(app: FastifyInstance, options: OperationRoutesOptions): void {
   assertHandlersMatchContract(options.handlers);
+  registerBinaryBodies(app);
   for (const operationId of Object.keys(operations) as OperationId[]) {
     const meta = operations[operationId];
     const { schemas, headerNames } = requestSchemas[operationId];
-    const handler = options.handlers[operationId] as unknown as AnyHandler;
+    const onRequest = meta.access ? { onRequest: requireAccess(options.authenticator, meta.access) } : {};
 
+    if (meta.websocket) {
+      registerWebSocketOperation(app, operationId, headerNames, schemas, onRequest, options.handlers[operationId] as unknown as AnyWebSocketHandler);
+      continue;
+    }
+
+    const handler = options.handlers[operationId] as unknown as AnyHandler;
+    const binaryBody = meta.binaryBody;
+    const binaryResponse = meta.binaryResponse;
     app.route({
       method: meta.method,
       url: routePath(meta.path),
       schema: schemas,
       config: { operationId },
-      ...(meta.access ? { onRequest: requireAccess(options.authenticator, meta.access) } : {}),
+      ...onRequest,
       handler: async (request, reply) => {
-        const headers = Object.fromEntries(
-          headerNames.flatMap((name) => {
-            const value = request.headers[name.toLowerCase()];
-            return typeof value === 'string' ? [[name, value]] : [];
-          }),
-        );
-        const input = {
-          params: request.params,
-          query: request.query,
-          headers,
-          body: request.body,
-          ctx: contextOf(request),
-        } as HandlerInput<OperationId>;
+        const input = inputOf(request, headerNames);
+        if (binaryBody !== null) input.body = binaryBodyOf(request, binaryBody) as never;
+        const headers = input.headers as Record<string, string>;
 
         const key = headers[IDEMPOTENCY_KEY];
         if (!meta.idempotent || key === undefined || !request.principal) {
           const output = await handler(input);
-          return send(reply, output, output.headers);
+          return send(reply, output, output.headers, binaryResponse);
         }
         const outcome = await options.idempotency.run(
           {
@@ -106,4 +167,38 @@ export function registerOperations(app: FastifyInstance, options: OperationRoute
       },
     });
   }
+}
+
+/**
+ * A WebSocket operation (`x-websocket`, via @fastify/websocket, which must be registered first). The upgrade
+ * request goes through the same `onRequest` auth and parameter validation as any route, then the handler's
+ * `preUpgrade` (a `preHandler` hook): a failure in any of them is an ordinary problem response and the
+ * connection is not upgraded. A plain GET without `Upgrade: websocket` is 400.
+ */
+function registerWebSocketOperation(
+  app: FastifyInstance,
+  operationId: OperationId,
+  headerNames: string[],
+  schemas: RequestSchemas,
+  onRequest: object,
+  handler: AnyWebSocketHandler,
+): void {
+  const meta = operations[operationId];
+  app.route({
+    method: 'GET',
+    url: routePath(meta.path),
+    schema: schemas,
+    config: { operationId },
+    ...onRequest,
+    preHandler: async (request) => {
+      if (!request.ws) return;
+      const input = inputOf(request, headerNames);
+      await handler.preUpgrade?.(input);
+      request.webSocketInput = input;
+    },
+    handler: async () => {
+      throw new ApiError('validation_failed', 'This operation is a WebSocket: send the request with Upgrade: websocket.');
+    },
+    wsHandler: (socket: WebSocket, request: FastifyRequest) => handler(socket, request.webSocketInput!),
+  });
 }

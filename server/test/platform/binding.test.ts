@@ -12,8 +12,8 @@ describe('handlers and the contract', () => {
 
   it('names operations without a handler and handlers without an operation', () => {
     const { getMe: _getMe, listEvents: _listEvents, ...rest } = fakeHandlers();
-    expect(() => assertHandlersMatchContract({ ...rest, rebootDevice: async () => ({ status: 204 }) })).toThrow(
-      'Handlers do not match the contract: no handler for getMe, listEvents; handlers for operations not in the contract: rebootDevice.',
+    expect(() => assertHandlersMatchContract({ ...rest, rebootToaster: async () => ({ status: 204 }) })).toThrow(
+      'Handlers do not match the contract: no handler for getMe, listEvents; handlers for operations not in the contract: rebootToaster.',
     );
   });
 
