@@ -5,6 +5,9 @@ import { z } from 'zod';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const LOCAL_ADB_MODES = ['auto', 'on', 'off'] as const;
+export type LocalAdb = (typeof LOCAL_ADB_MODES)[number];
+
 /** How repeated failed logins of one account are slowed down and then locked. */
 export interface LoginThrottle {
   /** Consecutive failures allowed before attempts are delayed. */
@@ -32,11 +35,28 @@ export interface ServerConfig {
   trustProxy: boolean;
   loginThrottle: LoginThrottle;
   idempotencyTtlSeconds: number;
+  /** ADB servers whose devices are tracked, each `host:port` (CLOUDPHONE_ADB_SERVERS, comma-separated). */
+  adbServers: string[];
+  /**
+   * The local ADB server at 127.0.0.1:5037: `auto` tracks it when something answers there at boot, `on` always,
+   * `off` never.
+   */
+  localAdb: LocalAdb;
+  /** Devices reached directly over ADB-over-TCP, each `host:port` (CLOUDPHONE_ADB_DEVICES, comma-separated). */
+  adbDevices: string[];
+  /** How many in-process virtual devices to run (0: none). */
+  virtualDevices: number;
+  /** The built-in profile the virtual devices use. */
+  virtualProfile: string;
+  /** The largest file a push to a device accepts. */
+  maxPushBytes: number;
 }
 
 /** Explicit settings (API options or CLI flags). Scalars may also be given as the strings a flag would carry. */
 export type ConfigInput = {
-  [K in keyof ServerConfig]?: ServerConfig[K] | (ServerConfig[K] extends object ? never : string);
+  [K in keyof ServerConfig]?:
+    | ServerConfig[K]
+    | (ServerConfig[K] extends readonly string[] ? string : ServerConfig[K] extends object ? never : string);
 };
 
 /** A setting has a value it cannot take. The message is one line naming the setting. */
@@ -65,6 +85,28 @@ const integer = (min: number, max: number) =>
   z.union([z.number(), z.string().trim().regex(/^\d+$/).transform(Number)]).pipe(z.int().min(min).max(max));
 const duration = z.union([z.number(), scaled(/^\d+[smhd]?$/)]).pipe(z.int().min(1));
 const size = z.union([z.number(), scaled(/^\d+(b|kb|mb|gb)?$/)]).pipe(z.int().min(1024));
+/** `host:port` (a name, IPv4 or bracketed IPv6 address, and a port from 1 to 65535). */
+const ADDRESS = /^[A-Za-z0-9.\-\[\]:]+:([0-9]{1,5})$/;
+const address = z
+  .string()
+  .trim()
+  .refine((text) => {
+    const port = ADDRESS.exec(text)?.[1];
+    return port !== undefined && Number(port) >= 1 && Number(port) <= 65_535;
+  });
+/** A comma-separated list (or an array) of `host:port` addresses, without duplicates. */
+const addresses = z
+  .union([
+    z.array(z.string()),
+    z.string().transform((text) =>
+      text
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== ''),
+    ),
+  ])
+  .pipe(z.array(address))
+  .transform((list) => [...new Set(list)]);
 const flag = z.union([
   z.boolean(),
   z
@@ -96,6 +138,12 @@ const configSchema = z.object({
     lockSeconds: z.int().min(1),
   }),
   idempotencyTtlSeconds: duration,
+  adbServers: addresses,
+  localAdb: z.string().trim().toLowerCase().pipe(z.enum(LOCAL_ADB_MODES)),
+  adbDevices: addresses,
+  virtualDevices: integer(0, 200),
+  virtualProfile: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  maxPushBytes: size,
 }) satisfies z.ZodType<ServerConfig, unknown>;
 
 interface Setting {
@@ -125,6 +173,21 @@ const settings: Record<keyof ServerConfig, Setting> = {
     expected: 'freeAttempts >= 0 and maxDelaySeconds, lockAfter, lockSeconds >= 1, all integers',
   },
   idempotencyTtlSeconds: { expected: 'a duration of at least 1 second such as 3600, 60m or 1d' },
+  adbServers: {
+    env: 'CLOUDPHONE_ADB_SERVERS',
+    expected: 'a comma-separated list of host:port addresses such as 127.0.0.1:5037,lab-1:5037',
+  },
+  localAdb: { env: 'CLOUDPHONE_LOCAL_ADB', expected: 'one of auto, on, off' },
+  adbDevices: {
+    env: 'CLOUDPHONE_ADB_DEVICES',
+    expected: 'a comma-separated list of host:port addresses such as 192.168.1.20:5555',
+  },
+  virtualDevices: { env: 'CLOUDPHONE_VIRTUAL_DEVICES', expected: 'an integer from 0 to 200' },
+  virtualProfile: {
+    env: 'CLOUDPHONE_VIRTUAL_PROFILE',
+    expected: 'a profile name of 1 to 64 letters, digits, dots, dashes or underscores',
+  },
+  maxPushBytes: { env: 'CLOUDPHONE_MAX_PUSH', expected: 'a size of at least 1kb such as 104857600, 512mb or 4gb' },
 };
 
 function defaults(env: NodeJS.ProcessEnv): ServerConfig {
@@ -141,6 +204,12 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
     trustProxy: false,
     loginThrottle: { freeAttempts: 3, maxDelaySeconds: 60, lockAfter: 10, lockSeconds: 900 },
     idempotencyTtlSeconds: 86_400,
+    adbServers: [],
+    localAdb: 'auto',
+    adbDevices: [],
+    virtualDevices: 0,
+    virtualProfile: 'virtual',
+    maxPushBytes: 4 * 1024 ** 3,
   };
 }
 

@@ -26,6 +26,39 @@ describe('loadConfig', () => {
       trustProxy: false,
       loginThrottle: { freeAttempts: 3, maxDelaySeconds: 60, lockAfter: 10, lockSeconds: 900 },
       idempotencyTtlSeconds: 86_400,
+      adbServers: [],
+      localAdb: 'auto',
+      adbDevices: [],
+      virtualDevices: 0,
+      virtualProfile: 'virtual',
+      maxPushBytes: 4 * 1024 ** 3,
+    });
+  });
+
+  it('reads the device settings', () => {
+    const config = loadConfig(
+      {},
+      {
+        CLOUDPHONE_ADB_SERVERS: ' 10.0.0.5:5037, lab-1.example:5038 ,,10.0.0.5:5037',
+        CLOUDPHONE_LOCAL_ADB: 'OFF',
+        CLOUDPHONE_ADB_DEVICES: '192.168.1.20:5555,[::1]:5555',
+        CLOUDPHONE_VIRTUAL_DEVICES: '3',
+        CLOUDPHONE_VIRTUAL_PROFILE: 'pixel-7',
+        CLOUDPHONE_MAX_PUSH: '512mb',
+      },
+    );
+    expect(config).toMatchObject({
+      adbServers: ['10.0.0.5:5037', 'lab-1.example:5038'],
+      localAdb: 'off',
+      adbDevices: ['192.168.1.20:5555', '[::1]:5555'],
+      virtualDevices: 3,
+      virtualProfile: 'pixel-7',
+      maxPushBytes: 512 * 1024 ** 2,
+    });
+    expect(loadConfig({ adbServers: ['a:1'], adbDevices: 'b:2,c:3', virtualDevices: 200 }, {})).toMatchObject({
+      adbServers: ['a:1'],
+      adbDevices: ['b:2', 'c:3'],
+      virtualDevices: 200,
     });
   });
 
@@ -117,6 +150,31 @@ describe('loadConfig', () => {
       'CLOUDPHONE_BODY_LIMIT: expected a size of at least 1kb such as 1048576, 512kb or 1mb, got "100"',
     ],
     [{ CLOUDPHONE_TRUST_PROXY: 'maybe' }, 'CLOUDPHONE_TRUST_PROXY: expected true or false, got "maybe"'],
+    [
+      { CLOUDPHONE_ADB_SERVERS: 'localhost' },
+      'CLOUDPHONE_ADB_SERVERS: expected a comma-separated list of host:port addresses such as 127.0.0.1:5037,lab-1:5037, got "localhost"',
+    ],
+    [
+      { CLOUDPHONE_ADB_SERVERS: 'a:5037,b:70000' },
+      'CLOUDPHONE_ADB_SERVERS: expected a comma-separated list of host:port addresses such as 127.0.0.1:5037,lab-1:5037, got "a:5037,b:70000"',
+    ],
+    [
+      { CLOUDPHONE_ADB_DEVICES: 'phone 1:5555' },
+      'CLOUDPHONE_ADB_DEVICES: expected a comma-separated list of host:port addresses such as 192.168.1.20:5555, got "phone 1:5555"',
+    ],
+    [{ CLOUDPHONE_LOCAL_ADB: 'sometimes' }, 'CLOUDPHONE_LOCAL_ADB: expected one of auto, on, off, got "sometimes"'],
+    [
+      { CLOUDPHONE_VIRTUAL_DEVICES: '201' },
+      'CLOUDPHONE_VIRTUAL_DEVICES: expected an integer from 0 to 200, got "201"',
+    ],
+    [
+      { CLOUDPHONE_VIRTUAL_PROFILE: 'a/b' },
+      'CLOUDPHONE_VIRTUAL_PROFILE: expected a profile name of 1 to 64 letters, digits, dots, dashes or underscores, got "a/b"',
+    ],
+    [
+      { CLOUDPHONE_MAX_PUSH: '4 gb' },
+      'CLOUDPHONE_MAX_PUSH: expected a size of at least 1kb such as 104857600, 512mb or 4gb, got "4 gb"',
+    ],
   ])('rejects %o with a one-line message', (env, message) => {
     const error = configError(() => loadConfig({}, env));
     expect(error.message).toBe(message);

@@ -1,0 +1,447 @@
+import type { Adb } from '@yume-chan/adb';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Kysely } from 'kysely';
+import { newId } from '../db/ids.js';
+import type { DB } from '../db/schema.js';
+import { appendEvent } from '../events/log.js';
+import { principalActor, systemCause, type Cause } from '../events/types.js';
+import { ApiError, type FieldError } from '../http/errors.js';
+import type { Principal } from '../http/handler.js';
+import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
+import { DeviceOfflineError, DeviceTimeoutError } from './adb/errors.js';
+import {
+  deviceKeys,
+  findDeviceBySerial,
+  findDeviceRow,
+  findDeviceView,
+  findHostRow,
+  insertDeviceRow,
+  markAllDevicesOffline,
+  queryDeviceViews,
+  updateDeviceRow,
+  type DeviceRow,
+  type DeviceStateFilter,
+} from './repository.js';
+import type { DeviceKind, DeviceUpdate, LiveDevices, LiveState } from './types.js';
+import { toDevice, toDeviceSummary, viewState, type Device } from './view.js';
+
+export type InventoryLog = Pick<FastifyBaseLogger, 'error' | 'warn' | 'debug'>;
+
+export interface DeviceListQuery {
+  state?: DeviceStateFilter | undefined;
+  kind?: DeviceKind | undefined;
+  sdkMin?: number | undefined;
+  sdkMax?: number | undefined;
+  abi?: string | undefined;
+  model?: string | undefined;
+  /** `key=value` each; all must match. */
+  label?: string[] | undefined;
+  hostId?: string | undefined;
+  available?: boolean | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}
+
+export interface DevicePatch {
+  /** Labels to set; `null` removes one. */
+  labels?: { [key: string]: string | null } | undefined;
+  maintenance?: boolean | undefined;
+}
+
+/** A label key: lower-case letters, digits and `._/-`, starting and ending with a letter or digit, 1..63 chars. */
+export const LABEL_KEY = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
+export const LABEL_VALUE_MAX = 128;
+
+const devicePosition = idPosition(/^dev_[0-9A-Z]{26}$/);
+
+function noSuchDevice(id: string): ApiError {
+  return new ApiError('device_not_found', `No device ${id}.`);
+}
+
+function labelProblems(labels: Record<string, string | null>, field: (key: string) => string): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const [key, value] of Object.entries(labels)) {
+    if (!LABEL_KEY.test(key)) {
+      errors.push({
+        field: field(key),
+        message:
+          'a label key is 1 to 63 lower-case letters, digits, dots, dashes, underscores or slashes, ' +
+          'starting and ending with a letter or digit',
+      });
+    } else if (value !== null && value.length > LABEL_VALUE_MAX) {
+      errors.push({ field: field(key), message: `a label value is at most ${LABEL_VALUE_MAX} characters` });
+    }
+  }
+  return errors;
+}
+
+/** Parses `key=value` label filters; 400 `validation_failed` naming each bad one. */
+export function parseLabelFilters(filters: readonly string[]): { key: string; value: string }[] {
+  const parsed: { key: string; value: string }[] = [];
+  const errors: FieldError[] = [];
+  for (const filter of filters) {
+    const at = filter.indexOf('=');
+    const key = at < 0 ? '' : filter.slice(0, at);
+    const value = at < 0 ? '' : filter.slice(at + 1);
+    if (at < 0 || !LABEL_KEY.test(key) || value.length > LABEL_VALUE_MAX) {
+      errors.push({
+        field: 'label',
+        message:
+          `${JSON.stringify(filter)} is not key=value with a valid label key ` +
+          `and a value of at most ${LABEL_VALUE_MAX} characters`,
+      });
+    } else {
+      parsed.push({ key, value });
+    }
+  }
+  if (errors.length > 0) throw new ApiError('validation_failed', 'A label filter is not valid.', { errors });
+  return parsed;
+}
+
+/**
+ * Records, in `trx`, the event of a device's live state going from `row.state` to `to`: `device.connected` when it
+ * comes online, `device.disconnected` when an online device goes offline, else `device.state_changed` (skipped when
+ * the state the API shows does not change, e.g. while in maintenance). Nothing when the live state is the same.
+ */
+export async function recordLiveTransition(
+  trx: Kysely<DB>,
+  row: DeviceRow,
+  to: LiveState,
+  cause: Cause,
+  at: Date,
+): Promise<void> {
+  if (row.state === to) return;
+  const after = { ...row, state: to };
+  const device = toDeviceSummary(after);
+  const base = {
+    actor: cause.actor,
+    requestId: cause.requestId,
+    subject: { type: 'device', id: row.id },
+    occurredAt: at,
+  } as const;
+  if (to === 'online') {
+    await appendEvent(trx, { ...base, type: 'device.connected', data: { device } });
+  } else if (to === 'offline' && row.state === 'online') {
+    await appendEvent(trx, { ...base, type: 'device.disconnected', data: { device } });
+  } else if (viewState(row) !== viewState(after)) {
+    await appendEvent(trx, {
+      ...base,
+      type: 'device.state_changed',
+      data: { device, from: viewState(row), to: viewState(after) },
+    });
+  }
+}
+
+interface Known {
+  hostId: string;
+  serial: string;
+}
+
+interface ReconnectWaiter {
+  deviceId: string;
+  previous: Adb;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The device inventory: persists what the live device layer reports (a stable `dev_` id per host and serial, state,
+ * properties, events in the same transaction) and serves the device views and filters.
+ *
+ * Call `start()` before the hosts are added to the live layer, and `close()` on shutdown.
+ */
+export class DeviceInventory {
+  readonly #db: Kysely<DB>;
+  readonly #clock: () => Date;
+  readonly #live: LiveDevices;
+  readonly #log: InventoryLog;
+  /** Every device of the database, for synchronous lookups (`assertKnown`, `adbFor`). */
+  readonly #known = new Map<string, Known>();
+  readonly #availabilityListeners = new Set<() => void>();
+  readonly #waiters = new Set<ReconnectWaiter>();
+  /** Live updates are written one at a time, in the order they came. */
+  #queue: Promise<void> = Promise.resolve();
+  #unsubscribe: (() => void) | null = null;
+  #closed = false;
+
+  constructor(deps: { db: Kysely<DB>; clock: () => Date; live: LiveDevices; log: InventoryLog }) {
+    this.#db = deps.db;
+    this.#clock = deps.clock;
+    this.#live = deps.live;
+    this.#log = deps.log;
+  }
+
+  /**
+   * Marks every device offline without events (the server just started: nothing is connected yet), loads the known
+   * devices, then follows the live layer (first what it already knows, then every update).
+   */
+  async start(): Promise<void> {
+    await markAllDevicesOffline(this.#db, this.#clock().toISOString());
+    for (const row of await deviceKeys(this.#db)) this.#remember(row.id, row.host_id, row.serial);
+    this.#unsubscribe = this.#live.onUpdate((update) => this.#enqueue(update));
+    for (const update of this.#live.snapshot()) this.#enqueue(update);
+    await this.idle();
+  }
+
+  /** Stops following the live layer once the queued updates are written. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    await this.idle();
+    for (const waiter of [...this.#waiters]) waiter.reject(new DeviceOfflineError('the server is shutting down'));
+  }
+
+  /** Resolves when every update received so far is written. */
+  idle(): Promise<void> {
+    return this.#queue;
+  }
+
+  list(query: DeviceListQuery): Promise<Page<Device>>;
+  list(principal: Principal, query: DeviceListQuery): Promise<Page<Device>>;
+  async list(first: Principal | DeviceListQuery, second?: DeviceListQuery): Promise<Page<Device>> {
+    // Every role may list every device; the principal is accepted for symmetry with the other methods.
+    const query = second ?? (first as DeviceListQuery);
+    const labels = parseLabelFilters(query.label ?? []);
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, devicePosition);
+    const rows = await queryDeviceViews(this.#db, {
+      state: query.state,
+      kind: query.kind,
+      sdkMin: query.sdkMin,
+      sdkMax: query.sdkMax,
+      abi: query.abi,
+      model: query.model,
+      labels,
+      hostId: query.hostId,
+      available: query.available,
+      afterId: after?.id,
+      limit: query.limit + 1,
+    });
+    return toPage(rows, query.limit, toDevice, (row) => ({ id: row.id }));
+  }
+
+  async get(id: string): Promise<Device> {
+    const row = await findDeviceView(this.#db, id);
+    if (row === undefined) throw noSuchDevice(id);
+    return toDevice(row);
+  }
+
+  /** Throws 404 `device_not_found` unless the device is in the inventory. Synchronous. */
+  assertKnown(deviceId: string): void {
+    if (!this.#known.has(deviceId)) throw noSuchDevice(deviceId);
+  }
+
+  /** The device's live connection: 404 `device_not_found`, or 409 `device_offline` when it is not connected. */
+  adbFor(deviceId: string): Adb {
+    const known = this.#known.get(deviceId);
+    if (known === undefined) throw noSuchDevice(deviceId);
+    const adb = this.#live.adb(known.hostId, known.serial);
+    if (adb === undefined) throw new ApiError('device_offline', `Device ${deviceId} is not connected.`);
+    return adb;
+  }
+
+  /**
+   * Resolves once the device is online again over a connection other than `previous` (after a reboot); rejects with
+   * `DeviceTimeoutError` after `timeoutMs`, or `DeviceOfflineError` when the device leaves the inventory. The promise
+   * is marked handled, so it may be dropped when the reboot itself fails.
+   */
+  waitForReconnect(deviceId: string, previous: Adb, timeoutMs: number): Promise<void> {
+    const promise = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        finish();
+        reject(new DeviceTimeoutError(timeoutMs, 'the device coming back'));
+      }, timeoutMs);
+      timer.unref();
+      const finish = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+      };
+      const waiter: ReconnectWaiter = {
+        deviceId,
+        previous,
+        resolve: () => {
+          finish();
+          resolve();
+        },
+        reject: (error) => {
+          finish();
+          reject(error);
+        },
+      };
+      this.#waiters.add(waiter);
+    });
+    promise.catch(() => undefined);
+    return promise;
+  }
+
+  /**
+   * Sets labels (`null` removes one) and the maintenance flag. Turning maintenance on or off records
+   * `device.state_changed`; label changes record no event.
+   */
+  async update(principal: Principal, id: string, patch: DevicePatch, requestId: string | null): Promise<Device> {
+    const errors =
+      patch.labels === undefined ? [] : labelProblems(patch.labels, (key) => `/labels/${escapePointer(key)}`);
+    if (errors.length > 0) throw new ApiError('validation_failed', 'A label is not valid.', { errors });
+    const now = this.#clock();
+    const cause: Cause = { actor: principalActor(principal), requestId };
+    const maintenanceOff = await this.#db.transaction().execute(async (trx) => {
+      const row = await findDeviceRow(trx, id);
+      if (row === undefined) throw noSuchDevice(id);
+      const labels = JSON.parse(row.labels) as Record<string, string>;
+      let labelsChanged = false;
+      for (const [key, value] of Object.entries(patch.labels ?? {})) {
+        if (value === null) {
+          if (key in labels) {
+            delete labels[key];
+            labelsChanged = true;
+          }
+        } else if (labels[key] !== value) {
+          labels[key] = value;
+          labelsChanged = true;
+        }
+      }
+      const maintenance = patch.maintenance === undefined ? row.maintenance : patch.maintenance ? 1 : 0;
+      if (!labelsChanged && maintenance === row.maintenance) return false;
+      const sortedLabels = Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      const at = now.toISOString();
+      await updateDeviceRow(trx, id, { labels: JSON.stringify(sortedLabels), maintenance, updated_at: at });
+      if (maintenance !== row.maintenance) {
+        const after = { ...row, maintenance };
+        await appendEvent(trx, {
+          type: 'device.state_changed',
+          actor: cause.actor,
+          requestId: cause.requestId,
+          subject: { type: 'device', id },
+          data: { device: toDeviceSummary(after), from: viewState(row), to: viewState(after) },
+          occurredAt: now,
+        });
+      }
+      return maintenance === 0 && row.maintenance === 1;
+    });
+    if (maintenanceOff) this.availabilityChanged();
+    return this.get(id);
+  }
+
+  /** Sets the `resetting` flag (the lease service's reset flow); clearing it reports an availability change. */
+  async setResetting(deviceId: string, on: boolean): Promise<void> {
+    await updateDeviceRow(this.#db, deviceId, { resetting: on ? 1 : 0, updated_at: this.#clock().toISOString() });
+    if (!on) this.availabilityChanged();
+  }
+
+  /**
+   * Calls `listener` after any change that can make a device newly available: it came online, left maintenance, its
+   * reset finished, its host stopped draining. Returns the unsubscribe function.
+   */
+  onAvailabilityChange(listener: () => void): () => void {
+    this.#availabilityListeners.add(listener);
+    return () => this.#availabilityListeners.delete(listener);
+  }
+
+  /** Tells the availability listeners that a device may have become available (the host service calls it too). */
+  availabilityChanged(): void {
+    for (const listener of [...this.#availabilityListeners]) {
+      try {
+        listener();
+      } catch (error) {
+        this.#log.error({ err: error }, 'device availability listener failed');
+      }
+    }
+  }
+
+  /** Forgets the devices of a deleted host (the host service calls it once the deletion committed). */
+  forgetHost(hostId: string): void {
+    for (const [id, known] of [...this.#known]) {
+      if (known.hostId !== hostId) continue;
+      this.#known.delete(id);
+      for (const waiter of [...this.#waiters]) {
+        if (waiter.deviceId === id) waiter.reject(new DeviceOfflineError('the device left the inventory'));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  #enqueue(update: DeviceUpdate): void {
+    if (this.#closed) return;
+    this.#queue = this.#queue
+      .then(() => this.#apply(update))
+      .catch((error: unknown) => {
+        const { hostId, serial } = update;
+        this.#log.error({ err: error, hostId, serial }, 'could not record a device update');
+      });
+  }
+
+  async #apply(update: DeviceUpdate): Promise<void> {
+    const now = this.#clock();
+    const at = now.toISOString();
+    const result = await this.#db.transaction().execute(async (trx) => {
+      if ((await findHostRow(trx, update.hostId)) === undefined) return undefined; // the host was removed
+      const row = await findDeviceBySerial(trx, update.hostId, update.serial);
+      const info = update.info;
+      const fromInfo =
+        info === null
+          ? {}
+          : {
+              properties: JSON.stringify(info.properties),
+              battery: info.battery === null ? null : JSON.stringify(info.battery),
+              sdk: info.properties.sdk,
+              model: info.properties.model,
+              abis: JSON.stringify(info.properties.abis),
+            };
+      if (row === undefined) {
+        const created: DeviceRow = {
+          id: newId('dev', now.getTime()),
+          host_id: update.hostId,
+          serial: update.serial,
+          kind: update.kind,
+          state: update.state,
+          maintenance: 0,
+          resetting: 0,
+          labels: '{}',
+          properties: null,
+          battery: null,
+          sdk: null,
+          model: null,
+          abis: '[]',
+          ...fromInfo,
+          first_seen_at: at,
+          last_seen_at: at,
+          updated_at: at,
+        };
+        await insertDeviceRow(trx, created);
+        // A device seen for the first time was, as far as anyone knew, offline.
+        await recordLiveTransition(trx, { ...created, state: 'offline' }, update.state, systemCause, now);
+        return { id: created.id, from: 'offline' as LiveState, maintenance: 0 };
+      }
+      const seen = update.state !== 'offline' || row.state !== 'offline';
+      const changes = {
+        ...(update.kind !== row.kind ? { kind: update.kind } : {}),
+        ...(update.state !== row.state ? { state: update.state } : {}),
+        ...Object.fromEntries(Object.entries(fromInfo).filter(([key, value]) => row[key as keyof DeviceRow] !== value)),
+        ...(seen ? { last_seen_at: at } : {}),
+      };
+      if (Object.keys(changes).length > 0) await updateDeviceRow(trx, row.id, { ...changes, updated_at: at });
+      await recordLiveTransition(trx, row, update.state, systemCause, now);
+      return { id: row.id, from: row.state, maintenance: row.maintenance };
+    });
+    if (result === undefined) return;
+    this.#remember(result.id, update.hostId, update.serial);
+    if (update.state === 'online') {
+      for (const waiter of [...this.#waiters]) {
+        if (waiter.deviceId !== result.id) continue;
+        const adb = this.#live.adb(update.hostId, update.serial);
+        if (adb !== undefined && adb !== waiter.previous) waiter.resolve();
+      }
+      if (result.from !== 'online' && result.maintenance === 0) this.availabilityChanged();
+    }
+  }
+
+  #remember(id: string, hostId: string, serial: string): void {
+    this.#known.set(id, { hostId, serial });
+  }
+}
+
+/** Escapes a key for use as a JSON pointer segment. */
+function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
