@@ -1,0 +1,345 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { DB, LeaseDevicesTable, LeasesTable } from '../db/schema.js';
+import type { SchedulableDevice } from './scheduler.js';
+
+export type LeaseRow = Selectable<LeasesTable>;
+export type LeaseStatus = LeaseRow['status'];
+export type LeaseDeviceRow = Selectable<LeaseDevicesTable>;
+
+/** A lease with its holder's username, as views need it. */
+export type LeaseWithUser = LeaseRow & { username: string };
+
+/** A device of a lease with the device's own fields the view shows. */
+export interface LeaseDeviceDetail {
+  leaseId: string;
+  deviceId: string;
+  serial: string;
+  model: string | null;
+  sdk: number | null;
+  kind: 'physical' | 'emulator' | 'network' | 'virtual';
+  releasedAt: string | null;
+  baselinePackages: string | null;
+  reset: string | null;
+}
+
+export const ACTIVE_STATUSES: readonly LeaseStatus[] = ['queued', 'granted'];
+
+export async function insertLease(db: Kysely<DB>, row: LeaseRow): Promise<void> {
+  await db.insertInto('leases').values(row).execute();
+}
+
+export async function deleteLease(db: Kysely<DB>, id: string): Promise<void> {
+  await db.deleteFrom('leases').where('id', '=', id).execute();
+}
+
+function leasesWithUser(db: Kysely<DB>) {
+  return db.selectFrom('leases').innerJoin('users', 'users.id', 'leases.user_id').selectAll('leases').select('users.username');
+}
+
+export async function findLease(db: Kysely<DB>, id: string): Promise<LeaseWithUser | undefined> {
+  return leasesWithUser(db).where('leases.id', '=', id).executeTakeFirst();
+}
+
+export interface LeaseQuery {
+  /** Only this user's leases; `undefined` for everyone's. */
+  userId: string | undefined;
+  statuses: readonly LeaseStatus[];
+  afterId: string | undefined;
+  limit: number;
+}
+
+/** Leases in id order, which is creation order. */
+export async function queryLeases(db: Kysely<DB>, query: LeaseQuery): Promise<LeaseWithUser[]> {
+  let select = leasesWithUser(db);
+  if (query.userId !== undefined) select = select.where('leases.user_id', '=', query.userId);
+  if (query.statuses.length > 0) select = select.where('leases.status', 'in', [...query.statuses]);
+  if (query.afterId !== undefined) select = select.where('leases.id', '>', query.afterId);
+  return select.orderBy('leases.id', 'asc').limit(query.limit).execute();
+}
+
+/** The devices of the given leases (released ones included), by lease then device id. */
+export async function findLeaseDevices(db: Kysely<DB>, leaseIds: readonly string[]): Promise<LeaseDeviceDetail[]> {
+  if (leaseIds.length === 0) return [];
+  return db
+    .selectFrom('lease_devices')
+    .innerJoin('devices', 'devices.id', 'lease_devices.device_id')
+    .select([
+      'lease_devices.lease_id as leaseId',
+      'lease_devices.device_id as deviceId',
+      'devices.serial as serial',
+      'devices.model as model',
+      'devices.sdk as sdk',
+      'devices.kind as kind',
+      'lease_devices.released_at as releasedAt',
+      'lease_devices.baseline_packages as baselinePackages',
+      'lease_devices.reset as reset',
+    ])
+    .where('lease_devices.lease_id', 'in', [...leaseIds])
+    .orderBy('lease_devices.lease_id')
+    .orderBy('lease_devices.device_id')
+    .execute();
+}
+
+/** Queued leases in creation order. */
+export async function queuedLeases(db: Kysely<DB>): Promise<LeaseRow[]> {
+  return db.selectFrom('leases').selectAll().where('status', '=', 'queued').orderBy('id').execute();
+}
+
+/** The ids of queued leases in creation order: a lease's queue position is its index + 1. */
+export async function queuedLeaseIds(db: Kysely<DB>): Promise<string[]> {
+  const rows = await db.selectFrom('leases').select('id').where('status', '=', 'queued').orderBy('id').execute();
+  return rows.map((row) => row.id);
+}
+
+/** 1-based position of a queued lease among the queued ones. */
+export async function queuePositionOf(db: Kysely<DB>, id: string): Promise<number> {
+  const row = await db
+    .selectFrom('leases')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('status', '=', 'queued')
+    .where('id', '<=', id)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Every known device with what the scheduler needs, availability included. */
+export async function schedulableDevices(db: Kysely<DB>): Promise<(SchedulableDevice & { state: string })[]> {
+  const rows = await db
+    .selectFrom('devices')
+    .innerJoin('hosts', 'hosts.id', 'devices.host_id')
+    .select((eb) => [
+      'devices.id as id',
+      'devices.host_id as hostId',
+      'devices.kind as kind',
+      'devices.model as model',
+      'devices.sdk as sdk',
+      'devices.abis as abis',
+      'devices.labels as labels',
+      'devices.state as state',
+      'devices.maintenance as maintenance',
+      'devices.resetting as resetting',
+      'hosts.draining as draining',
+      eb
+        .exists(
+          eb
+            .selectFrom('lease_devices')
+            .select('lease_devices.device_id')
+            .whereRef('lease_devices.device_id', '=', 'devices.id')
+            .where('lease_devices.released_at', 'is', null),
+        )
+        .as('leased'),
+      eb
+        .selectFrom('lease_devices')
+        .select((inner) => inner.fn.max('lease_devices.granted_at').as('at'))
+        .whereRef('lease_devices.device_id', '=', 'devices.id')
+        .as('lastLeasedAt'),
+    ])
+    .orderBy('devices.id')
+    .execute();
+  return rows.map((row) => ({
+    id: row.id,
+    hostId: row.hostId,
+    kind: row.kind,
+    model: row.model,
+    sdk: row.sdk,
+    abis: parseJson<string[]>(row.abis, []),
+    labels: parseJson<Record<string, string>>(row.labels, {}),
+    state: row.state,
+    available:
+      row.state === 'online' &&
+      row.maintenance === 0 &&
+      row.resetting === 0 &&
+      row.draining === 0 &&
+      !(row.leased as unknown as number),
+    lastLeasedAt: (row.lastLeasedAt as string | null | undefined) ?? null,
+  }));
+}
+
+function parseJson<T>(text: string, fallback: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+export async function insertLeaseDevices(
+  db: Kysely<DB>,
+  leaseId: string,
+  deviceIds: readonly string[],
+  at: string,
+): Promise<void> {
+  if (deviceIds.length === 0) return;
+  await db
+    .insertInto('lease_devices')
+    .values(
+      deviceIds.map((deviceId) => ({
+        lease_id: leaseId,
+        device_id: deviceId,
+        granted_at: at,
+        released_at: null,
+        baseline_packages: null,
+        reset: null,
+      })),
+    )
+    .execute();
+}
+
+export async function markGranted(db: Kysely<DB>, id: string, grantedAt: string, expiresAt: string): Promise<void> {
+  await db
+    .updateTable('leases')
+    .set({ status: 'granted', granted_at: grantedAt, expires_at: expiresAt })
+    .where('id', '=', id)
+    .where('status', '=', 'queued')
+    .execute();
+}
+
+export async function renewLeaseRow(db: Kysely<DB>, id: string, at: string, expiresAt: string): Promise<boolean> {
+  const result = await db
+    .updateTable('leases')
+    .set({ renewed_at: at, expires_at: expiresAt })
+    .where('id', '=', id)
+    .where('status', '=', 'granted')
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Ends an active lease; false when it was not active any more. */
+export async function endLeaseRow(
+  db: Kysely<DB>,
+  id: string,
+  end: { status: LeaseStatus; endReason: string; endedAt: string; endedBy: string | null },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('leases')
+    .set({ status: end.status, end_reason: end.endReason, ended_at: end.endedAt, ended_by: end.endedBy })
+    .where('id', '=', id)
+    .where('status', 'in', [...ACTIVE_STATUSES])
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Releases a lease's devices and returns them, with each one's state and baseline as they were at release. */
+export async function releaseLeaseDevices(
+  db: Kysely<DB>,
+  leaseId: string,
+  at: string,
+): Promise<{ deviceId: string; state: string; baselinePackages: string | null }[]> {
+  const rows = await db
+    .selectFrom('lease_devices')
+    .innerJoin('devices', 'devices.id', 'lease_devices.device_id')
+    .select([
+      'lease_devices.device_id as deviceId',
+      'devices.state as state',
+      'lease_devices.baseline_packages as baselinePackages',
+    ])
+    .where('lease_devices.lease_id', '=', leaseId)
+    .where('lease_devices.released_at', 'is', null)
+    .orderBy('lease_devices.device_id')
+    .execute();
+  if (rows.length > 0) {
+    await db
+      .updateTable('lease_devices')
+      .set({ released_at: at })
+      .where('lease_id', '=', leaseId)
+      .where('released_at', 'is', null)
+      .execute();
+  }
+  return rows;
+}
+
+export async function setDevicesResetting(db: Kysely<DB>, deviceIds: readonly string[], at: string): Promise<void> {
+  if (deviceIds.length === 0) return;
+  await db
+    .updateTable('devices')
+    .set({ resetting: 1, updated_at: at })
+    .where('id', 'in', [...deviceIds])
+    .execute();
+}
+
+export async function setBaseline(db: Kysely<DB>, leaseId: string, deviceId: string, packages: string[]): Promise<void> {
+  await db
+    .updateTable('lease_devices')
+    .set({ baseline_packages: JSON.stringify(packages) })
+    .where('lease_id', '=', leaseId)
+    .where('device_id', '=', deviceId)
+    .execute();
+}
+
+export async function findBaseline(db: Kysely<DB>, leaseId: string, deviceId: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('lease_devices')
+    .select('baseline_packages')
+    .where('lease_id', '=', leaseId)
+    .where('device_id', '=', deviceId)
+    .executeTakeFirst();
+  return row?.baseline_packages ?? null;
+}
+
+export async function setReset(db: Kysely<DB>, leaseId: string, deviceId: string, reset: object): Promise<void> {
+  await db
+    .updateTable('lease_devices')
+    .set({ reset: JSON.stringify(reset) })
+    .where('lease_id', '=', leaseId)
+    .where('device_id', '=', deviceId)
+    .execute();
+}
+
+/** Granted leases whose time is up, and queued leases whose wait is over, at `now` (ISO). */
+export async function overdueLeases(db: Kysely<DB>, now: string): Promise<LeaseRow[]> {
+  return db
+    .selectFrom('leases')
+    .selectAll()
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('status', '=', 'granted'), eb('expires_at', '<=', now)]),
+        eb.and([eb('status', '=', 'queued'), eb('wait_until', 'is not', null), eb('wait_until', '<=', now)]),
+      ]),
+    )
+    .orderBy('id')
+    .execute();
+}
+
+/** Every device held by a granted lease: the rows the authorisation index is built from. */
+export async function heldDevices(
+  db: Kysely<DB>,
+): Promise<{ deviceId: string; leaseId: string; userId: string; expiresAt: string | null }[]> {
+  return db
+    .selectFrom('lease_devices')
+    .innerJoin('leases', 'leases.id', 'lease_devices.lease_id')
+    .select([
+      'lease_devices.device_id as deviceId',
+      'leases.id as leaseId',
+      'leases.user_id as userId',
+      'leases.expires_at as expiresAt',
+    ])
+    .where('lease_devices.released_at', 'is', null)
+    .where('leases.status', '=', 'granted')
+    .execute();
+}
+
+/** Active leases holding a device of the host. */
+export async function leasesOnHost(db: Kysely<DB>, hostId: string): Promise<LeaseRow[]> {
+  return db
+    .selectFrom('leases')
+    .selectAll()
+    .where('status', 'in', [...ACTIVE_STATUSES])
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('lease_devices')
+          .innerJoin('devices', 'devices.id', 'lease_devices.device_id')
+          .select('lease_devices.device_id')
+          .whereRef('lease_devices.lease_id', '=', 'leases.id')
+          .where('lease_devices.released_at', 'is', null)
+          .where('devices.host_id', '=', hostId),
+      ),
+    )
+    .orderBy('id')
+    .execute();
+}
+
+export async function usernameOf(db: Kysely<DB>, userId: string): Promise<string> {
+  const row = await db.selectFrom('users').select('username').where('id', '=', userId).executeTakeFirst();
+  return row?.username ?? '';
+}

@@ -1,0 +1,769 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Kysely } from 'kysely';
+import { ulid } from '../db/ids.js';
+import type { DB } from '../db/schema.js';
+import type { DeviceReset } from '../devices/types.js';
+import { appendEvent } from '../events/log.js';
+import { principalActor, systemCause, type Cause, type EventData } from '../events/types.js';
+import { ApiError, type FieldError } from '../http/errors.js';
+import type { Principal } from '../http/handler.js';
+import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
+import {
+  ACTIVE_STATUSES,
+  deleteLease,
+  endLeaseRow,
+  findBaseline,
+  findLease,
+  findLeaseDevices,
+  heldDevices,
+  insertLease,
+  insertLeaseDevices,
+  leasesOnHost,
+  markGranted,
+  overdueLeases,
+  queryLeases,
+  queuedLeaseIds,
+  queuedLeases,
+  queuePositionOf,
+  releaseLeaseDevices,
+  renewLeaseRow,
+  schedulableDevices,
+  setBaseline,
+  setDevicesResetting,
+  setReset,
+  type LeaseRow,
+  type LeaseStatus,
+} from './repository.js';
+import { matchesSelector, schedule, type DeviceSelector, type Grant, type SchedulableDevice } from './scheduler.js';
+import { toLease, toLeaseSummary, type Lease, type LeaseEndReason } from './view.js';
+
+/** What the lease service needs from the device layer; the app wires it to the inventory and device operations. */
+export interface LeaseDeviceOps {
+  /** The third-party packages on the device now: the baseline its reset restores. */
+  snapshotPackages(deviceId: string): Promise<string[]>;
+  /** Uninstalls third-party packages not in `baseline` and clears /data/local/tmp. */
+  reset(deviceId: string, baseline: string[]): Promise<Omit<DeviceReset, 'status' | 'finishedAt'>>;
+  /** Sets the device's `resetting` flag; clearing it makes the device available again (and reports that). */
+  setResetting(deviceId: string, on: boolean): Promise<void>;
+  /** Called whenever a device may have become available (came online, left maintenance, host stopped draining…). */
+  onAvailabilityChange(listener: () => void): () => void;
+}
+
+export interface NewLease {
+  selector?: DeviceSelector | undefined;
+  count?: number | undefined;
+  ttlSeconds?: number | undefined;
+  waitSeconds?: number | undefined;
+  note?: string | null | undefined;
+}
+
+export interface LeaseListQuery {
+  status?: LeaseStatus[] | undefined;
+  userId?: string | undefined;
+  allUsers?: boolean | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}
+
+export interface CreatedLease {
+  /** 201 granted, 202 queued. */
+  status: 201 | 202;
+  lease: Lease;
+}
+
+/** The leases a host's removal ended; call `afterCommit` once the caller's transaction has committed. */
+export interface EndedLeases {
+  leaseIds: string[];
+  deviceIds: string[];
+  afterCommit(): void;
+}
+
+export type LeaseEndedListener = (ended: { leaseId: string; userId: string; deviceIds: string[] }) => void;
+
+type LeaseLog = Pick<FastifyBaseLogger, 'warn' | 'error'>;
+
+export const DEFAULT_COUNT = 1;
+export const DEFAULT_TTL_SECONDS = 900;
+const leasePosition = idPosition(/^lse_[0-9A-Z]{26}$/);
+
+type LeaseEventType =
+  | 'lease.queued'
+  | 'lease.granted'
+  | 'lease.renewed'
+  | 'lease.released'
+  | 'lease.expired'
+  | 'device.reset';
+
+async function record<T extends LeaseEventType>(
+  db: Kysely<DB>,
+  type: T,
+  cause: Cause,
+  subject: { type: 'lease' | 'device'; id: string },
+  data: EventData<T>,
+  at: Date,
+): Promise<void> {
+  await appendEvent(db, { type, actor: cause.actor, subject, data, requestId: cause.requestId, occurredAt: at });
+}
+
+/** Who holds a device, for the authorisation check on every device operation. */
+interface Holder {
+  leaseId: string;
+  userId: string;
+  expiresAtMs: number;
+}
+
+interface EndedLease {
+  leaseId: string;
+  userId: string;
+  devices: { deviceId: string; state: string; baselinePackages: string | null }[];
+  reset: boolean;
+}
+
+/** What a transaction changed that, once committed, the in-memory state and the device layer must follow. */
+interface Effects {
+  granted: { leaseId: string; userId: string; expiresAtMs: number; deviceIds: string[] }[];
+  ended: EndedLease[];
+  /** Leases whose status changed: long polls on them resolve. */
+  changed: Set<string>;
+  /** Devices or reservations were freed: run the scheduler. */
+  reschedule: boolean;
+}
+
+function newEffects(): Effects {
+  return { granted: [], ended: [], changed: new Set(), reschedule: false };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function intInRange(field: string, value: number, min: number, max: number, errors: FieldError[]): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    errors.push({ field: `/${field}`, message: `must be an integer from ${min} to ${max}` });
+  }
+}
+
+/** The selector with only the criteria given, device ids deduplicated; rejects contradictory ranges. */
+export function normaliseSelector(selector: DeviceSelector): DeviceSelector {
+  const out: DeviceSelector = {};
+  if (selector.deviceIds !== undefined) out.deviceIds = [...new Set(selector.deviceIds)];
+  if (selector.model !== undefined) out.model = selector.model;
+  if (selector.kind !== undefined) out.kind = selector.kind;
+  if (selector.sdkMin !== undefined) out.sdkMin = selector.sdkMin;
+  if (selector.sdkMax !== undefined) out.sdkMax = selector.sdkMax;
+  if (selector.abi !== undefined) out.abi = selector.abi;
+  if (selector.labels !== undefined) out.labels = { ...selector.labels };
+  if (selector.hostId !== undefined) out.hostId = selector.hostId;
+  if (out.sdkMin !== undefined && out.sdkMax !== undefined && out.sdkMin > out.sdkMax) {
+    throw new ApiError('validation_failed', 'selector.sdkMin must not exceed selector.sdkMax.', {
+      errors: [{ field: '/selector/sdkMin', message: 'must not exceed sdkMax' }],
+    });
+  }
+  return out;
+}
+
+/**
+ * Leases: who may use which devices, and when. Queued leases are granted fairly (FIFO with backfill, see
+ * scheduler.ts); ended leases give their devices back only after each device's reset.
+ */
+export class LeaseService {
+  readonly #db: Kysely<DB>;
+  readonly #clock: () => Date;
+  readonly #log: LeaseLog;
+  readonly #devices: LeaseDeviceOps;
+  readonly #sweepIntervalMs: number;
+
+  /** deviceId → holder of the granted lease containing it. */
+  readonly #holders = new Map<string, Holder>();
+  /** leaseId → devices it holds (granted leases only). */
+  readonly #leaseDevices = new Map<string, string[]>();
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #endedListeners = new Set<LeaseEndedListener>();
+  /** Background work: resets, baseline snapshots, scheduler runs, sweeps. */
+  readonly #inFlight = new Set<Promise<unknown>>();
+  /** `leaseId:deviceId` → the baseline snapshot being taken. */
+  readonly #snapshots = new Map<string, Promise<void>>();
+
+  #scheduling: Promise<void> | null = null;
+  #scheduleAgain = false;
+  #sweeping = false;
+  #timer: NodeJS.Timeout | null = null;
+  #unsubscribe: (() => void) | null = null;
+  #closed = false;
+
+  constructor(deps: {
+    db: Kysely<DB>;
+    clock: () => Date;
+    log: LeaseLog;
+    devices: LeaseDeviceOps;
+    sweepIntervalMs?: number | undefined;
+  }) {
+    this.#db = deps.db;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#devices = deps.devices;
+    this.#sweepIntervalMs = deps.sweepIntervalMs ?? 1000;
+  }
+
+  /** Rebuilds the holder index, starts the expiry sweeper and schedules once. */
+  async start(): Promise<void> {
+    this.#closed = false;
+    await this.#rebuildIndex();
+    this.#unsubscribe = this.#devices.onAvailabilityChange(() => this.#kick());
+    this.#timer = setInterval(() => this.#tick(), this.#sweepIntervalMs);
+    this.#timer.unref();
+    await this.schedule();
+  }
+
+  /** Stops the sweeper, releases long polls and waits for in-flight resets. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+    await this.settled();
+  }
+
+  /** Resolves once no reset, baseline snapshot, sweep or scheduler run is in flight. */
+  async settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  onLeaseEnded(listener: LeaseEndedListener): () => void {
+    this.#endedListeners.add(listener);
+    return () => this.#endedListeners.delete(listener);
+  }
+
+  /**
+   * Throws 403 lease_required unless the caller may operate the device: admins always, others while they hold a
+   * granted, unexpired lease containing it. In memory: this runs on every device operation.
+   */
+  assertCanOperate(principal: Principal, deviceId: string): void {
+    if (principal.role === 'admin') return;
+    const holder = this.#holders.get(deviceId);
+    if (holder !== undefined && holder.userId === principal.userId && holder.expiresAtMs > this.#clock().getTime()) {
+      return;
+    }
+    throw new ApiError('lease_required', `Operating device ${deviceId} needs a granted lease containing it.`);
+  }
+
+  /** The holder of a device's granted lease, if any (from the in-memory index). */
+  holderOf(deviceId: string): { leaseId: string; userId: string; expiresAt: string } | undefined {
+    const holder = this.#holders.get(deviceId);
+    return holder && { leaseId: holder.leaseId, userId: holder.userId, expiresAt: iso(holder.expiresAtMs) };
+  }
+
+  async create(principal: Principal, input: NewLease, requestId: string | null): Promise<CreatedLease> {
+    const selector = normaliseSelector(input.selector ?? {});
+    const count = input.count ?? DEFAULT_COUNT;
+    const ttlSeconds = input.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    const waitSeconds = input.waitSeconds ?? 0;
+    const errors: FieldError[] = [];
+    intInRange('count', count, 1, 100, errors);
+    intInRange('ttlSeconds', ttlSeconds, 30, 86_400, errors);
+    intInRange('waitSeconds', waitSeconds, 0, 3600, errors);
+    if (errors.length > 0) throw new ApiError('validation_failed', 'The lease request is invalid.', { errors });
+
+    const cause: Cause = { actor: principalActor(principal), requestId };
+    const effects = newEffects();
+    const now = this.#clock();
+    const outcome = await this.#db.transaction().execute(async (trx) => {
+      const devices = await schedulableDevices(trx);
+      const matching = devices.filter((device) => matchesSelector(selector, device));
+      if (matching.length < count) {
+        throw new ApiError(
+          'selector_unsatisfiable',
+          `${count} device${count === 1 ? '' : 's'} requested, but only ${matching.length} known device${matching.length === 1 ? ' matches' : 's match'} the selector.`,
+        );
+      }
+      const row: LeaseRow = {
+        id: `lse_${ulid(now.getTime())}`,
+        user_id: principal.userId,
+        status: 'queued',
+        selector: JSON.stringify(selector),
+        count,
+        ttl_seconds: ttlSeconds,
+        note: input.note ?? null,
+        created_at: now.toISOString(),
+        wait_until: waitSeconds > 0 ? iso(now.getTime() + waitSeconds * 1000) : null,
+        granted_at: null,
+        renewed_at: null,
+        expires_at: null,
+        ended_at: null,
+        end_reason: null,
+        ended_by: null,
+      };
+      await insertLease(trx, row);
+      const grants = await this.#runScheduler(trx, now, effects, (id) => (id === row.id ? cause : systemCause), devices);
+      if (grants.some((grant) => grant.leaseId === row.id)) return { kind: 'granted', id: row.id } as const;
+      if (waitSeconds === 0) {
+        // Not kept: nothing about it was written but its row (grants to others made in this run stand).
+        await deleteLease(trx, row.id);
+        const free = matching.filter((device) => device.available).length;
+        return { kind: 'unavailable', id: row.id, matching: matching.length, free } as const;
+      }
+      const position = await queuePositionOf(trx, row.id);
+      await record(trx, 'lease.queued', cause, { type: 'lease', id: row.id }, { lease: toLeaseSummary(row), position }, now);
+      return { kind: 'queued', id: row.id } as const;
+    });
+    this.#afterCommit(effects);
+    if (outcome.kind === 'unavailable') {
+      const { matching, free } = outcome;
+      const reserved = free >= count ? '; the free ones are reserved by leases queued before this one' : '';
+      throw new ApiError(
+        'no_devices_available',
+        `${count} device${count === 1 ? '' : 's'} requested: ${matching} match the selector, ${free} ${free === 1 ? 'is' : 'are'} available${reserved}. Pass waitSeconds to queue.`,
+      );
+    }
+    return { status: outcome.kind === 'granted' ? 201 : 202, lease: await this.#view(this.#db, outcome.id) };
+  }
+
+  /** A lease; with `waitSeconds`, while it is queued, waits up to that long for it to change. */
+  async get(principal: Principal, id: string, options: { waitSeconds?: number | undefined } = {}): Promise<Lease> {
+    const waitMs = Math.max(0, Math.min(options.waitSeconds ?? 0, 60)) * 1000;
+    if (waitMs === 0 || this.#closed) return this.#visibleView(principal, id);
+    // Listen before reading, so that a change committed in between is not missed.
+    const waiter = this.#waitFor(id, waitMs);
+    try {
+      const lease = await this.#visibleView(principal, id);
+      if (lease.status !== 'queued') return lease;
+      await waiter.changed;
+    } finally {
+      waiter.cancel();
+    }
+    return this.#visibleView(principal, id);
+  }
+
+  async list(principal: Principal, query: LeaseListQuery): Promise<Page<Lease>> {
+    const owner = query.userId ?? (query.allUsers === true ? undefined : principal.userId);
+    if (owner !== principal.userId && principal.role !== 'admin') {
+      throw new ApiError('insufficient_role', "Listing other users' leases needs the admin role.");
+    }
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, leasePosition);
+    const statuses = query.status !== undefined && query.status.length > 0 ? query.status : ACTIVE_STATUSES;
+    const rows = await queryLeases(this.#db, {
+      userId: owner,
+      statuses,
+      afterId: after?.id,
+      limit: query.limit + 1,
+    });
+    const shown = rows.slice(0, query.limit);
+    const devices = await findLeaseDevices(
+      this.#db,
+      shown.map((row) => row.id),
+    );
+    const positions = new Map<string, number>();
+    if (shown.some((row) => row.status === 'queued')) {
+      (await queuedLeaseIds(this.#db)).forEach((leaseId, index) => positions.set(leaseId, index + 1));
+    }
+    return toPage(
+      rows,
+      query.limit,
+      (row) =>
+        toLease(
+          row,
+          devices.filter((device) => device.leaseId === row.id),
+          positions.get(row.id) ?? null,
+        ),
+      (row) => ({ id: row.id }),
+    );
+  }
+
+  /** Extends a granted lease to now + ttlSeconds (default: its own ttl). */
+  async renew(
+    principal: Principal,
+    id: string,
+    input: { ttlSeconds?: number | undefined },
+    requestId: string | null,
+  ): Promise<Lease> {
+    const now = this.#clock();
+    const cause: Cause = { actor: principalActor(principal), requestId };
+    let expiresAtMs = 0;
+    await this.#db.transaction().execute(async (trx) => {
+      const row = visible(principal, id, await findLease(trx, id));
+      const ttlSeconds = input.ttlSeconds ?? row.ttl_seconds;
+      const errors: FieldError[] = [];
+      intInRange('ttlSeconds', ttlSeconds, 30, 86_400, errors);
+      if (errors.length > 0) throw new ApiError('validation_failed', 'The renewal is invalid.', { errors });
+      if (row.status !== 'granted' || row.expires_at === null || row.expires_at <= now.toISOString()) {
+        throw new ApiError('lease_not_active', `Lease ${id} is ${row.status === 'granted' ? 'expired' : row.status}; only a granted lease can be renewed.`);
+      }
+      expiresAtMs = now.getTime() + ttlSeconds * 1000;
+      await renewLeaseRow(trx, id, now.toISOString(), iso(expiresAtMs));
+      const lease = toLeaseSummary({ ...row, expires_at: iso(expiresAtMs) });
+      await record(trx, 'lease.renewed', cause, { type: 'lease', id }, { lease }, now);
+    });
+    for (const deviceId of this.#leaseDevices.get(id) ?? []) {
+      const holder = this.#holders.get(deviceId);
+      if (holder?.leaseId === id) holder.expiresAtMs = expiresAtMs;
+    }
+    return this.#view(this.#db, id);
+  }
+
+  /**
+   * Ends a lease: a granted one is released (force_released when an admin ends someone else's), a queued one is
+   * cancelled; an ended one is returned unchanged.
+   */
+  async release(principal: Principal, id: string, requestId: string | null): Promise<Lease> {
+    const now = this.#clock();
+    const cause: Cause = { actor: principalActor(principal), requestId };
+    const effects = newEffects();
+    await this.#db.transaction().execute(async (trx) => {
+      const row = visible(principal, id, await findLease(trx, id));
+      if (row.status === 'queued') {
+        await this.#endLease(trx, row, 'cancelled', 'cancelled', null, cause, now, effects, true);
+      } else if (row.status === 'granted') {
+        const own = row.user_id === principal.userId;
+        const reason = own ? 'released' : 'force_released';
+        await this.#endLease(trx, row, 'released', reason, own ? null : principal.userId, cause, now, effects, true);
+      }
+    });
+    this.#afterCommit(effects);
+    return this.#view(this.#db, id);
+  }
+
+  /**
+   * Expires granted leases whose time is up and times out queued leases whose wait is over, then schedules.
+   * Runs every `sweepIntervalMs`; public so that tests with a manual clock can drive it.
+   */
+  async sweep(): Promise<void> {
+    const now = this.#clock();
+    const effects = newEffects();
+    await this.#db.transaction().execute(async (trx) => {
+      const overdue = await overdueLeases(trx, now.toISOString());
+      for (const row of overdue) {
+        if (row.status === 'granted') {
+          await this.#endLease(trx, row, 'expired', 'expired', null, systemCause, now, effects, true);
+        } else {
+          await this.#endLease(trx, row, 'timed_out', 'timed_out', null, systemCause, now, effects, true);
+        }
+      }
+    });
+    this.#afterCommit(effects);
+    await this.schedule();
+  }
+
+  /** Grants what can be granted now. Concurrent calls coalesce into one more run. */
+  schedule(): Promise<void> {
+    if (this.#scheduling !== null) {
+      this.#scheduleAgain = true;
+      return this.#scheduling;
+    }
+    const run = (async () => {
+      do {
+        this.#scheduleAgain = false;
+        try {
+          const effects = newEffects();
+          const now = this.#clock();
+          await this.#db.transaction().execute(async (trx) => {
+            await this.#runScheduler(trx, now, effects, () => systemCause);
+          });
+          this.#afterCommit(effects);
+        } catch (error) {
+          this.#log.error({ err: error }, 'lease scheduling failed');
+        }
+      } while (this.#scheduleAgain && !this.#closed);
+    })().finally(() => {
+      this.#scheduling = null;
+    });
+    this.#scheduling = run;
+    this.#track(run);
+    return run;
+  }
+
+  /**
+   * Ends (host_removed) the active leases holding devices of the host, inside the caller's transaction, with their
+   * events. The devices are not reset (they leave the inventory). Call `afterCommit()` once committed.
+   */
+  async endLeasesForHost(trx: Kysely<DB>, hostId: string, cause: Cause): Promise<EndedLeases> {
+    const now = this.#clock();
+    const effects = newEffects();
+    for (const row of await leasesOnHost(trx, hostId)) {
+      await this.#endLease(trx, row, 'released', 'host_removed', null, cause, now, effects, false);
+    }
+    const deviceIds = effects.ended.flatMap((ended) => ended.devices.map((device) => device.deviceId));
+    // Taking access away early is the safe direction if the caller's transaction rolls back.
+    for (const ended of effects.ended) this.#forget(ended.leaseId);
+    let applied = false;
+    return {
+      leaseIds: effects.ended.map((ended) => ended.leaseId),
+      deviceIds,
+      afterCommit: () => {
+        if (applied) return;
+        applied = true;
+        this.#afterCommit(effects);
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  async #runScheduler(
+    trx: Kysely<DB>,
+    now: Date,
+    effects: Effects,
+    causeOf: (leaseId: string) => Cause,
+    devices?: SchedulableDevice[],
+  ): Promise<Grant[]> {
+    const queued = await queuedLeases(trx);
+    if (queued.length === 0) return [];
+    const known = devices ?? (await schedulableDevices(trx));
+    const byId = new Map(queued.map((row) => [row.id, row]));
+    const grants = schedule(
+      queued.map((row) => ({ id: row.id, count: row.count, selector: JSON.parse(row.selector) as DeviceSelector })),
+      known,
+    );
+    const at = now.toISOString();
+    for (const grant of grants) {
+      const row = byId.get(grant.leaseId)!;
+      const expiresAtMs = now.getTime() + row.ttl_seconds * 1000;
+      await insertLeaseDevices(trx, grant.leaseId, grant.deviceIds, at);
+      await markGranted(trx, grant.leaseId, at, iso(expiresAtMs));
+      const lease = toLeaseSummary({ ...row, status: 'granted', granted_at: at, expires_at: iso(expiresAtMs) });
+      await record(
+        trx,
+        'lease.granted',
+        causeOf(grant.leaseId),
+        { type: 'lease', id: grant.leaseId },
+        { lease, deviceIds: grant.deviceIds },
+        now,
+      );
+      effects.granted.push({ leaseId: grant.leaseId, userId: row.user_id, expiresAtMs, deviceIds: grant.deviceIds });
+      effects.changed.add(grant.leaseId);
+    }
+    return grants;
+  }
+
+  async #endLease(
+    trx: Kysely<DB>,
+    row: LeaseRow,
+    status: LeaseStatus,
+    reason: LeaseEndReason,
+    endedBy: string | null,
+    cause: Cause,
+    now: Date,
+    effects: Effects,
+    reset: boolean,
+  ): Promise<void> {
+    const at = now.toISOString();
+    if (!(await endLeaseRow(trx, row.id, { status, endReason: reason, endedAt: at, endedBy }))) return;
+    const wasGranted = row.status === 'granted';
+    const devices = wasGranted ? await releaseLeaseDevices(trx, row.id, at) : [];
+    if (reset) {
+      await setDevicesResetting(
+        trx,
+        devices.map((device) => device.deviceId),
+        at,
+      );
+    }
+    const lease = toLeaseSummary({ ...row, status });
+    const subject = { type: 'lease' as const, id: row.id };
+    if (reason === 'expired') await record(trx, 'lease.expired', cause, subject, { lease }, now);
+    else await record(trx, 'lease.released', cause, subject, { lease, reason }, now);
+    effects.changed.add(row.id);
+    if (wasGranted) effects.ended.push({ leaseId: row.id, userId: row.user_id, devices, reset });
+    // A queued lease reserves the devices it matches: ending it may let others through.
+    else effects.reschedule = true;
+  }
+
+  #afterCommit(effects: Effects): void {
+    for (const grant of effects.granted) {
+      this.#leaseDevices.set(grant.leaseId, grant.deviceIds);
+      for (const deviceId of grant.deviceIds) {
+        this.#holders.set(deviceId, { leaseId: grant.leaseId, userId: grant.userId, expiresAtMs: grant.expiresAtMs });
+        this.#snapshotBaseline(grant.leaseId, deviceId);
+      }
+    }
+    for (const ended of effects.ended) {
+      this.#forget(ended.leaseId);
+      for (const device of ended.devices) this.#holders.delete(device.deviceId);
+    }
+    for (const leaseId of effects.changed) {
+      for (const wake of this.#waiters.get(leaseId) ?? []) wake();
+    }
+    for (const ended of effects.ended) {
+      const deviceIds = ended.devices.map((device) => device.deviceId);
+      for (const listener of this.#endedListeners) {
+        try {
+          listener({ leaseId: ended.leaseId, userId: ended.userId, deviceIds });
+        } catch (error) {
+          this.#log.error({ err: error, leaseId: ended.leaseId }, 'lease-ended listener failed');
+        }
+      }
+      if (ended.reset) {
+        for (const device of ended.devices) this.#resetDevice(ended.leaseId, device);
+      }
+    }
+    if (effects.reschedule) this.#kick();
+  }
+
+  #forget(leaseId: string): void {
+    for (const deviceId of this.#leaseDevices.get(leaseId) ?? []) {
+      if (this.#holders.get(deviceId)?.leaseId === leaseId) this.#holders.delete(deviceId);
+    }
+    this.#leaseDevices.delete(leaseId);
+  }
+
+  #snapshotBaseline(leaseId: string, deviceId: string): void {
+    const key = `${leaseId}:${deviceId}`;
+    const task = (async () => {
+      try {
+        const packages = await this.#devices.snapshotPackages(deviceId);
+        await setBaseline(this.#db, leaseId, deviceId, packages);
+      } catch (error) {
+        this.#log.warn(
+          { err: error, leaseId, deviceId },
+          'could not snapshot the packages of a leased device; its reset will not uninstall anything',
+        );
+      }
+    })().finally(() => this.#snapshots.delete(key));
+    this.#snapshots.set(key, task);
+    this.#track(task);
+  }
+
+  #resetDevice(leaseId: string, device: EndedLease['devices'][number]): void {
+    const { deviceId } = device;
+    const task = (async () => {
+      await this.#snapshots.get(`${leaseId}:${deviceId}`);
+      const reset = await this.#runReset(leaseId, device);
+      try {
+        await this.#db.transaction().execute(async (trx) => {
+          await setReset(trx, leaseId, deviceId, reset);
+          await record(trx, 'device.reset', systemCause, { type: 'device', id: deviceId }, { deviceId, leaseId, reset }, this.#clock());
+        });
+      } catch (error) {
+        this.#log.error({ err: error, leaseId, deviceId }, 'could not record a device reset');
+      }
+      try {
+        await this.#devices.setResetting(deviceId, false);
+      } catch (error) {
+        this.#log.error({ err: error, deviceId }, 'could not clear the resetting flag; clearing it in the database');
+        await this.#db
+          .updateTable('devices')
+          .set({ resetting: 0 })
+          .where('id', '=', deviceId)
+          .execute()
+          .catch(() => undefined);
+      }
+      this.#kick();
+    })();
+    this.#track(task);
+  }
+
+  async #runReset(leaseId: string, device: EndedLease['devices'][number]): Promise<DeviceReset> {
+    const finished = (result: Omit<DeviceReset, 'finishedAt'>): DeviceReset => ({
+      ...result,
+      finishedAt: this.#clock().toISOString(),
+    });
+    if (device.state !== 'online') {
+      return finished({
+        status: 'skipped',
+        uninstalled: [],
+        clearedTmp: false,
+        error: `The device was ${device.state} when the lease ended.`,
+      });
+    }
+    try {
+      const stored = device.baselinePackages ?? (await findBaseline(this.#db, leaseId, device.deviceId));
+      // Without a baseline nothing is uninstalled: the packages there now become the baseline.
+      const baseline =
+        stored === null ? await this.#devices.snapshotPackages(device.deviceId) : (JSON.parse(stored) as string[]);
+      const result = await this.#devices.reset(device.deviceId, baseline);
+      return finished({ ...result, status: result.error === null ? 'succeeded' : 'failed' });
+    } catch (error) {
+      const offline = error instanceof Error && error.name === 'DeviceOfflineError';
+      return finished({
+        status: offline ? 'skipped' : 'failed',
+        uninstalled: [],
+        clearedTmp: false,
+        error: offline ? `The device went offline: ${errorMessage(error)}` : errorMessage(error),
+      });
+    }
+  }
+
+  #kick(): void {
+    if (this.#closed) return;
+    void this.schedule();
+  }
+
+  #tick(): void {
+    if (this.#sweeping || this.#closed) return;
+    this.#sweeping = true;
+    const task = this.sweep()
+      .catch((error: unknown) => this.#log.error({ err: error }, 'lease sweep failed'))
+      .finally(() => {
+        this.#sweeping = false;
+      });
+    this.#track(task);
+  }
+
+  #track(task: Promise<unknown>): void {
+    this.#inFlight.add(task);
+    void task.then(
+      () => this.#inFlight.delete(task),
+      () => this.#inFlight.delete(task),
+    );
+  }
+
+  #waitFor(leaseId: string, ms: number): { changed: Promise<void>; cancel(): void } {
+    let wake!: () => void;
+    const changed = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    const timer = setTimeout(wake, ms);
+    let waiters = this.#waiters.get(leaseId);
+    if (waiters === undefined) this.#waiters.set(leaseId, (waiters = new Set()));
+    waiters.add(wake);
+    return {
+      changed,
+      cancel: () => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.#waiters.get(leaseId) === waiters) this.#waiters.delete(leaseId);
+      },
+    };
+  }
+
+  async #rebuildIndex(): Promise<void> {
+    this.#holders.clear();
+    this.#leaseDevices.clear();
+    for (const held of await heldDevices(this.#db)) {
+      const expiresAtMs = held.expiresAt === null ? 0 : new Date(held.expiresAt).getTime();
+      this.#holders.set(held.deviceId, { leaseId: held.leaseId, userId: held.userId, expiresAtMs });
+      const devices = this.#leaseDevices.get(held.leaseId) ?? [];
+      devices.push(held.deviceId);
+      this.#leaseDevices.set(held.leaseId, devices);
+    }
+  }
+
+  async #visibleView(principal: Principal, id: string): Promise<Lease> {
+    const row = visible(principal, id, await findLease(this.#db, id));
+    return this.#toView(this.#db, row);
+  }
+
+  async #view(db: Kysely<DB>, id: string): Promise<Lease> {
+    const row = await findLease(db, id);
+    if (row === undefined) throw new ApiError('lease_not_found', `No lease ${id}.`);
+    return this.#toView(db, row);
+  }
+
+  async #toView(db: Kysely<DB>, row: NonNullable<Awaited<ReturnType<typeof findLease>>>): Promise<Lease> {
+    const devices = await findLeaseDevices(db, [row.id]);
+    const position = row.status === 'queued' ? await queuePositionOf(db, row.id) : null;
+    return toLease(row, devices, position);
+  }
+}
+
+/** Others' leases are reported as not found, except to admins. */
+function visible<T extends { user_id: string }>(principal: Principal, id: string, lease: T | undefined): T {
+  if (lease === undefined || (lease.user_id !== principal.userId && principal.role !== 'admin')) {
+    throw new ApiError('lease_not_found', `No lease ${id}.`);
+  }
+  return lease;
+}

@@ -1,0 +1,190 @@
+import type { Kysely } from 'kysely';
+import { afterEach } from 'vitest';
+import { openDatabase } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+import type { DB, DevicesTable } from '../../src/db/schema.js';
+import type { Role } from '../../src/http/access.js';
+import type { Principal } from '../../src/http/handler.js';
+import { LeaseService, type LeaseDeviceOps } from '../../src/leases/service.js';
+import { ManualClock } from '../helpers/clock.js';
+
+/** Records what the lease service asked of the device layer; `setResetting` writes the flag like the inventory. */
+export class FakeDeviceOps implements LeaseDeviceOps {
+  readonly calls: string[] = [];
+  /** Third-party packages on each device now. */
+  readonly packages = new Map<string, string[]>();
+  readonly #listeners = new Set<() => void>();
+  failSnapshot = false;
+  resetError: Error | null = null;
+
+  constructor(readonly db: Kysely<DB>) {}
+
+  async snapshotPackages(deviceId: string): Promise<string[]> {
+    this.calls.push(`snapshot ${deviceId}`);
+    if (this.failSnapshot) throw new Error('adb went away');
+    return [...(this.packages.get(deviceId) ?? ['com.example.base'])];
+  }
+
+  async reset(deviceId: string, baseline: string[]) {
+    this.calls.push(`reset ${deviceId} [${baseline.join(',')}]`);
+    if (this.resetError !== null) throw this.resetError;
+    const now = this.packages.get(deviceId) ?? ['com.example.base'];
+    const uninstalled = now.filter((name) => !baseline.includes(name));
+    this.packages.set(
+      deviceId,
+      now.filter((name) => baseline.includes(name)),
+    );
+    return { uninstalled, clearedTmp: true, error: null };
+  }
+
+  async setResetting(deviceId: string, on: boolean): Promise<void> {
+    this.calls.push(`resetting ${deviceId} ${on}`);
+    await this.db
+      .updateTable('devices')
+      .set({ resetting: on ? 1 : 0 })
+      .where('id', '=', deviceId)
+      .execute();
+    if (!on) this.changed();
+  }
+
+  onAvailabilityChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Tells listeners that availability may have changed. */
+  changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+}
+
+export interface LeaseFixture {
+  db: Kysely<DB>;
+  clock: ManualClock;
+  ops: FakeDeviceOps;
+  leases: LeaseService;
+  user(username: string, role?: Role): Promise<Principal>;
+  host(id: string, options?: { draining?: boolean }): Promise<string>;
+  device(id: string, fields?: Partial<DevicesTable> & { hostId?: string }): Promise<string>;
+  events(type?: string): Promise<{ type: string; subjectId: string | null; actorType: string; data: any }[]>;
+  /** Devices in more than one unreleased lease: must always be empty. */
+  doubleBooked(): Promise<string[]>;
+}
+
+const open: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((close) => close()));
+});
+
+const silent = { warn: () => undefined, error: () => undefined } as never;
+
+export async function leaseFixture(): Promise<LeaseFixture> {
+  const database = openDatabase(':memory:');
+  const { db } = database;
+  await migrateToLatest(db);
+  const clock = new ManualClock();
+  const ops = new FakeDeviceOps(db);
+  const leases = new LeaseService({ db, clock: clock.now, log: silent, devices: ops, sweepIntervalMs: 3_600_000 });
+  open.push(async () => {
+    await leases.close();
+    await database.close();
+  });
+  const at = clock.now().toISOString();
+  let defaultHost: string | undefined;
+  const fixture: LeaseFixture = {
+    db,
+    clock,
+    ops,
+    leases,
+    async user(username, role = 'member') {
+      const id = `usr_${username}`;
+      await db
+        .insertInto('users')
+        .values({
+          id,
+          username,
+          display_name: username,
+          role,
+          disabled: 0,
+          password_hash: 'x',
+          failed_logins: 0,
+          last_failed_login_at: null,
+          locked_until: null,
+          created_at: at,
+          updated_at: at,
+        })
+        .execute();
+      return {
+        userId: id,
+        username,
+        role,
+        scopes: role === 'viewer' ? ['read'] : role === 'admin' ? ['read', 'write', 'admin'] : ['read', 'write'],
+        method: 'session',
+      };
+    },
+    async host(id, options = {}) {
+      await db
+        .insertInto('hosts')
+        .values({
+          id,
+          type: 'adb_server',
+          address: `${id}:5037`,
+          name: id,
+          origin: 'config',
+          draining: options.draining ? 1 : 0,
+          created_at: at,
+          updated_at: at,
+        })
+        .execute();
+      return id;
+    },
+    async device(id, fields = {}) {
+      const { hostId, ...rest } = fields;
+      defaultHost ??= await fixture.host('hst_default');
+      await db
+        .insertInto('devices')
+        .values({
+          id,
+          host_id: hostId ?? defaultHost,
+          serial: `serial-${id}`,
+          kind: 'physical',
+          state: 'online',
+          maintenance: 0,
+          resetting: 0,
+          labels: '{}',
+          properties: null,
+          battery: null,
+          sdk: 34,
+          model: 'Pixel 8',
+          abis: '["arm64-v8a"]',
+          first_seen_at: at,
+          last_seen_at: at,
+          updated_at: at,
+          ...rest,
+        })
+        .execute();
+      return id;
+    },
+    async events(type) {
+      let select = db.selectFrom('events').selectAll().orderBy('seq');
+      if (type !== undefined) select = select.where('type', '=', type);
+      return (await select.execute()).map((row) => ({
+        type: row.type,
+        subjectId: row.subject_id,
+        actorType: row.actor_type,
+        data: JSON.parse(row.data),
+      }));
+    },
+    async doubleBooked() {
+      const rows = await db
+        .selectFrom('lease_devices')
+        .select(['device_id', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('released_at', 'is', null)
+        .groupBy('device_id')
+        .having((eb) => eb.fn.countAll(), '>', 1)
+        .execute();
+      return rows.map((row) => row.device_id);
+    },
+  };
+  return fixture;
+}
