@@ -23,6 +23,9 @@ interface StartFlags {
   port?: string;
   dataDir?: string;
   logLevel?: string;
+  virtualDevices?: string;
+  adbServers?: string;
+  adbDevices?: string;
 }
 
 async function start(flags: StartFlags): Promise<void> {
@@ -99,6 +102,9 @@ function program(): Command {
       '--log-level <level>',
       'fatal, error, warn, info, debug, trace or silent (env CLOUDPHONE_LOG_LEVEL, default info)',
     )
+    .option('--virtual-devices <count>', 'run this many in-process virtual devices (env CLOUDPHONE_VIRTUAL_DEVICES, default 0)')
+    .option('--adb-servers <list>', 'ADB servers to track, host:port,… (env CLOUDPHONE_ADB_SERVERS)')
+    .option('--adb-devices <list>', 'devices to reach directly over ADB-over-TCP, host:port,… (env CLOUDPHONE_ADB_DEVICES)')
     .action(start);
 
   cli

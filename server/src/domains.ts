@@ -8,6 +8,16 @@ import type { ServerConfig } from './config.js';
 import type { DB } from './db/schema.js';
 import { eventHandlers } from './events/handlers.js';
 import { EventService } from './events/service.js';
+import { loadOrCreateAdbKey } from './devices/adb/key.js';
+import { listPackages, resetDevice } from './devices/adb/operations.js';
+import { deviceHandlers } from './devices/handlers.js';
+import { HostService } from './devices/hosts.js';
+import { hostHandlers } from './devices/hosts-handlers.js';
+import { DeviceInventory } from './devices/inventory.js';
+import { DeviceRegistry } from './devices/registry.js';
+import { DeviceSessions } from './devices/sessions.js';
+import { leaseHandlers } from './leases/handlers.js';
+import { LeaseService } from './leases/service.js';
 import type { Authenticator } from './http/auth.js';
 import type { Handlers } from './http/handler.js';
 import { meHandlers } from './me/handlers.js';
@@ -31,15 +41,59 @@ export interface Domains {
   authenticator: Authenticator;
   /** Creates the first admin on an empty database; returns its one-time password, or null if users exist. */
   bootstrap(): Promise<{ username: string; password: string } | null>;
+  /** Starts following the device hosts and the lease timers. */
+  start(): Promise<void>;
+  /**
+   * The first step of shutdown, while HTTP drains: ends open device sessions, answers lease long polls and stops
+   * the lease timers (waiting for resets in flight).
+   */
+  drain(): Promise<void>;
+  /** The last step, once no request is in flight: disconnects every device. */
+  close(): Promise<void>;
 }
 
-/** Wires the domains (users, auth, API tokens, me, events) over one database. */
-export function createDomains({ db, clock, config, log }: DomainDeps): Domains {
+/**
+ * Wires the domains (users, auth, API tokens, me, events, devices, hosts, leases) over one database. The device
+ * layer's ADB key is loaded (or created) in the data directory.
+ */
+export async function createDomains({ db, clock, config, log }: DomainDeps): Promise<Domains> {
   const users = new UserService({ db, clock, sessions: { revokeUserSessions } });
   const auth = new AuthService({ db, clock, config });
   const tokens = new ApiTokenService({ db, clock });
   const me = new MeService({ users });
   const events = new EventService(db);
+
+  const adbKey = await loadOrCreateAdbKey(config.dataDir);
+  const registry = new DeviceRegistry({
+    adbKey,
+    log: log.child({ component: 'devices' }),
+    virtual: { count: config.virtualDevices, profile: config.virtualProfile },
+  });
+  const inventory = new DeviceInventory({ db, clock, live: registry, log });
+  const leases = new LeaseService({
+    db,
+    clock,
+    log,
+    devices: {
+      snapshotPackages: async (deviceId) =>
+        (await listPackages(inventory.adbFor(deviceId), { thirdParty: true })).map((p) => p.packageName),
+      reset: (deviceId, baseline) => resetDevice(inventory.adbFor(deviceId), { baselinePackages: baseline }),
+      setResetting: (deviceId, on) => inventory.setResetting(deviceId, on),
+      onAvailabilityChange: (listener) => inventory.onAvailabilityChange(listener),
+    },
+  });
+  const hosts = new HostService({
+    db,
+    clock,
+    live: registry,
+    config,
+    log,
+    inventory,
+    endLeasesForHost: (trx, hostId, cause) => leases.endLeasesForHost(trx, hostId, cause),
+  });
+  const sessions = new DeviceSessions();
+  leases.onLeaseEnded(({ userId, deviceIds }) => sessions.leaseEnded(userId, deviceIds));
+
   return {
     handlers: {
       ...authHandlers(auth),
@@ -47,12 +101,29 @@ export function createDomains({ db, clock, config, log }: DomainDeps): Domains {
       ...userHandlers(users),
       ...apiTokenHandlers(tokens),
       ...eventHandlers(events),
+      ...deviceHandlers({ inventory, leases, sessions, maxPushBytes: config.maxPushBytes }),
+      ...leaseHandlers(leases),
+      ...hostHandlers(hosts, adbKey),
     },
     authenticator: new TokenAuthenticator({ db, clock }),
     async bootstrap() {
       const created = await users.bootstrap(config.adminPassword);
       if (created !== null) log.info({ username: created.username }, 'created the first admin');
       return created;
+    },
+    async start() {
+      await inventory.start();
+      await leases.start();
+      await hosts.start();
+    },
+    async drain() {
+      sessions.closeAll();
+      await leases.close();
+    },
+    async close() {
+      await leases.close();
+      await registry.close();
+      await inventory.close();
     },
   };
 }

@@ -5,7 +5,7 @@ import { buildApp } from './app.js';
 import { loadConfig, type ConfigInput, type ServerConfig } from './config.js';
 import { openDataDir, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
-import { createDomains } from './domains.js';
+import { createDomains, type Domains } from './domains.js';
 import { createLogger } from './logger.js';
 
 export { buildApp, type AppDomains, type AppOptions } from './app.js';
@@ -54,6 +54,7 @@ function reachableHost(host: string): string {
 function running(
   app: FastifyInstance,
   database: Database,
+  domains: Domains,
   config: ServerConfig,
   initialAdmin: RunningServer['initialAdmin'],
 ): RunningServer {
@@ -66,7 +67,11 @@ function running(
     config,
     initialAdmin,
     close() {
-      closing ??= app.close().then(() => database.close());
+      // HTTP first (in-flight requests finish, long polls are answered, WebSockets close), then the devices, then
+      // the database.
+      closing ??= Promise.all([app.close(), domains.drain()])
+        .then(() => domains.close())
+        .then(() => database.close());
       return closing;
     },
   };
@@ -82,16 +87,19 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const logger = createLogger({ level: config.logLevel, ...(logStream ? { stream: logStream } : {}) });
   const database = openDataDir(config.dataDir);
   let app: FastifyInstance | undefined;
+  let domains: Domains | undefined;
   try {
     const { applied } = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
-    const domains = createDomains({ db: database.db, clock, config, log: logger });
+    domains = await createDomains({ db: database.db, clock, config, log: logger });
     const initialAdmin = await domains.bootstrap();
     app = buildApp({ config, database, domains, clock, logger });
+    await domains.start();
     await app.listen({ host: config.host, port: config.port });
-    return running(app, database, config, initialAdmin);
+    return running(app, database, domains, config, initialAdmin);
   } catch (error) {
     await app?.close();
+    await domains?.close();
     await database.close();
     throw error;
   }
