@@ -27,6 +27,7 @@ import {
   takeScreenshot,
   validateDevicePath,
   type LogcatFilter,
+  type ShellSession,
 } from './adb/operations.js';
 import type { DeviceInventory } from './inventory.js';
 import { serveAdbTunnel } from './tunnel/adb-proxy.js';
@@ -105,6 +106,28 @@ function logcatFilter(query: { priority?: LogcatFilter['priority']; tag?: string
     ...(query.pid !== undefined ? { pid: query.pid } : {}),
     ...(query.tail !== undefined ? { tail: query.tail } : {}),
   };
+}
+
+/** Client messages of a shell stream queued before the socket stops reading. */
+const MAX_PENDING_MESSAGES = 16;
+
+/** One client message of a shell stream: binary is stdin; text is a JSON control message. */
+async function applyShellMessage(shell: ShellSession, bytes: Buffer, isBinary: boolean): Promise<void> {
+  if (isBinary) {
+    await shell.write(bytes);
+    return;
+  }
+  let message: { type?: unknown; rows?: unknown; cols?: unknown };
+  try {
+    message = JSON.parse(bytes.toString('utf8')) as typeof message;
+  } catch {
+    return;
+  }
+  if (message.type === 'eof') await shell.closeStdin();
+  else if (message.type === 'kill') await shell.kill();
+  else if (message.type === 'resize' && typeof message.rows === 'number' && typeof message.cols === 'number') {
+    await shell.resize(message.rows, message.cols);
+  }
 }
 
 /** Closes a WebSocket with an error frame in the operation's framing. */
@@ -257,36 +280,29 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
         const { deviceId } = params;
         const adb = operate(ctx, deviceId);
         const session = sessions.track(deviceId, callerOf(ctx).userId, socket);
+        const opening = openShellSession(adb, {
+          pty: query.pty ?? false,
+          ...(query.command !== undefined ? { command: query.command } : {}),
+          ...(query.rows !== undefined ? { rows: query.rows } : {}),
+          ...(query.cols !== undefined ? { cols: query.cols } : {}),
+        });
+        // Client messages are applied one at a time, in order (stdin bytes, then an `eof` after them), and those
+        // sent before the shell is open wait for it.
+        let inbox: Promise<unknown> = opening;
+        let pending = 0;
+        socket.on('message', (data, isBinary) => {
+          const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
+          if (++pending > MAX_PENDING_MESSAGES) socket.pause();
+          inbox = inbox
+            .then(async () => applyShellMessage(await opening, bytes, isBinary))
+            .catch(() => undefined)
+            .finally(() => {
+              if (--pending <= MAX_PENDING_MESSAGES) socket.resume();
+            });
+        });
         try {
-          const shell = await openShellSession(adb, {
-            pty: query.pty ?? false,
-            ...(query.command !== undefined ? { command: query.command } : {}),
-            ...(query.rows !== undefined ? { rows: query.rows } : {}),
-            ...(query.cols !== undefined ? { cols: query.cols } : {}),
-          });
+          const shell = await opening;
           session.onEnd(() => void shell.kill().catch(() => undefined));
-          socket.on('message', (data, isBinary) => {
-            const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
-            if (isBinary) {
-              socket.pause();
-              shell.write(bytes).then(
-                () => socket.resume(),
-                () => socket.resume(),
-              );
-              return;
-            }
-            let message: { type?: unknown; rows?: unknown; cols?: unknown };
-            try {
-              message = JSON.parse(bytes.toString('utf8')) as typeof message;
-            } catch {
-              return;
-            }
-            if (message.type === 'eof') void shell.closeStdin().catch(() => undefined);
-            else if (message.type === 'kill') void shell.kill().catch(() => undefined);
-            else if (message.type === 'resize' && typeof message.rows === 'number' && typeof message.cols === 'number') {
-              void shell.resize(message.rows, message.cols).catch(() => undefined);
-            }
-          });
           socket.on('close', () => void shell.kill().catch(() => undefined));
           const forward = async (channel: number, output: AsyncIterable<Uint8Array> | null): Promise<void> => {
             if (output === null) return;
