@@ -59,6 +59,7 @@ beforeAll(async () => {
     port: 0,
     dataDir,
     adminPassword: ADMIN_PASSWORD,
+    virtualDevices: 1,
     clock: () => new Date(NOW),
     logStream: { write: () => undefined },
   });
@@ -161,5 +162,23 @@ describe('examples/onboard-user.ts', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('usage: onboard-user.ts <username>');
     expect(run.stdout).toBe('');
+  });
+});
+
+describe('examples/lease-and-shell.ts', () => {
+  it('leases a device, runs a command, round-trips a file, takes a screenshot and releases the lease', async () => {
+    const run = await runExample('lease-and-shell.ts', ['virtual'], adminToken);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+
+    const lines = jsonLines(run.stdout);
+    expect(lines.map((line) => line.step)).toEqual(['lease', 'shell', 'files', 'screenshot', 'released']);
+    expect(lines[1]).toEqual({ step: 'shell', exitCode: 0, model: 'Virtual Phone' });
+    expect(lines[2]).toEqual({ step: 'files', pushed: 65_536, pulled: 65_536, identical: true });
+    expect(Number(lines[3]?.bytes)).toBeGreaterThan(8);
+
+    const lease = await admin.leases.get(String(lines[0]?.id));
+    expect(lease.status).toBe('released');
+    expect(lease.endReason).toBe('released');
   });
 });

@@ -5,7 +5,7 @@ import { generatedHeader, type JsonSchema, type Operation, type Parameter, type 
 
 /** openapi-typescript's rendering of the contract: `paths`, `components` and `operations` types. */
 export async function contractTypes(spec: Spec): Promise<string> {
-  const ast = await openapiTS(structuredClone(spec.document) as OpenAPI3, { alphabetize: true, emptyObjectsUnknown: true });
+  const ast = await openapiTS(structuredClone(spec.document) as OpenAPI3, { alphabetize: true, emptyObjectsUnknown: true, defaultNonNullable: false });
   return astToString(ast);
 }
 

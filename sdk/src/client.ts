@@ -15,7 +15,7 @@ import {
   type ParamsOf,
   type ResultOf,
 } from './generated/operations.js';
-import { resources, type Resources } from './generated/resources.js';
+import { resources, type Resources } from './resources/index.js';
 import { VERSION } from './version.js';
 
 const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';

@@ -34,6 +34,27 @@ export {
 } from './generated/operations.js';
 export type * from './generated/resources.js';
 export {
+  DeviceHandle,
+  Devices,
+  DeviceStreamError,
+  LeaseEndedError,
+  LeaseHandle,
+  LeaseNotGrantedError,
+  Leases,
+  ShellSession,
+  type KeepAliveOptions,
+  type LeaseDeviceHandle,
+  type LogcatFilter,
+  type OpenShellOptions,
+  type PushOptions,
+  type PushSource,
+  type ShellOptions,
+  type StopKeepAlive,
+  type UseLeaseContext,
+  type UseLeaseOptions,
+  type WaitOptions,
+} from './resources/index.js';
+export {
   openWebSocket,
   webSocketUrl,
   type WebSocketOperationId,

@@ -1263,16 +1263,16 @@ export interface components {
         };
         NewLease: {
             /** @default 1 */
-            count: number;
+            count?: number;
             note?: string;
             selector?: components["schemas"]["DeviceSelector"];
             /** @default 900 */
-            ttlSeconds: number;
+            ttlSeconds?: number;
             /**
              * @description How long to queue when too few devices are free; 0 answers 409 at once.
              * @default 0
              */
-            waitSeconds: number;
+            waitSeconds?: number;
         };
         Package: {
             packageName: string;
@@ -1310,9 +1310,9 @@ export interface components {
         };
         RebootRequest: {
             /** @default 120 */
-            timeoutSeconds: number;
+            timeoutSeconds?: number;
             /** @default true */
-            wait: boolean;
+            wait?: boolean;
         };
         RefreshRequest: {
             refreshToken: string;
@@ -1337,7 +1337,7 @@ export interface components {
             command?: string;
             stdin?: string;
             /** @default 60 */
-            timeoutSeconds: number;
+            timeoutSeconds?: number;
         };
         ShellResult: {
             durationMs: number;

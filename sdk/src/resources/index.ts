@@ -1,0 +1,30 @@
+import { resources as generated } from '../generated/resources.js';
+import { Devices } from './devices.js';
+import { Leases } from './leases.js';
+
+/**
+ * The resource classes of a client, by property: the generated ones, with the handwritten `Devices` and `Leases`
+ * (which extend the generated `DevicesResource` and `LeasesResource`) in their place.
+ */
+export const resources = {
+  ...generated,
+  devices: Devices,
+  leases: Leases,
+} as const;
+
+/** The resource namespaces of a client: `cp.users`, `cp.devices`, `cp.leases`, … */
+export type Resources = { readonly [Name in keyof typeof resources]: InstanceType<(typeof resources)[Name]> };
+
+export { Devices } from './devices.js';
+export { Leases, type UseLeaseContext, type UseLeaseOptions } from './leases.js';
+export {
+  DeviceHandle,
+  type LogcatFilter,
+  type OpenShellOptions,
+  type PushOptions,
+  type PushSource,
+  type ShellOptions,
+} from './device.js';
+export { LeaseHandle, type KeepAliveOptions, type LeaseDeviceHandle, type StopKeepAlive, type WaitOptions } from './lease.js';
+export { ShellSession } from './shell-session.js';
+export { DeviceStreamError, LeaseEndedError, LeaseNotGrantedError } from './errors.js';
