@@ -281,7 +281,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
         const adb = operate(ctx, deviceId);
         const session = sessions.track(deviceId, callerOf(ctx).userId, socket);
         const opening = openShellSession(adb, {
-          pty: query.pty ?? false,
+          pty: query.pty ?? query.command === undefined,
           ...(query.command !== undefined ? { command: query.command } : {}),
           ...(query.rows !== undefined ? { rows: query.rows } : {}),
           ...(query.cols !== undefined ? { cols: query.cols } : {}),

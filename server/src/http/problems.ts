@@ -6,6 +6,9 @@ import { fieldErrors, validationDetail, type RequestPart } from './validation.js
 /** Sends `error` as an `application/problem+json` response. */
 export function sendProblem(reply: FastifyReply, error: ApiError): FastifyReply {
   if (error.retryAfter !== undefined) reply.header('retry-after', String(Math.max(0, Math.ceil(error.retryAfter))));
+  // A streamed request body the handler stopped reading (a push to a device that went away): the connection
+  // closes after the answer instead of waiting for, or reading, the rest of an upload nobody wants.
+  if (!reply.request.raw.complete) reply.header('connection', 'close');
   return reply
     .code(error.status)
     .header('x-request-id', reply.request.id)

@@ -269,3 +269,56 @@ describe('conflicts', () => {
     );
   });
 });
+
+describe('devices, leases and hosts', () => {
+  const unknownDevice = { deviceId: 'dev_01JDX3N2Q8B7W6M4K9T5R1C0ZA' };
+
+  it('refuses malformed lease requests', async () => {
+    for (const body of [{ ttlSeconds: 29 }, { count: 0 }, { waitSeconds: 3601 }, { selector: { kind: 'phone' } }, { color: 'red' }]) {
+      await expectRefused(() => api.call('createLease', { token: member.token, body }), 400, 'validation_failed');
+    }
+    await expectRefused(
+      () => api.call('renewLease', { token: member.token, path: { leaseId: 'lse_01JDX3N2Q8B7W6M4K9T5R1C0ZA' }, body: { ttlSeconds: 10 } }),
+      400,
+      'validation_failed',
+    );
+  });
+
+  it('refuses unknown leases, devices and hosts', async () => {
+    const leaseId = 'lse_01JDX3N2Q8B7W6M4K9T5R1C0ZA';
+    await expectRefused(() => api.call('getLease', { token: member.token, path: { leaseId } }), 404, 'lease_not_found');
+    await expectRefused(() => api.call('releaseLease', { token: member.token, path: { leaseId } }), 404, 'lease_not_found');
+    await expectRefused(() => api.call('getDevice', { token: viewer.token, path: unknownDevice }), 404, 'device_not_found');
+    await expectRefused(
+      () => api.call('runDeviceShell', { token: api.admin.token, path: unknownDevice, body: { command: 'id' } }),
+      404,
+      'device_not_found',
+    );
+    await expectRefused(
+      () => api.call('getHost', { token: api.admin.token, path: { hostId: 'hst_01JDX3N2Q8B7W6M4K9T5R1C0ZA' } }),
+      404,
+      'host_not_found',
+    );
+  });
+
+  it('refuses malformed device and host requests', async () => {
+    // (Neither or both of command/argv may be checked by the handler, after the device: see devices-api.)
+    for (const body of [{ command: '' }, { argv: [] }, { command: 'id', timeoutSeconds: 0 }]) {
+      await expectRefused(
+        () => api.call('runDeviceShell', { token: api.admin.token, path: unknownDevice, body }),
+        400,
+        'validation_failed',
+      );
+    }
+    for (const body of [{ type: 'tap', x: -1, y: 0 }, { type: 'pinch' }, { type: 'keyevent', key: 'home; reboot' }]) {
+      await expectRefused(
+        () => api.call('sendDeviceInput', { token: api.admin.token, path: unknownDevice, body }),
+        400,
+        'validation_failed',
+      );
+    }
+    for (const body of [{ type: 'adb_device', address: 'no-port' }, { type: 'virtual', address: '127.0.0.1:1' }]) {
+      await expectRefused(() => api.call('createHost', { token: api.admin.token, body }), 400, 'validation_failed');
+    }
+  });
+});

@@ -35,8 +35,12 @@ export interface CallOptions {
   query?: Record<string, string | number | boolean | string[]>;
   /** Sent as JSON. */
   body?: unknown;
-  /** Sent as is, instead of `body`. */
-  rawBody?: string;
+  /** Sent as is, instead of `body` (bytes or a stream for `application/octet-stream` uploads). */
+  rawBody?: string | Uint8Array | ReadableStream<Uint8Array>;
+  /** Read a successful response's body as bytes (a Buffer in `body`), not as text or JSON. */
+  binary?: boolean;
+  /** Aborts the request (and a streamed upload still in progress). */
+  signal?: AbortSignal;
   contentType?: string;
   /** A bearer token; none for an anonymous call. */
   token?: string | undefined;
@@ -95,10 +99,7 @@ function queryString(query: CallOptions['query']): string {
 
 function checkAgainstContract(operationId: OperationId, response: ApiResponse): void {
   const shape = { status: response.status, contentType: response.contentType, body: response.body };
-  if (
-    declaredResponse(operationId, response.status) === undefined &&
-    UNDECLARED_PROBLEM_STATUSES.has(response.status)
-  ) {
+  if (declaredResponse(operationId, response.status) === undefined && UNDECLARED_PROBLEM_STATUSES.has(response.status)) {
     expect(response.contentType).toMatch(/^application\/problem\+json/);
     expectSchema('Problem', response.body);
     return;
@@ -116,6 +117,8 @@ export async function startApi(options: StartOptions = {}): Promise<Api> {
     logLevel: 'silent',
     adminPassword: ADMIN_PASSWORD,
     clock: clock.now,
+    // Never the machine's ADB server at 127.0.0.1:5037.
+    localAdb: 'off',
     ...options,
   });
   const reader = new BetterSqlite3(join(dataDir, DATABASE_FILE), { readonly: true, fileMustExist: true });
@@ -130,14 +133,29 @@ export async function startApi(options: StartOptions = {}): Promise<Api> {
       method: meta.method,
       headers,
       ...(payload === undefined ? {} : { body: payload }),
-    });
-    const text = await response.text();
+      ...(payload instanceof ReadableStream ? { duplex: 'half' } : {}),
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
+    } as RequestInit);
     const contentType = response.headers.get('content-type');
+    const isJson = /\bjson\b/.test(contentType ?? '');
+    if (call.binary === true && !isJson) {
+      const bytes = Buffer.from(await response.arrayBuffer());
+      const result: ApiResponse = {
+        status: response.status,
+        headers: response.headers,
+        contentType,
+        body: bytes,
+      };
+      checkAgainstContract(operationId, { ...result, body: undefined });
+      return result;
+    }
+    const text = await response.text();
     const result: ApiResponse = {
       status: response.status,
       headers: response.headers,
       contentType: text === '' ? null : contentType,
-      body: text === '' ? undefined : JSON.parse(text),
+      // Binary responses (files, screenshots) stay text; everything else is JSON.
+      body: text === '' ? undefined : isJson ? JSON.parse(text) : text,
     };
     checkAgainstContract(operationId, result);
     return result;
