@@ -39,8 +39,10 @@ function hasSource(command) {
   return false;
 }
 
-const handwritten = await commandsIn('./dist/commands');
-const generated = await commandsIn('./dist/generated/commands');
+/** The commands compiled into `dir` whose sources still exist (stale compiled files are left out). */
+const current = async (dir) => Object.fromEntries(Object.entries(await commandsIn(dir)).filter(([, command]) => hasSource(command)));
+const handwritten = await current('./dist/commands');
+const generated = await current('./dist/generated/commands');
 for (const id of Object.keys(generated)) {
   if (handwritten[id]) {
     throw new Error(`manifest: "${id.replaceAll(':', ' ')}" is both a handwritten and a generated command`);
@@ -48,7 +50,6 @@ for (const id of Object.keys(generated)) {
 }
 const commands = Object.fromEntries(
   Object.entries({ ...handwritten, ...generated })
-    .filter(([, command]) => hasSource(command))
     .sort(([a], [b]) => a.localeCompare(b)),
 );
 writeFileSync(join(root, 'oclif.manifest.json'), `${JSON.stringify({ commands, version: pjson.version }, null, 2)}\n`);

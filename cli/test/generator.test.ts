@@ -110,7 +110,22 @@ describe('the CLI generator', () => {
 
   it('finds the handwritten commands', () => {
     const ids = [...handwrittenCommands(root).keys()].sort();
-    expect(ids).toEqual(['help', 'login', 'logout', 'profiles list', 'profiles use']);
+    expect(ids).toEqual([
+      'devices connect',
+      'devices input',
+      'devices label',
+      'devices logcat',
+      'devices pull',
+      'devices push',
+      'devices screenshot',
+      'devices shell',
+      'help',
+      'leases create',
+      'login',
+      'logout',
+      'profiles list',
+      'profiles use',
+    ]);
   });
 
   it('fails when a handwritten command has the id of a generated one', () => {
