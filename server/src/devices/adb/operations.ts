@@ -288,9 +288,13 @@ function fileType(mode: number): PathStat['type'] {
   }
 }
 
+/** How far reading the source may run ahead of the device during a push. */
+const PUSH_READ_AHEAD_BYTES = 1024 * 1024;
+
 /**
- * Writes `source` to `path` on the device, streaming: a chunk is read from the source only when the device took the
- * previous one. Resolves the number of bytes written.
+ * Writes `source` to `path` on the device, streaming: the source is read at most `PUSH_READ_AHEAD_BYTES` ahead of
+ * what the device took, so reading (e.g. an upload) overlaps the device's writes while memory stays bounded.
+ * Resolves the number of bytes written.
  */
 export async function pushFile(
   adb: Adb,
@@ -317,7 +321,7 @@ export async function pushFile(
       },
       cancel: stopSource,
     },
-    { highWaterMark: 0 },
+    { highWaterMark: PUSH_READ_AHEAD_BYTES, size: (chunk) => chunk.byteLength },
   );
   const sync = await openSync(adb);
   const aborted = new Promise<never>((_, reject) => {
