@@ -5,6 +5,8 @@ import { ApiError } from './errors.js';
 
 /** A request whose first attempt began this long ago and never finished (a crash) may be run again. */
 const ABANDONED_AFTER_MS = 60_000;
+/** How often claims also delete every expired record. */
+const PURGE_INTERVAL_MS = 60_000;
 
 export interface IdempotentRequest {
   userId: string;
@@ -59,6 +61,8 @@ export class IdempotencyStore {
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
   readonly #ttlMs: number;
+  /** When expired records were last deleted (they are looked up by key, so stale ones only take space). */
+  #purgedAt = Number.NEGATIVE_INFINITY;
 
   constructor(db: Kysely<DB>, clock: () => Date, ttlSeconds: number) {
     this.#db = db;
@@ -101,7 +105,10 @@ export class IdempotencyStore {
   ): Promise<{ claimedAt: string } | { stored: OperationResponse }> {
     const now = this.#clock();
     const nowIso = now.toISOString();
-    await this.#db.deleteFrom('idempotency_keys').where('expires_at', '<=', nowIso).execute();
+    if (now.getTime() - this.#purgedAt >= PURGE_INTERVAL_MS) {
+      this.#purgedAt = now.getTime();
+      await this.#db.deleteFrom('idempotency_keys').where('expires_at', '<=', nowIso).execute();
+    }
 
     const inserted = await this.#db
       .insertInto('idempotency_keys')
@@ -126,6 +133,16 @@ export class IdempotencyStore {
       .where('key', '=', request.key)
       .executeTakeFirst();
     if (!row) return this.#claim(request, hash);
+    if (row.expires_at <= nowIso) {
+      // Expired but not yet purged: as if it were gone.
+      await this.#db
+        .deleteFrom('idempotency_keys')
+        .where('user_id', '=', request.userId)
+        .where('key', '=', request.key)
+        .where('expires_at', '<=', nowIso)
+        .execute();
+      return this.#claim(request, hash);
+    }
     if (row.request_hash !== hash) {
       throw new ApiError('idempotency_key_reused', 'This Idempotency-Key was used with a different request.');
     }

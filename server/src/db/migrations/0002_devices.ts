@@ -70,6 +70,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('reset', 'text')
     .addPrimaryKeyConstraint('lease_devices_pk', ['lease_id', 'device_id'])
     .execute();
+  // The scheduler prefers the device leased least recently: max(granted_at) per device, by index.
+  await db.schema
+    .createIndex('lease_devices_device_granted')
+    .on('lease_devices')
+    .columns(['device_id', 'granted_at'])
+    .execute();
   // The invariant the lease scheduler relies on, enforced by the database too: a device is in at most one
   // unreleased lease.
   await sql`create unique index lease_devices_active on lease_devices (device_id) where released_at is null`.execute(
