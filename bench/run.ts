@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchApiThroughput } from './api-throughput.js';
 import { benchCliStartup } from './cli-startup.js';
+import { benchDevicePush, benchDeviceRss, benchDeviceShell, benchLeaseBurst } from './devices.js';
 import { benchVirtualDevice } from './virtual-device.js';
 import { loadResults, renderBenchmarksDoc, repoRoot, type BenchResult } from './lib/results.js';
 
@@ -9,6 +10,10 @@ const benches: Record<string, () => BenchResult | Promise<BenchResult>> = {
   'cli-startup': benchCliStartup,
   'api-throughput': benchApiThroughput,
   'virtual-device': benchVirtualDevice,
+  'device-push': benchDevicePush,
+  'device-shell': benchDeviceShell,
+  'lease-burst': benchLeaseBurst,
+  'device-rss': benchDeviceRss,
 };
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default) and re-renders docs/benchmarks.md. */

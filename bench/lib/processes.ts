@@ -56,7 +56,13 @@ export async function startCloudphoneServer(env: NodeJS.ProcessEnv = {}): Promis
     { env: { ...process.env, CLOUDPHONE_ADMIN_PASSWORD: adminPassword, ...env }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/healthz`, child);
+  try {
+    await waitForHttp(`${url}/healthz`, child);
+  } catch (error) {
+    await stop(child);
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     url,
     adminPassword,
