@@ -28,10 +28,6 @@ export async function insertLease(db: Kysely<DB>, row: LeaseRow): Promise<void> 
   await db.insertInto('leases').values(row).execute();
 }
 
-export async function deleteLease(db: Kysely<DB>, id: string): Promise<void> {
-  await db.deleteFrom('leases').where('id', '=', id).execute();
-}
-
 function leasesWithUser(db: Kysely<DB>) {
   return db.selectFrom('leases').innerJoin('users', 'users.id', 'leases.user_id').selectAll('leases').select('users.username');
 }

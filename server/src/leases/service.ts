@@ -10,7 +10,6 @@ import type { Principal } from '../http/handler.js';
 import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
 import {
   ACTIVE_STATUSES,
-  deleteLease,
   endLeaseRow,
   findBaseline,
   findLease,
@@ -299,12 +298,13 @@ export class LeaseService {
         end_reason: null,
         ended_by: null,
       };
-      await insertLease(trx, row);
-      const grants = await this.#runScheduler(trx, now, effects, (id) => (id === row.id ? cause : systemCause), devices);
+      // A lease that may not wait is scheduled as the last in the queue but stored only if it is granted.
+      const candidate = waitSeconds === 0 ? row : undefined;
+      if (candidate === undefined) await insertLease(trx, row);
+      const causeOf = (id: string) => (id === row.id ? cause : systemCause);
+      const grants = await this.#runScheduler(trx, now, effects, causeOf, devices, candidate);
       if (grants.some((grant) => grant.leaseId === row.id)) return { kind: 'granted', id: row.id } as const;
-      if (waitSeconds === 0) {
-        // Not kept: nothing about it was written but its row (grants to others made in this run stand).
-        await deleteLease(trx, row.id);
+      if (candidate !== undefined) {
         const free = matching.filter((device) => device.available).length;
         return { kind: 'unavailable', id: row.id, matching: matching.length, free } as const;
       }
@@ -510,8 +510,10 @@ export class LeaseService {
     effects: Effects,
     causeOf: (leaseId: string) => Cause,
     devices?: SchedulableDevice[],
+    candidate?: LeaseRow,
   ): Promise<Grant[]> {
     const queued = await queuedLeases(trx);
+    if (candidate !== undefined) queued.push(candidate);
     if (queued.length === 0) return [];
     const known = devices ?? (await schedulableDevices(trx));
     const byId = new Map(queued.map((row) => [row.id, row]));
@@ -523,6 +525,7 @@ export class LeaseService {
     for (const grant of grants) {
       const row = byId.get(grant.leaseId)!;
       const expiresAtMs = now.getTime() + row.ttl_seconds * 1000;
+      if (row === candidate) await insertLease(trx, row);
       await insertLeaseDevices(trx, grant.leaseId, grant.deviceIds, at);
       await markGranted(trx, grant.leaseId, at, iso(expiresAtMs));
       const lease = toLeaseSummary({ ...row, status: 'granted', granted_at: at, expires_at: iso(expiresAtMs) });
