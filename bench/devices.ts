@@ -260,6 +260,10 @@ export async function benchDevicePush(): Promise<BenchResult> {
     const direct: number[] = [];
     const viaApi: number[] = [];
     const viaLibrary: number[] = [];
+    // One untimed run of each first: the same warm start (JIT, page cache, device files) for all three.
+    await adb('-s', address, 'push', local, '/data/local/tmp/a.bin');
+    await api();
+    await library();
     for (let i = 0; i < PUSH_ROUNDS; i++) {
       direct.push(await ms(() => adb('-s', address, 'push', local, '/data/local/tmp/a.bin')));
       viaApi.push(await ms(api));
@@ -285,7 +289,7 @@ export async function benchDevicePush(): Promise<BenchResult> {
         { metric: 'API push, best run', value: round(PUSH_BYTES / 1e6 / (Math.min(...viaApi) / 1000), 1), unit: 'MB/s' },
       ],
       notes: [
-        `One virtual device in its own process; the server (own process, CLOUDPHONE_ADB_DEVICES, CLOUDPHONE_LOCAL_ADB=off) reaches it over ADB-over-TCP; ${PUSH_ROUNDS} alternated runs of each, medians.`,
+        `One virtual device in its own process; the server (own process, CLOUDPHONE_ADB_DEVICES, CLOUDPHONE_LOCAL_ADB=off) reaches it over ADB-over-TCP; one untimed warm-up run of each, then ${PUSH_ROUNDS} alternated runs of each, medians.`,
         '`adb push` time includes starting the adb client process; the API push streams a file ReadStream with undici (keep-alive) and checks the 201 PushResult size.',
         'Reference row: @yume-chan/adb (the library the server uses) pushing the same bytes from memory straight to the device, to separate the library from the HTTP path.',
         `API run times (ms): ${viaApi.map((t) => Math.round(t)).join(', ')}; adb: ${direct.map((t) => Math.round(t)).join(', ')}.`,
