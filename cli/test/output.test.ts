@@ -34,7 +34,9 @@ describe('cells', () => {
     expect(formatCell(['read', 'write'])).toBe('read, write');
     expect(formatCell([])).toBe('-');
     expect(formatCell([{ a: 1 }])).toBe('[{"a":1}]');
-    expect(formatCell({ a: 1 })).toBe('{"a":1}');
+    expect(formatCell({ pool: 'ci', rack: 2 })).toBe('pool=ci, rack=2');
+    expect(formatCell({})).toBe('-');
+    expect(formatCell({ a: { b: 1 } })).toBe('{"a":{"b":1}}');
     expect(formatCell('two\n  lines')).toBe('two lines');
   });
 
@@ -68,7 +70,7 @@ describe('key/value blocks', () => {
         'displayName            Alice',
         'authentication.method  api_token',
         'authentication.scopes  read, write',
-        'data                   {}',
+        'data                   -',
         '',
       ].join('\n'),
     );

@@ -24,7 +24,10 @@ export function valueAt(object: unknown, path: string): unknown {
   return node;
 }
 
-/** One value as table or key/value text: `-` for null, `true`/`false`, arrays joined with commas. */
+/**
+ * One value as table or key/value text: `-` for null, `true`/`false`, arrays joined with commas, maps of scalars
+ * (labels) as `key=value` pairs.
+ */
 export function formatCell(value: unknown): string {
   if (value === null || value === undefined) return '-';
   if (typeof value === 'string') return value.replace(/\s*\n\s*/g, ' ');
@@ -33,6 +36,11 @@ export function formatCell(value: unknown): string {
     if (value.length === 0) return '-';
     const scalars = value.every((v) => v === null || typeof v !== 'object');
     return scalars ? value.map(formatCell).join(', ') : JSON.stringify(value);
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0) return '-';
+  if (entries.every(([, v]) => v === null || typeof v !== 'object')) {
+    return entries.map(([key, v]) => `${key}=${formatCell(v)}`).join(', ');
   }
   return JSON.stringify(value);
 }
