@@ -277,7 +277,10 @@ function commandFile(spec: Spec, m: CommandModel): string {
     lines.push('  static override args = {');
     for (const a of m.args) {
       const required = !(a.flag || a.env);
-      lines.push(`    ${key(a.name)}: Args.string({ required: ${required}, description: ${str(a.description)} }),`);
+      // ignoreStdin: oclif would otherwise take piped input (meant for `--data -`) as a missing argument.
+      lines.push(
+        `    ${key(a.name)}: Args.string({ required: ${required}, description: ${str(a.description)}, ignoreStdin: true }),`,
+      );
     }
     lines.push('  };');
   }

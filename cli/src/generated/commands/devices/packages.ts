@@ -10,7 +10,7 @@ export default class DevicesPackages extends OperationCommand {
     { description: 'Only third-party (user-installed) packages.', command: '<%= config.bin %> devices packages dev_01JDX6A1B2C3D4E5F6G7H8J9K0 --third-party' },
   ];
   static override args = {
-    'device-id': Args.string({ required: false, description: 'The device id. The CLI also takes it as `--device` or from `CLOUDPHONE_DEVICE`.' }),
+    'device-id': Args.string({ required: false, description: 'The device id. The CLI also takes it as `--device` or from `CLOUDPHONE_DEVICE`.', ignoreStdin: true }),
   };
   static override flags = {
     device: Flags.string({ summary: 'The device id (instead of the argument; default: CLOUDPHONE_DEVICE).', helpValue: '<id>' }),

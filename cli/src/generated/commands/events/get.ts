@@ -8,7 +8,7 @@ export default class EventsGet extends OperationCommand {
     { description: 'Get one event.', command: '<%= config.bin %> events get evt_01JDX3N2R1F4H7K0M3P6S9V2YB' },
   ];
   static override args = {
-    'event-id': Args.string({ required: true, description: 'The event id.' }),
+    'event-id': Args.string({ required: true, description: 'The event id.', ignoreStdin: true }),
   };
   static override operation: OperationSpec = {
     id: 'getEvent',

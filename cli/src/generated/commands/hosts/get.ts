@@ -8,7 +8,7 @@ export default class HostsGet extends OperationCommand {
     { description: 'Get a device host.', command: '<%= config.bin %> hosts get hst_01JDX5Z9Y8X7W6V5T4S3R2Q1P0' },
   ];
   static override args = {
-    'host-id': Args.string({ required: true, description: 'The host id.' }),
+    'host-id': Args.string({ required: true, description: 'The host id.', ignoreStdin: true }),
   };
   static override operation: OperationSpec = {
     id: 'getHost',

@@ -10,7 +10,7 @@ export default class HostsRemove extends OperationCommand {
     { description: 'Without asking for confirmation.', command: '<%= config.bin %> hosts remove hst_01JDX5Z9Y8X7W6V5T4S3R2Q1P0 --yes' },
   ];
   static override args = {
-    'host-id': Args.string({ required: true, description: 'The host id.' }),
+    'host-id': Args.string({ required: true, description: 'The host id.', ignoreStdin: true }),
   };
   static override flags = {
     yes: operationFlags.yes(),

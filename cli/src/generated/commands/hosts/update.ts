@@ -10,7 +10,7 @@ export default class HostsUpdate extends OperationCommand {
     { description: 'The body from a JSON file (--data - reads standard input); flags override its fields.', command: '<%= config.bin %> hosts update hst_01JDX5Z9Y8X7W6V5T4S3R2Q1P0 --data @body.json' },
   ];
   static override args = {
-    'host-id': Args.string({ required: true, description: 'The host id.' }),
+    'host-id': Args.string({ required: true, description: 'The host id.', ignoreStdin: true }),
   };
   static override flags = {
     name: Flags.string({ summary: 'Name.' }),

@@ -10,7 +10,7 @@ export default class LeasesGet extends OperationCommand {
     { description: 'While the lease is queued, wait up to this long for it to be granted or end.', command: '<%= config.bin %> leases get lse_01JDX7M3N4P5Q6R7S8T9V0W1X2 --wait-seconds 30' },
   ];
   static override args = {
-    'lease-id': Args.string({ required: true, description: 'The lease id.' }),
+    'lease-id': Args.string({ required: true, description: 'The lease id.', ignoreStdin: true }),
   };
   static override flags = {
     'wait-seconds': Flags.integer({ summary: 'While the lease is queued, wait up to this long for it to be granted or end.', min: 0, max: 60 }),

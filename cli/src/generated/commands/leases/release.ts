@@ -9,7 +9,7 @@ export default class LeasesRelease extends OperationCommand {
     { description: 'Release a lease (or cancel a queued one).', command: '<%= config.bin %> leases release lse_01JDX7M3N4P5Q6R7S8T9V0W1X2' },
   ];
   static override args = {
-    'lease-id': Args.string({ required: true, description: 'The lease id.' }),
+    'lease-id': Args.string({ required: true, description: 'The lease id.', ignoreStdin: true }),
   };
   static override operation: OperationSpec = {
     id: 'releaseLease',

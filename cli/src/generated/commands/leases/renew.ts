@@ -10,7 +10,7 @@ export default class LeasesRenew extends OperationCommand {
     { description: 'The body from a JSON file (--data - reads standard input); flags override its fields.', command: '<%= config.bin %> leases renew lse_01JDX7M3N4P5Q6R7S8T9V0W1X2 --data @body.json' },
   ];
   static override args = {
-    'lease-id': Args.string({ required: true, description: 'The lease id.' }),
+    'lease-id': Args.string({ required: true, description: 'The lease id.', ignoreStdin: true }),
   };
   static override flags = {
     'ttl-seconds': Flags.integer({ summary: "The new time to live from now (default the lease's `ttlSeconds`).", min: 30, max: 86400 }),

@@ -8,7 +8,7 @@ export default class TokensGet extends OperationCommand {
     { description: "Get an API token (yours, or as an admin anyone's).", command: '<%= config.bin %> tokens get tok_01JDX4A8P3C5V7B9N2M4K6J8H0' },
   ];
   static override args = {
-    'token-id': Args.string({ required: true, description: 'The API token id.' }),
+    'token-id': Args.string({ required: true, description: 'The API token id.', ignoreStdin: true }),
   };
   static override operation: OperationSpec = {
     id: 'getApiToken',

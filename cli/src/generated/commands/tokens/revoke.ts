@@ -10,7 +10,7 @@ export default class TokensRevoke extends OperationCommand {
     { description: 'Without asking for confirmation.', command: '<%= config.bin %> tokens revoke tok_01JDX4A8P3C5V7B9N2M4K6J8H0 --yes' },
   ];
   static override args = {
-    'token-id': Args.string({ required: true, description: 'The API token id.' }),
+    'token-id': Args.string({ required: true, description: 'The API token id.', ignoreStdin: true }),
   };
   static override flags = {
     yes: operationFlags.yes(),

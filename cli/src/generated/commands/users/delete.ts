@@ -10,7 +10,7 @@ export default class UsersDelete extends OperationCommand {
     { description: 'Without asking for confirmation.', command: '<%= config.bin %> users delete usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA --yes' },
   ];
   static override args = {
-    'user-id': Args.string({ required: true, description: 'The user id.' }),
+    'user-id': Args.string({ required: true, description: 'The user id.', ignoreStdin: true }),
   };
   static override flags = {
     yes: operationFlags.yes(),

@@ -8,7 +8,7 @@ export default class UsersGet extends OperationCommand {
     { description: 'Get a user.', command: '<%= config.bin %> users get usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA' },
   ];
   static override args = {
-    'user-id': Args.string({ required: true, description: 'The user id.' }),
+    'user-id': Args.string({ required: true, description: 'The user id.', ignoreStdin: true }),
   };
   static override operation: OperationSpec = {
     id: 'getUser',

@@ -10,7 +10,7 @@ export default class UsersUpdate extends OperationCommand {
     { description: 'The body from a JSON file (--data - reads standard input); flags override its fields.', command: '<%= config.bin %> users update usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA --data @body.json' },
   ];
   static override args = {
-    'user-id': Args.string({ required: true, description: 'The user id.' }),
+    'user-id': Args.string({ required: true, description: 'The user id.', ignoreStdin: true }),
   };
   static override flags = {
     'display-name': Flags.string({ summary: 'Display name.' }),
