@@ -39,7 +39,6 @@ export const errorCatalogue = {
   too_many_login_attempts: { status: 429, title: 'Too many login attempts' },
   rate_limited: { status: 429, title: 'Rate limited' },
   internal_error: { status: 500, title: 'Internal error' },
-  not_implemented: { status: 501, title: 'Not implemented' },
   device_command_failed: { status: 502, title: 'Device command failed' },
   service_unavailable: { status: 503, title: 'Service unavailable' },
   device_timeout: { status: 504, title: 'Device timeout' },
