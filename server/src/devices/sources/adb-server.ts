@@ -50,7 +50,7 @@ export class AdbServerSource implements DeviceSource {
 
   start(): void {
     this.#running ??= this.#loop().catch((error: unknown) => {
-      this.context.log.error({ err: errorMessage(error), hostId: this.context.hostId }, 'adb server tracking failed');
+      this.context.log.error({ err: errorMessage(error) }, 'adb server tracking failed');
     });
   }
 
@@ -74,7 +74,7 @@ export class AdbServerSource implements DeviceSource {
         const observer = await client.trackDevices({ includeStates: STATES });
         attempt = 0;
         context.status({ status: 'connected', lastError: null, nextRetryAt: null });
-        context.log.info({ hostId: context.hostId }, 'tracking adb server devices');
+        context.log.info('tracking adb server devices');
         const ended = new Promise<unknown>((resolve) => {
           observer.onError((error) => resolve(error ?? new Error('adb server connection lost')));
           signal.addEventListener('abort', () => resolve(undefined), { once: true });
@@ -102,7 +102,7 @@ export class AdbServerSource implements DeviceSource {
       this.#allOffline();
       const delay = backoffDelay(attempt++, context.retry);
       const message = errorMessage(failure);
-      context.log.warn({ hostId: context.hostId, err: message, retryInMs: delay }, 'adb server unreachable');
+      context.log.warn({ err: message, retryInMs: delay }, 'adb server unreachable');
       context.status({ status: 'unreachable', lastError: message, nextRetryAt: new Date(Date.now() + delay) });
       await pause(delay, signal);
     }
@@ -167,7 +167,7 @@ export class AdbServerSource implements DeviceSource {
       }
       device.kind = described.kind;
       device.adb = adb;
-      context.log.info({ hostId: context.hostId, serial: device.serial }, 'device online');
+      context.log.info({ serial: device.serial }, 'device online');
       device.reported = 'online';
       context.emit({ hostId: context.hostId, serial: device.serial, kind: device.kind, state: 'online', info: described.info }, adb);
       // The server tells a dropped transport through this device's connection at once, not on track-devices.
@@ -179,14 +179,14 @@ export class AdbServerSource implements DeviceSource {
           device.rawState = 'disconnected';
           device.disconnectedAt = Date.now();
           device.adb = undefined;
-          context.log.info({ hostId: context.hostId, serial: device.serial }, 'device connection dropped');
+          context.log.info({ serial: device.serial }, 'device connection dropped');
           this.#report(device, 'offline');
         });
     } catch (error) {
       void closeQuietly(adb);
       if (device.generation !== generation || this.#stop.signal.aborted) return;
       context.log.warn(
-        { hostId: context.hostId, serial: device.serial, err: errorMessage(error) },
+        { serial: device.serial, err: errorMessage(error) },
         'could not read the device information; reporting it offline',
       );
       this.#report(device, 'offline');
@@ -221,10 +221,10 @@ export class AdbServerSource implements DeviceSource {
       if (present.has(serial) || this.#stop.signal.aborted) continue;
       try {
         await client.wireless.connect(serial);
-        this.context.log.info({ hostId: this.context.hostId, serial }, 'reconnected network device after adb server restart');
+        this.context.log.info({ serial }, 'reconnected network device after adb server restart');
       } catch (error) {
         if (error instanceof AdbServerClient.AlreadyConnectedError) continue;
-        this.context.log.debug({ hostId: this.context.hostId, serial, err: errorMessage(error) }, 'reconnect failed');
+        this.context.log.debug({ serial, err: errorMessage(error) }, 'reconnect failed');
       }
     }
   }

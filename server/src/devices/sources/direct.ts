@@ -170,7 +170,7 @@ export class DirectDeviceLink {
 
   start(): void {
     this.#running ??= this.#loop().catch((error: unknown) => {
-      this.context.log.error({ err: error, hostId: this.context.hostId }, 'device link failed');
+      this.context.log.error({ err: error }, 'device link failed');
     });
   }
 
@@ -197,7 +197,7 @@ export class DirectDeviceLink {
           signal,
           onUnauthorized: () => {
             if (signal.aborted) return;
-            context.log.warn({ hostId: context.hostId, serial: target.serial }, 'device has not authorised our adb key');
+            context.log.warn({ serial: target.serial }, 'device has not authorised our adb key');
             if (target.reportsHost) context.status({ status: 'connected', lastError: null, nextRetryAt: null });
             this.#emit('unauthorized', null);
           },
@@ -212,11 +212,11 @@ export class DirectDeviceLink {
         this.#known = target.kind ?? described.kind;
         attempt = 0;
         if (target.reportsHost) context.status({ status: 'connected', lastError: null, nextRetryAt: null });
-        context.log.info({ hostId: context.hostId, serial: target.serial }, 'device online');
+        context.log.info({ serial: target.serial }, 'device online');
         this.#emit('online', described.info, adb);
         await adb.disconnected.catch(() => undefined);
         if (signal.aborted) return;
-        context.log.info({ hostId: context.hostId, serial: target.serial }, 'device connection dropped');
+        context.log.info({ serial: target.serial }, 'device connection dropped');
         this.#emit('offline', null);
       } catch (error) {
         if (signal.aborted) return;
@@ -224,7 +224,7 @@ export class DirectDeviceLink {
         this.#emit('offline', null);
         const delay = backoffDelay(attempt++, context.retry);
         const message = errorMessage(error);
-        context.log.debug({ hostId: context.hostId, serial: target.serial, err: message, delay }, 'device connect failed');
+        context.log.debug({ serial: target.serial, err: message, delay }, 'device connect failed');
         if (target.reportsHost) {
           context.status({ status: 'unreachable', lastError: message, nextRetryAt: new Date(Date.now() + delay) });
         }

@@ -37,7 +37,7 @@ export class VirtualSource implements DeviceSource {
       }
       this.#devices = devices;
     } catch (error) {
-      context.log.error({ err: errorMessage(error), hostId: context.hostId }, 'virtual devices failed to start');
+      context.log.error({ err: errorMessage(error) }, 'virtual devices failed to start');
       context.status({ status: 'unreachable', lastError: errorMessage(error), nextRetryAt: null });
       return;
     }
