@@ -80,6 +80,7 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
       reset: (deviceId, baseline) => resetDevice(inventory.adbFor(deviceId), { baselinePackages: baseline }),
       setResetting: (deviceId, on) => inventory.setResetting(deviceId, on),
       onAvailabilityChange: (listener) => inventory.onAvailabilityChange(listener),
+      connectionOf: (deviceId) => inventory.connectionOf(deviceId),
     },
   });
   const hosts = new HostService({

@@ -231,6 +231,12 @@ export class DeviceInventory {
     if (!this.#known.has(deviceId)) throw noSuchDevice(deviceId);
   }
 
+  /** The device's live connection, or undefined when it is unknown or not connected. A reconnect gives a new one. */
+  connectionOf(deviceId: string): Adb | undefined {
+    const known = this.#known.get(deviceId);
+    return known === undefined ? undefined : this.#live.adb(known.hostId, known.serial);
+  }
+
   /** The device's live connection: 404 `device_not_found`, or 409 `device_offline` when it is not connected. */
   adbFor(deviceId: string): Adb {
     const known = this.#known.get(deviceId);

@@ -46,6 +46,8 @@ export interface LeaseDeviceOps {
   setResetting(deviceId: string, on: boolean): Promise<void>;
   /** Called whenever a device may have become available (came online, left maintenance, host stopped draining…). */
   onAvailabilityChange(listener: () => void): () => void;
+  /** The device's current connection (a new object after every reconnect); undefined while it is not connected. */
+  connectionOf(deviceId: string): object | undefined;
 }
 
 export interface NewLease {
@@ -182,6 +184,8 @@ export class LeaseService {
   readonly #leaseDevices = new Map<string, string[]>();
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #endedListeners = new Set<LeaseEndedListener>();
+  /** Per device: the packages it has when clean, valid while it stays on the connection they were read on. */
+  readonly #cleanStates = new Map<string, { connection: object; packages: string[] }>();
   /** Background work: resets, baseline snapshots, scheduler runs, sweeps. */
   readonly #inFlight = new Set<Promise<unknown>>();
   /** `leaseId:deviceId` → the baseline snapshot being taken. */
@@ -613,11 +617,24 @@ export class LeaseService {
     this.#leaseDevices.delete(leaseId);
   }
 
+  /**
+   * Records the packages a granted device had, to restore at its reset. A device whose last reset (on the same
+   * connection) succeeded is known to be back in that state, so its clean state is reused rather than read from the
+   * device again: a grant then costs no device round trip.
+   */
   #snapshotBaseline(leaseId: string, deviceId: string): void {
     const key = `${leaseId}:${deviceId}`;
     const task = (async () => {
       try {
-        const packages = await this.#devices.snapshotPackages(deviceId);
+        const connection = this.#devices.connectionOf(deviceId);
+        const clean = this.#cleanStates.get(deviceId);
+        let packages: string[];
+        if (clean !== undefined && connection !== undefined && clean.connection === connection) {
+          packages = clean.packages;
+        } else {
+          packages = await this.#devices.snapshotPackages(deviceId);
+          if (connection !== undefined) this.#cleanStates.set(deviceId, { connection, packages });
+        }
         await setBaseline(this.#db, leaseId, deviceId, packages);
       } catch (error) {
         this.#log.warn(
@@ -635,6 +652,8 @@ export class LeaseService {
     const task = (async () => {
       await this.#snapshots.get(`${leaseId}:${deviceId}`);
       const reset = await this.#runReset(leaseId, device);
+      // Only a device reset completely is back in its recorded clean state.
+      if (reset.status !== 'succeeded') this.#cleanStates.delete(deviceId);
       try {
         await this.#db.transaction().execute(async (trx) => {
           await setReset(trx, leaseId, deviceId, reset);

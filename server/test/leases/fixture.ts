@@ -14,6 +14,8 @@ export class FakeDeviceOps implements LeaseDeviceOps {
   /** Third-party packages on each device now. */
   readonly packages = new Map<string, string[]>();
   readonly #listeners = new Set<() => void>();
+  /** Each device's current connection; none by default (a device never counts as known-clean). */
+  readonly connections = new Map<string, object>();
   failSnapshot = false;
   resetError: Error | null = null;
 
@@ -45,6 +47,10 @@ export class FakeDeviceOps implements LeaseDeviceOps {
       .where('id', '=', deviceId)
       .execute();
     if (!on) this.changed();
+  }
+
+  connectionOf(deviceId: string): object | undefined {
+    return this.connections.get(deviceId);
   }
 
   onAvailabilityChange(listener: () => void): () => void {

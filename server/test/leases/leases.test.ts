@@ -338,6 +338,44 @@ describe('lease lifecycle', () => {
     f.leases.assertCanOperate(bob, 'dev_1');
   });
 
+  it("reuses a device's clean state after a successful reset on the same connection, and reads it again otherwise", async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    f.ops.connections.set('dev_1', {});
+    const snapshots = () => f.ops.calls.filter((call) => call === 'snapshot dev_1').length;
+    const cycle = async (install?: string): Promise<string> => {
+      const { lease } = await f.leases.create(alice, {}, null);
+      await f.leases.settled();
+      if (install !== undefined) f.ops.packages.set('dev_1', ['com.example.base', install]);
+      await f.leases.release(alice, lease.id, null);
+      await f.leases.settled();
+      return (await f.db.selectFrom('lease_devices').select('baseline_packages').where('lease_id', '=', lease.id).executeTakeFirstOrThrow())
+        .baseline_packages!;
+    };
+
+    expect(await cycle('com.first.app')).toBe('["com.example.base"]');
+    expect(snapshots()).toBe(1);
+    // Reset succeeded on the same connection: the next grant reads nothing from the device.
+    expect(await cycle('com.second.app')).toBe('["com.example.base"]');
+    expect(snapshots()).toBe(1);
+    expect(f.ops.calls).toContain('reset dev_1 [com.example.base]');
+    expect(f.ops.packages.get('dev_1')).toEqual(['com.example.base']);
+
+    // A reconnect: the device is read again.
+    f.ops.connections.set('dev_1', {});
+    await cycle();
+    expect(snapshots()).toBe(2);
+
+    // A failed reset: the state is unknown, so it is read again at the next grant.
+    f.ops.resetError = new Error('pm crashed');
+    await cycle();
+    f.ops.resetError = null;
+    await cycle();
+    expect(snapshots()).toBe(3);
+  });
+
   it('skips the reset of a device offline at release, and resets without a baseline without uninstalling', async () => {
     const f = await leaseFixture();
     await f.leases.start();
