@@ -1,11 +1,13 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_devices.js';
+import * as m0003 from './migrations/0003_apps.js';
 
 /** Forward-only migrations, applied in name order. Add new ones here; never change a shipped one. */
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_devices': m0002,
+  '0003_apps': m0003,
 };
 
 const provider: MigrationProvider = {

@@ -146,6 +146,50 @@ export interface LeaseDevicesTable {
   reset: string | null;
 }
 
+/** One APK's bytes (in the blob store, named by sha256) and what parsing them found. */
+export interface AppBlobsTable {
+  sha256: string;
+  size: number;
+  package_name: string;
+  /** JSON `ApkMetadata`. */
+  metadata: string;
+  /** The icon's PNG in the blob store; null when the APK has none we can serve. */
+  icon_sha256: string | null;
+  created_at: string;
+}
+
+/** An uploader's app: a name for a blob, private to its owner unless shared. */
+export interface AppsTable {
+  id: string;
+  sha256: string;
+  owner_id: string;
+  file_name: string | null;
+  shared: number;
+  created_at: string;
+}
+
+export interface InstallJobsTable {
+  id: string;
+  app_id: string;
+  user_id: string;
+  status: 'pending' | 'running' | 'succeeded' | 'failed';
+  /** JSON `{ replace, downgrade, grantPermissions }`. */
+  options: string;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface InstallJobDevicesTable {
+  job_id: string;
+  device_id: string;
+  serial: string;
+  status: 'pending' | 'installing' | 'installed' | 'failed';
+  /** Why it failed, as the device said it (`INSTALL_FAILED_OLDER_SDK: …`). */
+  reason: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
 export interface DB {
   users: UsersTable;
   sessions: SessionsTable;
@@ -156,4 +200,8 @@ export interface DB {
   devices: DevicesTable;
   leases: LeasesTable;
   lease_devices: LeaseDevicesTable;
+  app_blobs: AppBlobsTable;
+  apps: AppsTable;
+  install_jobs: InstallJobsTable;
+  install_job_devices: InstallJobDevicesTable;
 }

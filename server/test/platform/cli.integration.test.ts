@@ -126,7 +126,7 @@ describe('cloudphone-server', () => {
     const dataDir = join(dir, 'migrate');
     expect(await run('migrate', '--data-dir', dataDir)).toEqual({
       code: 0,
-      stdout: 'Applied 0001_initial\nApplied 0002_devices\n',
+      stdout: 'Applied 0001_initial\nApplied 0002_devices\nApplied 0003_apps\n',
       stderr: '',
     });
     expect(await run('migrate', '--data-dir', dataDir)).toEqual({
