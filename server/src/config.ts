@@ -50,6 +50,8 @@ export interface ServerConfig {
   virtualProfile: string;
   /** The largest file a push to a device accepts. */
   maxPushBytes: number;
+  /** The largest APK an upload accepts. */
+  maxAppBytes: number;
 }
 
 /** Explicit settings (API options or CLI flags). Scalars may also be given as the strings a flag would carry. */
@@ -144,6 +146,7 @@ const configSchema = z.object({
   virtualDevices: integer(0, 200),
   virtualProfile: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/),
   maxPushBytes: size,
+  maxAppBytes: size,
 }) satisfies z.ZodType<ServerConfig, unknown>;
 
 interface Setting {
@@ -188,6 +191,7 @@ const settings: Record<keyof ServerConfig, Setting> = {
     expected: 'a profile name of 1 to 64 letters, digits, dots, dashes or underscores',
   },
   maxPushBytes: { env: 'CLOUDPHONE_MAX_PUSH', expected: 'a size of at least 1kb such as 104857600, 512mb or 4gb' },
+  maxAppBytes: { env: 'CLOUDPHONE_MAX_APP', expected: 'a size of at least 1kb such as 104857600 or 512mb' },
 };
 
 function defaults(env: NodeJS.ProcessEnv): ServerConfig {
@@ -210,6 +214,7 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
     virtualDevices: 0,
     virtualProfile: 'virtual',
     maxPushBytes: 4 * 1024 ** 3,
+    maxAppBytes: 512 * 1024 ** 2,
   };
 }
 

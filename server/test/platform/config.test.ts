@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       virtualDevices: 0,
       virtualProfile: 'virtual',
       maxPushBytes: 4 * 1024 ** 3,
+      maxAppBytes: 512 * 1024 ** 2,
     });
   });
 
@@ -45,6 +46,7 @@ describe('loadConfig', () => {
         CLOUDPHONE_VIRTUAL_DEVICES: '3',
         CLOUDPHONE_VIRTUAL_PROFILE: 'pixel-7',
         CLOUDPHONE_MAX_PUSH: '512mb',
+        CLOUDPHONE_MAX_APP: '64mb',
       },
     );
     expect(config).toMatchObject({
@@ -54,6 +56,7 @@ describe('loadConfig', () => {
       virtualDevices: 3,
       virtualProfile: 'pixel-7',
       maxPushBytes: 512 * 1024 ** 2,
+      maxAppBytes: 64 * 1024 ** 2,
     });
     expect(loadConfig({ adbServers: ['a:1'], adbDevices: 'b:2,c:3', virtualDevices: 200 }, {})).toMatchObject({
       adbServers: ['a:1'],
