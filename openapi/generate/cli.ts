@@ -145,7 +145,13 @@ function model(spec: Spec, op: Operation): CommandModel {
   const idWords = op.cli.id.split(' ');
   const args = op.parameters
     .filter((p) => p.in === 'path')
-    .sort((a, b) => op.path.indexOf(`{${a.name}}`) - op.path.indexOf(`{${b.name}}`))
+    // In path order, except that parameters with a fallback (x-cli-flag / x-cli-env) come last: they are optional,
+    // and an optional positional argument cannot precede a required one (`devices uninstall <package-name> [device-id]`).
+    .sort(
+      (a, b) =>
+        Number(Boolean(a.cliFlag || a.cliEnv)) - Number(Boolean(b.cliFlag || b.cliEnv)) ||
+        op.path.indexOf(`{${a.name}}`) - op.path.indexOf(`{${b.name}}`),
+    )
     .map((p) => ({
       name: kebab(p.name),
       param: p.name,

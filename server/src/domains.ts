@@ -1,5 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
+import { join } from 'node:path';
+import { appHandlers } from './apps/handlers.js';
+import { BlobStore } from './apps/blob-store.js';
+import { InstallService } from './apps/install.js';
+import { AppService } from './apps/service.js';
 import { TokenAuthenticator } from './auth/authenticator.js';
 import { authHandlers } from './auth/handlers.js';
 import { AuthService } from './auth/service.js';
@@ -92,6 +97,14 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     inventory,
     endLeasesForHost: (trx, hostId, cause) => leases.endLeasesForHost(trx, hostId, cause),
   });
+  const apps = new AppService({
+    db,
+    clock,
+    store: new BlobStore(join(config.dataDir, 'blobs')),
+    log,
+    maxAppBytes: config.maxAppBytes,
+  });
+  const installs = new InstallService({ db, clock, log, apps, inventory, leases });
   const sessions = new DeviceSessions();
   leases.onLeaseEnded(({ userId, deviceIds }) => sessions.leaseEnded(userId, deviceIds));
 
@@ -105,6 +118,7 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
       ...deviceHandlers({ inventory, leases, sessions, maxPushBytes: config.maxPushBytes }),
       ...leaseHandlers(leases),
       ...hostHandlers(hosts, adbKey),
+      ...appHandlers(apps, installs),
     },
     authenticator: new TokenAuthenticator({ db, clock }),
     async bootstrap() {
@@ -115,11 +129,12 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     async start() {
       await inventory.start();
       await leases.start();
+      await installs.start();
       await hosts.start();
     },
     async drain() {
       sessions.closeAll();
-      await leases.close();
+      await Promise.all([leases.close(), installs.close()]);
     },
     async close() {
       await leases.close();

@@ -32,6 +32,11 @@ interface EventDataByType {
   'lease.renewed': { lease: Schemas['LeaseSummary'] };
   'lease.released': { lease: Schemas['LeaseSummary']; reason: LeaseReleaseReason };
   'lease.expired': { lease: Schemas['LeaseSummary'] };
+  'app.uploaded': { app: Schemas['AppSummary'] };
+  'app.deleted': { app: Schemas['AppSummary'] };
+  'app.install.started': { jobId: string; appId: string; deviceIds: string[] };
+  'app.install.succeeded': { jobId: string; appId: string; deviceId: string };
+  'app.install.failed': { jobId: string; appId: string; deviceId: string; reason: string };
 }
 
 export type EventData<T extends EventType> = EventDataByType[T];

@@ -54,7 +54,7 @@ export type BodyOf<Id extends OperationId> = Op<Id> extends { requestBody: infer
  * (set `content-length` too when known).
  */
 type Success<R> = {
-  [S in keyof R]: S extends 200 | 201 | 202 | 204 ? { status: S; body: ResponseContent<R[S]> } : never;
+  [S in keyof R]: S extends 200 | 201 | 202 | 204 | 206 ? { status: S; body: ResponseContent<R[S]> } : never;
 }[keyof R];
 
 export type HandlerInput<Id extends OperationId> = {

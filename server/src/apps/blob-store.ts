@@ -1,0 +1,133 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApiError } from '../http/errors.js';
+
+/** A file received into the store's temporary folder: not yet a blob until `commit`. */
+export interface IngestedFile {
+  sha256: string;
+  size: number;
+  tempPath: string;
+}
+
+/** An inclusive byte range, as HTTP Range counts. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+const EXTENSION = /^(\.[a-z0-9]{1,8})?$/;
+
+/**
+ * Content-addressed files: `<dir>/<aa>/<sha256><ext>`, written through `<dir>/tmp/` and renamed into place, so a
+ * blob is either whole or absent. Files are 0600 and folders 0700: APKs can be private to their uploader.
+ */
+export class BlobStore {
+  readonly #dir: string;
+  readonly #tmp: string;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+    this.#tmp = join(dir, 'tmp');
+  }
+
+  /** The blob's path (whether it exists or not). */
+  path(sha256: string, ext = ''): string {
+    if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    if (!EXTENSION.test(ext)) throw new Error(`not a blob extension: ${ext}`);
+    return join(this.#dir, sha256.slice(0, 2), `${sha256}${ext}`);
+  }
+
+  /**
+   * Streams `source` into a temporary file, hashing as it goes. Past `limit` bytes the source is abandoned, the
+   * temporary file removed and `payload_too_large` thrown; on any other failure the temporary file is removed too.
+   */
+  async ingest(source: Readable, options: { limit: number }): Promise<IngestedFile> {
+    await mkdir(this.#tmp, { recursive: true, mode: 0o700 });
+    const tempPath = join(this.#tmp, randomBytes(16).toString('hex'));
+    const hash = createHash('sha256');
+    let size = 0;
+    let tooLarge = false;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        size += chunk.length;
+        if (size > options.limit) {
+          tooLarge = true;
+          callback(new Error('too large'));
+          return;
+        }
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, meter, createWriteStream(tempPath, { flags: 'wx', mode: 0o600 }));
+    } catch (error) {
+      await rm(tempPath, { force: true });
+      if (tooLarge) {
+        throw new ApiError('payload_too_large', `The file is larger than the limit of ${options.limit} bytes.`);
+      }
+      throw error;
+    }
+    return { sha256: hash.digest('hex'), size, tempPath };
+  }
+
+  /** Stores `data` as a blob (used for small derived files such as icons); returns its sha256. */
+  async put(data: Buffer, ext = ''): Promise<string> {
+    await mkdir(this.#tmp, { recursive: true, mode: 0o700 });
+    const tempPath = join(this.#tmp, randomBytes(16).toString('hex'));
+    await writeFile(tempPath, data, { flag: 'wx', mode: 0o600 });
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    await this.commit(tempPath, sha256, ext);
+    return sha256;
+  }
+
+  /**
+   * Moves an ingested file into place. Atomic (a rename within the store's file system) and idempotent: committing
+   * bytes that are already stored just replaces the file with identical content.
+   */
+  async commit(tempPath: string, sha256: string, ext = ''): Promise<string> {
+    const target = this.path(sha256, ext);
+    await mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true, mode: 0o700 });
+    await rename(tempPath, target);
+    return target;
+  }
+
+  /** Drops a temporary file that will not be committed. */
+  async discard(tempPath: string): Promise<void> {
+    await rm(tempPath, { force: true });
+  }
+
+  async has(sha256: string, ext = ''): Promise<boolean> {
+    try {
+      return (await stat(this.path(sha256, ext))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** The blob's size in bytes, or undefined when it is missing. */
+  async size(sha256: string, ext = ''): Promise<number | undefined> {
+    try {
+      return (await stat(this.path(sha256, ext))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Removes a blob; removing a missing blob is not an error. */
+  async remove(sha256: string, ext = ''): Promise<void> {
+    await rm(this.path(sha256, ext), { force: true });
+  }
+
+  /** A stream of the blob's bytes, or of the inclusive `range`. Errors (a missing file) arrive on the stream. */
+  open(sha256: string, ext = '', range?: ByteRange): Readable {
+    const path = this.path(sha256, ext);
+    if (range === undefined) return createReadStream(path);
+    return createReadStream(path, { start: range.start, end: range.end });
+  }
+}
