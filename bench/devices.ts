@@ -29,8 +29,10 @@ const DEVICES_PER_PROCESS = 64;
 // ---------------------------------------------------------------------------------------------------------------
 // Shared setup: virtual devices in their own processes, a cloudphone server reaching them directly, an admin token.
 
-interface DeviceFarm {
+export interface DeviceFarm {
   addresses: string[];
+  /** The virtual-device processes. */
+  pids: number[];
   close(): Promise<void>;
 }
 
@@ -51,7 +53,7 @@ function lines(child: ChildProcessWithoutNullStreams, count: number): Promise<st
 }
 
 /** `count` virtual devices (ADB daemons on free ports) in separate processes of at most 64 devices each. */
-async function startDevices(count: number): Promise<DeviceFarm> {
+export async function startDevices(count: number): Promise<DeviceFarm> {
   const bin = join(repoRoot, 'server', 'bin', 'cloudphone-server.js');
   const children: ChildProcessWithoutNullStreams[] = [];
   const addresses: string[] = [];
@@ -67,27 +69,27 @@ async function startDevices(count: number): Promise<DeviceFarm> {
     await Promise.all(children.map(stop));
     throw error;
   }
-  return { addresses, close: async () => void (await Promise.all(children.map(stop))) };
+  return { addresses, pids: children.map((c) => c.pid!), close: async () => void (await Promise.all(children.map(stop))) };
 }
 
-function serverFor(addresses: string[]): Promise<BenchServer> {
+export function serverFor(addresses: string[]): Promise<BenchServer> {
   return startCloudphoneServer({
     CLOUDPHONE_LOCAL_ADB: 'off',
     CLOUDPHONE_ADB_SERVERS: '',
     CLOUDPHONE_VIRTUAL_DEVICES: '0',
     CLOUDPHONE_ADB_DEVICES: addresses.join(','),
-    // e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where the server's time goes
+    // Node options for the server process only, e.g. `--inspect` to attach a profiler to it.
     ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
   });
 }
 
-interface Reply {
+export interface Reply {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any;
 }
 
 /** One JSON request over `pool` (keep-alive). */
-async function call(
+export async function call(
   pool: Pool,
   token: string | null,
   method: 'GET' | 'POST',
@@ -109,19 +111,19 @@ async function call(
   return { status: res.statusCode, body: text ? JSON.parse(text) : null };
 }
 
-function expect(reply: Reply, status: number, what: string): Reply {
+export function expect(reply: Reply, status: number, what: string): Reply {
   if (reply.status !== status) {
     throw new Error(`${what}: expected ${status}, got ${reply.status} ${JSON.stringify(reply.body)}`);
   }
   return reply;
 }
 
-async function login(pool: Pool, server: BenchServer): Promise<string> {
+export async function login(pool: Pool, server: BenchServer): Promise<string> {
   const credentials = { username: 'admin', password: server.adminPassword };
   return expect(await call(pool, null, 'POST', '/v1/auth/login', credentials), 200, 'login').body.accessToken as string;
 }
 
-interface DeviceView {
+export interface DeviceView {
   id: string;
   serial: string;
   state: string;
@@ -134,7 +136,7 @@ async function listDevices(pool: Pool, token: string, query = ''): Promise<Devic
 }
 
 /** Polls until `count` devices match `query` (by default: online), within `seconds`. */
-async function waitForDevices(
+export async function waitForDevices(
   pool: Pool,
   token: string,
   count: number,
@@ -152,7 +154,7 @@ async function waitForDevices(
   throw new Error(`only ${seen} of ${count} devices matched ${query} after ${seconds} s`);
 }
 
-interface Setup {
+export interface Setup {
   farm: DeviceFarm;
   server: BenchServer;
   pool: Pool;
@@ -163,7 +165,7 @@ interface Setup {
   close(): Promise<void>;
 }
 
-async function setup(deviceCount: number, connections = 1): Promise<Setup> {
+export async function setup(deviceCount: number, connections = 1): Promise<Setup> {
   const farm = await startDevices(deviceCount);
   let server: BenchServer | undefined;
   let pool: Pool | undefined;
@@ -201,14 +203,14 @@ async function lease(s: Setup): Promise<string> {
   return expect(reply, 201, 'lease').body.id as string;
 }
 
-async function ms(action: () => Promise<unknown>): Promise<number> {
+export async function ms(action: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await action();
   return performance.now() - start;
 }
 
 /** A row compared with its baseline from the same run. */
-function versus(metric: string, value: number, unit: string, baseline: number, digits = 2): Row {
+export function versus(metric: string, value: number, unit: string, baseline: number, digits = 2): Row {
   return { metric, value: round(value, digits), unit, baseline: round(baseline, digits), ratio: round(value / baseline) };
 }
 
@@ -460,7 +462,7 @@ export async function benchLeaseBurst(): Promise<BenchResult> {
   }
 }
 
-function rssMb(pid: number, field = 'VmRSS'): number {
+export function rssMb(pid: number, field = 'VmRSS'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
   if (!Number.isFinite(kb)) throw new Error(`no ${field} for ${pid}`);

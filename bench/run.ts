@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchApiThroughput } from './api-throughput.js';
+import { benchAppInstall, benchAppUpload } from './apps.js';
 import { benchCliStartup } from './cli-startup.js';
 import { benchDevicePush, benchDeviceRss, benchDeviceShell, benchLeaseBurst } from './devices.js';
 import { benchVirtualDevice } from './virtual-device.js';
@@ -14,6 +15,8 @@ const benches: Record<string, () => BenchResult | Promise<BenchResult>> = {
   'device-shell': benchDeviceShell,
   'lease-burst': benchLeaseBurst,
   'device-rss': benchDeviceRss,
+  'app-upload': benchAppUpload,
+  'app-install': benchAppInstall,
 };
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default) and re-renders docs/benchmarks.md. */

@@ -59,7 +59,7 @@ export type PushSource = string | Uint8Array | Readable | AsyncIterable<Uint8Arr
 /** The fields a handle may know about its device: those of `Device` (after `refresh`) and of `LeaseDevice`. */
 type KnownDeviceFields = Partial<Omit<Device, 'id'>> & Partial<Omit<LeaseDevice, 'id' | 'serial' | 'kind'>>;
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+// Merged with the class below: the handle carries these fields as properties, copied in at run time.
 export interface DeviceHandle extends Readonly<KnownDeviceFields> {}
 
 /**
@@ -74,7 +74,6 @@ export interface DeviceHandle extends Readonly<KnownDeviceFields> {}
  * await device.push('./app.apk', '/data/local/tmp/app.apk');
  * ```
  */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DeviceHandle {
   /** The device id (`dev_…`). */
   readonly id: string;

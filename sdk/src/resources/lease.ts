@@ -32,14 +32,13 @@ export interface KeepAliveOptions {
  */
 export type StopKeepAlive = () => Promise<void>;
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+// Merged with the class below: the handle carries these fields as properties, copied in at run time.
 export interface LeaseHandle extends Readonly<Omit<Lease, 'devices'>> {}
 
 /**
  * A lease with methods: every `Lease` field, its `devices` as `DeviceHandle`s, and `renew`, `release`, `refresh`,
  * `waitUntilGranted`, `keepAlive`. The fields change as the methods learn the lease's new state.
  */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class LeaseHandle {
   /** The leased devices (empty until granted). */
   readonly devices: LeaseDeviceHandle[] = [];
