@@ -51,7 +51,8 @@ describe('start-up', () => {
     for (const args of [['--help'], ['help']]) {
       const { code, stdout } = await run(args);
       expect(code).toBe(0);
-      expect(stdout).toMatch(/TOPICS\n {2}devices +Android devices/);
+      expect(stdout).toMatch(/TOPICS\n {2}apps +APKs in the server's app store/);
+      expect(stdout).toMatch(/\n {2}devices +Android devices/);
       expect(stdout).toMatch(/\n {2}events +The durable event log/);
       expect(stdout).toMatch(/ {2}users +User accounts and roles/);
       expect(stdout).not.toMatch(/^ {2}auth /m);

@@ -50,7 +50,13 @@ describe('the CLI generator', () => {
       expect(command.hidden ?? false).toBe(Boolean(op.cli.hidden));
       expect(command.examples?.length).toBeGreaterThan(0);
 
-      const pathParams = op.parameters.filter((p) => p.in === 'path').map((p) => p.name);
+      // Path order, except that a parameter the CLI can also take from a flag or the environment (optional) comes
+      // after the required ones: oclif cannot have an optional argument before a required one.
+      const inPath = op.parameters.filter((p) => p.in === 'path');
+      const pathParams = [
+        ...inPath.filter((p) => !(p.cliFlag || p.cliEnv)),
+        ...inPath.filter((p) => p.cliFlag || p.cliEnv),
+      ].map((p) => p.name);
       expect(Object.keys(command.args ?? {})).toEqual(pathParams.map(kebab));
       expect(Object.values(command.operation.path)).toEqual(pathParams);
       const fallbacks = op.parameters.filter((p) => p.in === 'path' && (p.cliFlag || p.cliEnv));
@@ -111,6 +117,9 @@ describe('the CLI generator', () => {
   it('finds the handwritten commands', () => {
     const ids = [...handwrittenCommands(root).keys()].sort();
     expect(ids).toEqual([
+      'apps download',
+      'apps install',
+      'apps upload',
       'devices connect',
       'devices input',
       'devices label',

@@ -34,6 +34,7 @@ export {
 } from './generated/operations.js';
 export type * from './generated/resources.js';
 export {
+  Apps,
   DeviceHandle,
   Devices,
   DeviceStreamError,
@@ -41,7 +42,13 @@ export {
   LeaseHandle,
   LeaseNotGrantedError,
   Leases,
+  InstallJobHandle,
+  InstallJobTimeoutError,
   ShellSession,
+  type AppSource,
+  type InstallAppOptions,
+  type InstallWaitOptions,
+  type UploadAppOptions,
   type KeepAliveOptions,
   type LeaseDeviceHandle,
   type LogcatFilter,

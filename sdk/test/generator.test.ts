@@ -91,6 +91,7 @@ describe('SDK emitter', () => {
       'DevicesResource',
       'LeasesResource',
       'HostsResource',
+      'AppsResource',
     ]);
   });
 

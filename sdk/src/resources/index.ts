@@ -1,20 +1,31 @@
 import { resources as generated } from '../generated/resources.js';
+import { Apps } from './apps.js';
 import { Devices } from './devices.js';
 import { Leases } from './leases.js';
 
 /**
- * The resource classes of a client, by property: the generated ones, with the handwritten `Devices` and `Leases`
- * (which extend the generated `DevicesResource` and `LeasesResource`) in their place.
+ * The resource classes of a client, by property: the generated ones, with the handwritten `Devices`, `Leases` and
+ * `Apps` (which extend the generated `DevicesResource`, `LeasesResource` and `AppsResource`) in their place.
  */
 export const resources = {
   ...generated,
   devices: Devices,
   leases: Leases,
+  apps: Apps,
 } as const;
 
 /** The resource namespaces of a client: `cp.users`, `cp.devices`, `cp.leases`, … */
 export type Resources = { readonly [Name in keyof typeof resources]: InstanceType<(typeof resources)[Name]> };
 
+export {
+  Apps,
+  InstallJobHandle,
+  InstallJobTimeoutError,
+  type AppSource,
+  type InstallAppOptions,
+  type InstallWaitOptions,
+  type UploadAppOptions,
+} from './apps.js';
 export { Devices } from './devices.js';
 export { Leases, type UseLeaseContext, type UseLeaseOptions } from './leases.js';
 export {
