@@ -72,7 +72,7 @@ export class InstallJobTimeoutError extends CloudPhoneError {
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+// Merged with the class below: the handle carries these fields as properties, copied in at run time.
 export interface InstallJobHandle extends Readonly<InstallJob> {}
 
 /**
@@ -80,7 +80,6 @@ export interface InstallJobHandle extends Readonly<InstallJob> {}
  * change as the methods learn the job's new state. A job that ended `failed` is not an error: see the devices'
  * `status` and `reason`.
  */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class InstallJobHandle {
   readonly #client: CloudPhone;
 
