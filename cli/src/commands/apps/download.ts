@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base/base-command.js';
 import { dispositionFileName } from '../../lib/apps.js';
-import { formatBytes, formatProgress } from '../../lib/device-io.js';
+import { formatBytes } from '../../lib/device-io.js';
+import { saveDownload } from '../../lib/download.js';
 import { UsageError } from '../../lib/errors.js';
 
 export default class AppsDownload extends BaseCommand<typeof AppsDownload> {
@@ -33,44 +34,9 @@ the local path (with --json: {appId, size, local}). A failed download leaves no 
     const client = await this.client({ authenticated: true });
     const response = await client.apps.download(appId);
     const local = output ?? dispositionFileName(response.headers['content-disposition']) ?? `${appId}.apk`;
-    const [{ createWriteStream }, { rename, rm }, { Transform }, { pipeline }] = await Promise.all([
-      import('node:fs'),
-      import('node:fs/promises'),
-      import('node:stream'),
-      import('node:stream/promises'),
-    ]);
-    const total = response.contentLength;
     const progress = process.stderr.isTTY && !this.jsonEnabled() && !(local === '-' && process.stdout.isTTY);
-    let done = 0;
-    let shownAt = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        done += chunk.length;
-        const now = Date.now();
-        if (progress && now - shownAt > 200) {
-          shownAt = now;
-          process.stderr.write(`\r${formatProgress(done, total)}\u001B[K`);
-        }
-        callback(null, chunk);
-      },
-    });
-    try {
-      if (local === '-') {
-        await pipeline(response.body, counter, process.stdout, { end: false });
-        return;
-      }
-      // Written next to the target and renamed once complete: a failed download leaves no partial file.
-      const temp = `${local}.cloudphone-${process.pid}.part`;
-      try {
-        await pipeline(response.body, counter, createWriteStream(temp, { flags: 'wx' }));
-        await rename(temp, local);
-      } catch (error) {
-        await rm(temp, { force: true });
-        throw error;
-      }
-    } finally {
-      if (progress) process.stderr.write('\r\u001B[K');
-    }
+    const done = await saveDownload(response, local, progress);
+    if (local === '-') return;
     if (this.jsonEnabled()) return this.outJson({ appId, size: done, local });
     this.out(`${local}\n`);
     this.note(`${appId} → ${local}: ${formatBytes(done)}`);

@@ -1,6 +1,7 @@
 import { Args } from '@oclif/core';
 import { DeviceCommand, deviceOption } from '../../lib/device-command.js';
-import { formatBytes, formatProgress, isDeviceId, remoteBasename } from '../../lib/device-io.js';
+import { formatBytes, isDeviceId, remoteBasename } from '../../lib/device-io.js';
+import { saveDownload } from '../../lib/download.js';
 import { UsageError } from '../../lib/errors.js';
 
 export default class DevicesPull extends DeviceCommand<typeof DevicesPull> {
@@ -36,46 +37,9 @@ directory), or to standard output with -. Shows progress on standard error when 
 
     const client = await this.api();
     const response = await client.request('pullDeviceFile', { path: { deviceId }, query: { path: remote } });
-    const [{ createWriteStream }, { rename, rm }, { Transform }, { pipeline }] = await Promise.all([
-      import('node:fs'),
-      import('node:fs/promises'),
-      import('node:stream'),
-      import('node:stream/promises'),
-    ]);
-    const total = response.contentLength;
     const progress = process.stderr.isTTY && !this.jsonEnabled() && !(local === '-' && process.stdout.isTTY);
-    let done = 0;
-    let shownAt = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        done += chunk.length;
-        const now = Date.now();
-        if (progress && now - shownAt > 200) {
-          shownAt = now;
-          process.stderr.write(`\r${formatProgress(done, total)}\u001B[K`);
-        }
-        callback(null, chunk);
-      },
-    });
-    try {
-      if (local === '-') {
-        for await (const chunk of response.body.pipe(counter)) {
-          if (!process.stdout.write(chunk as Buffer)) await new Promise((resolve) => process.stdout.once('drain', resolve));
-        }
-        return;
-      }
-      // Written next to the target and renamed once complete: a failed pull leaves no partial file.
-      const temp = `${local}.cloudphone-${process.pid}.part`;
-      try {
-        await pipeline(response.body, counter, createWriteStream(temp, { flags: 'wx' }));
-        await rename(temp, local);
-      } catch (error) {
-        await rm(temp, { force: true });
-        throw error;
-      }
-    } finally {
-      if (progress) process.stderr.write('\r\u001B[K');
-    }
+    const done = await saveDownload(response, local, progress);
+    if (local === '-') return;
     if (this.jsonEnabled()) return this.outJson({ path: remote, size: done, local });
     this.out(`${local}\n`);
     this.note(`${remote} → ${local}: ${formatBytes(done)}`);
