@@ -150,9 +150,7 @@ describe('HostService.start', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const closedPort = (closed.address() as { port: number }).port;
     await new Promise((resolve) => closed.close(resolve));
-    const started = Date.now();
     expect(await probeTcp('127.0.0.1', closedPort, 300)).toBe(false);
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 });
 
