@@ -281,11 +281,6 @@ export class AppService {
     }
   }
 
-  /** The APK file of a blob (for installs). */
-  blobPath(sha256: string): string {
-    return this.#store.path(sha256, APK_EXT);
-  }
-
   /** A fresh stream of a blob's bytes (or an inclusive range of them). */
   openBlob(sha256: string, range?: ByteRange): Readable {
     return this.#store.open(sha256, APK_EXT, range);

@@ -256,12 +256,6 @@ export class LeaseService {
     throw new ApiError('lease_required', `Operating device ${deviceId} needs a granted lease containing it.`);
   }
 
-  /** The holder of a device's granted lease, if any (from the in-memory index). */
-  holderOf(deviceId: string): { leaseId: string; userId: string; expiresAt: string } | undefined {
-    const holder = this.#holders.get(deviceId);
-    return holder && { leaseId: holder.leaseId, userId: holder.userId, expiresAt: iso(holder.expiresAtMs) };
-  }
-
   async create(principal: Principal, input: NewLease, requestId: string | null): Promise<CreatedLease> {
     const selector = normaliseSelector(input.selector ?? {});
     const count = input.count ?? DEFAULT_COUNT;

@@ -279,7 +279,6 @@ describe('AppService visibility', () => {
 
     const forInstall = await f.apps.getForInstall(alice, priv.id);
     expect(forInstall).toMatchObject({ sha256: priv.sha256, size: priv.size, metadata: { packageName: 'io.appium.unlock' } });
-    expect(f.apps.blobPath(priv.sha256)).toBe(f.store.path(priv.sha256, '.apk'));
     expect(await collect(f.apps.openBlob(priv.sha256))).toEqual(readFileSync(APKS.unlock));
   });
 });
