@@ -22,6 +22,7 @@ import type { Principal } from '../../src/http/handler.js';
 import type { Kysely } from 'kysely';
 import { APKS } from '../adb/apk-fixtures.js';
 import { connectToVirtual, eventually } from '../devices/helpers.js';
+import { insertUser } from '../helpers/users.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Real virtual devices, connected directly; fakes only at the inventory / leases / app-store seams.
@@ -153,26 +154,8 @@ interface Fixture {
 let fixture: Fixture;
 const cleanups: (() => Promise<void>)[] = [];
 
-async function user(db: Kysely<DB>, username: string, role: Principal['role']): Promise<Principal> {
-  const at = new Date().toISOString();
-  const id = `usr_${username}`;
-  await db
-    .insertInto('users')
-    .values({
-      id,
-      username,
-      display_name: username,
-      role,
-      disabled: 0,
-      password_hash: 'x',
-      failed_logins: 0,
-      last_failed_login_at: null,
-      locked_until: null,
-      created_at: at,
-      updated_at: at,
-    })
-    .execute();
-  return { userId: id, username, role, scopes: ['read', 'write'], method: 'session' };
+function user(db: Kysely<DB>, username: string, role: Principal['role']): Promise<Principal> {
+  return insertUser(db, username, role, new Date().toISOString());
 }
 
 beforeEach(async () => {

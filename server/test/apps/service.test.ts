@@ -15,6 +15,7 @@ import type { Principal } from '../../src/http/handler.js';
 import { APKS } from '../adb/apk-fixtures.js';
 import { ManualClock } from '../helpers/clock.js';
 import { buildZip } from './zip.js';
+import { insertUser } from '../helpers/users.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -43,27 +44,7 @@ async function fixture(options: { maxAppBytes?: number } = {}) {
     },
   });
   const at = clock.now().toISOString();
-  async function user(username: string, role: Role = 'member'): Promise<Principal> {
-    const id = `usr_${username}`;
-    await db
-      .insertInto('users')
-      .values({
-        id,
-        username,
-        display_name: username,
-        role,
-        disabled: 0,
-        password_hash: 'x',
-        failed_logins: 0,
-        last_failed_login_at: null,
-        locked_until: null,
-        created_at: at,
-        updated_at: at,
-      })
-      .execute();
-    const scopes: Principal['scopes'] = role === 'viewer' ? ['read'] : role === 'admin' ? ['read', 'write', 'admin'] : ['read', 'write'];
-    return { userId: id, username, role, scopes, method: 'session' };
-  }
+  const user = (username: string, role: Role = 'member'): Promise<Principal> => insertUser(db, username, role, at);
   /** Every file in the store (relative paths), temp files included. */
   function files(): string[] {
     const root = join(dir, 'blobs');

@@ -16,6 +16,7 @@ import type {
 } from '../../src/devices/types.js';
 import type { Principal } from '../../src/http/handler.js';
 import { ManualClock } from '../helpers/clock.js';
+import { insertUser } from '../helpers/users.js';
 
 /** A `LiveDevices` driven by the test: `emit` reports a device update as a host would. */
 export class FakeLive implements LiveDevices {
@@ -136,23 +137,7 @@ export async function inventoryFixture(options: { start?: boolean } = {}): Promi
     await database.close();
   });
   const at = clock.now().toISOString();
-  await db
-    .insertInto('users')
-    .values({
-      id: 'usr_admin',
-      username: 'admin',
-      display_name: 'Admin',
-      role: 'admin',
-      disabled: 0,
-      password_hash: 'x',
-      failed_logins: 0,
-      last_failed_login_at: null,
-      locked_until: null,
-      created_at: at,
-      updated_at: at,
-    })
-    .execute();
-  const admin: Principal = { userId: 'usr_admin', username: 'admin', role: 'admin', scopes: ['admin'] as never, method: 'session' };
+  const admin = await insertUser(db, 'admin', 'admin', at);
   let leases = 0;
   const fixture: InventoryFixture = {
     db,

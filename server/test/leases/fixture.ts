@@ -7,6 +7,7 @@ import type { Role } from '../../src/http/access.js';
 import type { Principal } from '../../src/http/handler.js';
 import { LeaseService, type LeaseDeviceOps } from '../../src/leases/service.js';
 import { ManualClock } from '../helpers/clock.js';
+import { insertUser } from '../helpers/users.js';
 
 /** Records what the lease service asked of the device layer; `setResetting` writes the flag like the inventory. */
 export class FakeDeviceOps implements LeaseDeviceOps {
@@ -102,32 +103,7 @@ export async function leaseFixture(): Promise<LeaseFixture> {
     clock,
     ops,
     leases,
-    async user(username, role = 'member') {
-      const id = `usr_${username}`;
-      await db
-        .insertInto('users')
-        .values({
-          id,
-          username,
-          display_name: username,
-          role,
-          disabled: 0,
-          password_hash: 'x',
-          failed_logins: 0,
-          last_failed_login_at: null,
-          locked_until: null,
-          created_at: at,
-          updated_at: at,
-        })
-        .execute();
-      return {
-        userId: id,
-        username,
-        role,
-        scopes: role === 'viewer' ? ['read'] : role === 'admin' ? ['read', 'write', 'admin'] : ['read', 'write'],
-        method: 'session',
-      };
-    },
+    user: (username, role = 'member') => insertUser(db, username, role, at),
     async host(id, options = {}) {
       await db
         .insertInto('hosts')

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base/base-command.js';
 import { dispositionFileName } from '../../lib/apps.js';
 import { formatBytes } from '../../lib/device-io.js';
-import { saveDownload } from '../../lib/download.js';
+import { saveDownload } from '../../lib/transfer.js';
 import { UsageError } from '../../lib/errors.js';
 
 export default class AppsDownload extends BaseCommand<typeof AppsDownload> {

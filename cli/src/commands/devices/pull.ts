@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { DeviceCommand, deviceOption } from '../../lib/device-command.js';
 import { formatBytes, isDeviceId, remoteBasename } from '../../lib/device-io.js';
-import { saveDownload } from '../../lib/download.js';
+import { saveDownload } from '../../lib/transfer.js';
 import { UsageError } from '../../lib/errors.js';
 
 export default class DevicesPull extends DeviceCommand<typeof DevicesPull> {

@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import type { PushResult } from '@cloudphone/sdk';
 import { DeviceCommand, deviceOption } from '../../lib/device-command.js';
-import { formatBytes, formatProgress } from '../../lib/device-io.js';
+import { formatBytes } from '../../lib/device-io.js';
+import { clearProgress, progressCounter } from '../../lib/transfer.js';
 import { UsageError } from '../../lib/errors.js';
 
 export default class DevicesPush extends DeviceCommand<typeof DevicesPush> {
@@ -35,10 +36,9 @@ unless --mode says otherwise. With --json, prints the result ({path, size}). Nee
     const deviceId = this.deviceId(given.length === 3 ? given[0] : undefined);
     if (this.flags.mode !== undefined && !/^[0-7]{3,4}$/.test(this.flags.mode)) throw new UsageError('--mode must be 3 or 4 octal digits, like 0644');
 
-    const [{ createReadStream }, { stat }, { Transform }] = await Promise.all([
+    const [{ createReadStream }, { stat }] = await Promise.all([
       import('node:fs'),
       import('node:fs/promises'),
-      import('node:stream'),
     ]);
     let total: number | null = null;
     let mode = this.flags.mode;
@@ -58,30 +58,18 @@ unless --mode says otherwise. With --json, prints the result ({path, size}). Nee
     }
 
     const progress = process.stderr.isTTY && !this.jsonEnabled();
-    let done = 0;
-    let shownAt = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        done += chunk.length;
-        const now = Date.now();
-        if (progress && now - shownAt > 200) {
-          shownAt = now;
-          process.stderr.write(`\r${formatProgress(done, total)}\u001B[K`);
-        }
-        callback(null, chunk);
-      },
-    });
-    source.on('error', (error) => counter.destroy(error));
-    source.pipe(counter);
+    const counter = await progressCounter(total, progress);
+    source.on('error', (error) => counter.stream.destroy(error));
+    source.pipe(counter.stream);
 
     const client = await this.api();
     const query: { path: string; mode?: string } = { path: remote };
     if (mode !== undefined) query.mode = mode;
     let result: PushResult;
     try {
-      result = await client.request('pushDeviceFile', { path: { deviceId }, query, body: counter });
+      result = await client.request('pushDeviceFile', { path: { deviceId }, query, body: counter.stream });
     } finally {
-      if (progress) process.stderr.write('\r\u001B[K');
+      clearProgress(progress);
     }
     if (this.jsonEnabled()) return this.outJson(result);
     this.note(`${local === '-' ? 'standard input' : local} → ${result.path}: ${formatBytes(result.size)}`);
