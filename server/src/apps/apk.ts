@@ -419,23 +419,20 @@ async function resolveLabelAndIcon(
 ): Promise<{ label: string | null; icon: Buffer | null }> {
   const labelRef = label === null ? undefined : RESOURCE_REFERENCE.exec(label)?.[1];
   const iconRef = icon === null ? undefined : RESOURCE_REFERENCE.exec(icon)?.[1];
-  let table: ResourceTable | undefined;
+  let resolvedLabel: string | null = labelRef === undefined ? label : null;
+  let iconPaths: string[] = iconRef === undefined && icon !== null ? [icon] : [];
   if (labelRef !== undefined || iconRef !== undefined) {
     const entry = entries.get(RESOURCES);
     if (entry !== undefined && entry.uncompressedSize <= MAX_RESOURCE_TABLE_BYTES) {
       try {
-        table = new ResourceTable(await readEntry(zip, entry));
+        const table = new ResourceTable(await readEntry(zip, entry));
+        if (labelRef !== undefined) resolvedLabel = table.label(Number.parseInt(labelRef, 16));
+        if (iconRef !== undefined) iconPaths = table.iconPaths(Number.parseInt(iconRef, 16));
       } catch {
-        table = undefined; // an unreadable resource table only costs the label and icon
+        // an unreadable resource table (truncated, or with offsets past its end) only costs the label and icon
       }
     }
   }
-  let resolvedLabel: string | null = label;
-  if (labelRef !== undefined) resolvedLabel = table?.label(Number.parseInt(labelRef, 16)) ?? null;
-
-  let iconPaths: string[] = [];
-  if (iconRef !== undefined) iconPaths = table?.iconPaths(Number.parseInt(iconRef, 16)) ?? [];
-  else if (icon !== null) iconPaths = [icon];
   let iconBytes: Buffer | null = null;
   for (const path of iconPaths) {
     const entry = entries.get(path);
@@ -501,6 +498,7 @@ class ResourceTable {
   constructor(data: Buffer) {
     this.#data = data;
     if (data.readUInt16LE(0) !== RES_TABLE) throw new Error('not a resource table');
+    if (data.readUInt32LE(4) > data.length) throw new Error('truncated resource table');
     let offset = data.readUInt16LE(2);
     let strings: StringPool | undefined;
     while (offset + 8 <= data.length) {
@@ -583,7 +581,7 @@ class ResourceTable {
     return { language, density, dataType: data.readUInt8(value + 3), data: data.readUInt32LE(value + 4) };
   }
 
-  /** The default-language string of resource `id`, following references; undefined when it has none. */
+  /** The default-language string of resource `id`, following references; null when it has none. */
   label(id: number, depth = 0): string | null {
     const values = this.values(id);
     const value = values.find((v) => v.language === '') ?? values[0];
