@@ -199,20 +199,27 @@ export class AppService {
     return toApp(visible(principal, id, await findAppView(this.#db, id)));
   }
 
-  /** `requestId` is accepted for symmetry with the other writes; the contract has no `app.updated` event. */
+  /** Shares an app with everyone or makes it private again (uploader or admin), with `app.updated` on a change. */
   async update(
     principal: Principal,
     id: string,
     input: { shared?: boolean | undefined },
-    _requestId?: string | null,
+    requestId: string | null,
   ): Promise<App> {
     return this.#db.transaction().execute(async (trx) => {
       const row = owned(principal, id, await findAppView(trx, id), 'change');
-      if (input.shared !== undefined && (row.shared === 1) !== input.shared) {
-        await setAppShared(trx, id, input.shared);
-        return toApp({ ...row, shared: input.shared ? 1 : 0 });
-      }
-      return toApp(row);
+      if (input.shared === undefined || (row.shared === 1) === input.shared) return toApp(row);
+      await setAppShared(trx, id, input.shared);
+      const updated = { ...row, shared: input.shared ? 1 : 0 };
+      await appendEvent(trx, {
+        type: 'app.updated',
+        actor: principalActor(principal),
+        subject: { type: 'app', id },
+        data: { app: toAppSummary(updated), changes: ['shared'] },
+        requestId,
+        occurredAt: this.#clock(),
+      });
+      return toApp(updated);
     });
   }
 
@@ -248,18 +255,17 @@ export class AppService {
    * starting past the end is 416 `range_not_satisfiable`; a header we do not understand (or several ranges) is
    * ignored, as RFC 9110 allows, and the whole file sent.
    */
-  async download(principal: Principal, id: string, range?: string | RangeRequest | undefined): Promise<AppDownload> {
+  async download(principal: Principal, id: string, range?: string | undefined): Promise<AppDownload> {
     const row = visible(principal, id, await findAppView(this.#db, id));
     const total = row.size;
-    const wanted =
-      range === undefined ? undefined : typeof range === 'string' ? parseRange(range, total) : clampRange(range, total);
+    const wanted = range === undefined ? undefined : parseRange(range, total);
     const fileName = row.file_name ?? `${parseMetadata(row).packageName}.apk`;
     if (wanted === undefined) {
       const stream = this.openBlob(row.sha256);
       return { stream, size: total, start: 0, end: total - 1, total, partial: false, fileName };
     }
     return {
-      stream: this.openBlob(row.sha256, wanted),
+      stream: this.openBlob(row.sha256, { range: wanted }),
       size: wanted.end - wanted.start + 1,
       start: wanted.start,
       end: wanted.end,
@@ -281,9 +287,9 @@ export class AppService {
     }
   }
 
-  /** A fresh stream of a blob's bytes (or an inclusive range of them). */
-  openBlob(sha256: string, range?: ByteRange): Readable {
-    return this.#store.open(sha256, APK_EXT, range);
+  /** A fresh stream of a blob's bytes (or an inclusive range of them), read `chunkBytes` at a time. */
+  openBlob(sha256: string, options: { range?: ByteRange | undefined; chunkBytes?: number | undefined } = {}): Readable {
+    return this.#store.open(sha256, APK_EXT, options);
   }
 
   /** What an install needs, with the same visibility as `get` (404 `app_not_found`). */
@@ -362,26 +368,6 @@ function owned(principal: Principal, id: string, row: AppViewRow | undefined, ve
     throw new ApiError('insufficient_role', `Only the uploader or an admin may ${verb} app ${id}.`);
   }
   return app;
-}
-
-/** A parsed `Range`: `bytes=start-end`, `bytes=start-` or `bytes=-suffix`. */
-export interface RangeRequest {
-  start?: number | undefined;
-  end?: number | undefined;
-  suffix?: number | undefined;
-}
-
-/** Clamps a parsed range to the file (416 when it starts past the end or is empty). */
-export function clampRange(range: RangeRequest, total: number): ByteRange {
-  const unsatisfiable = () => new ApiError('range_not_satisfiable', `The range is outside the file's ${total} bytes.`);
-  if (range.start === undefined) {
-    const suffix = range.suffix ?? 0;
-    if (suffix <= 0 || total === 0) throw unsatisfiable();
-    return { start: Math.max(0, total - suffix), end: total - 1 };
-  }
-  const end = Math.min(range.end ?? total - 1, total - 1);
-  if (range.start >= total || end < range.start) throw unsatisfiable();
-  return { start: range.start, end };
 }
 
 /**

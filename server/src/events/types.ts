@@ -33,6 +33,7 @@ interface EventDataByType {
   'lease.released': { lease: Schemas['LeaseSummary']; reason: LeaseReleaseReason };
   'lease.expired': { lease: Schemas['LeaseSummary'] };
   'app.uploaded': { app: Schemas['AppSummary'] };
+  'app.updated': { app: Schemas['AppSummary']; changes: 'shared'[] };
   'app.deleted': { app: Schemas['AppSummary'] };
   'app.install.started': { jobId: string; appId: string; deviceIds: string[] };
   'app.install.succeeded': { jobId: string; appId: string; deviceId: string };
