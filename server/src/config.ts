@@ -52,6 +52,8 @@ export interface ServerConfig {
   maxPushBytes: number;
   /** The largest APK an upload accepts. */
   maxAppBytes: number;
+  /** How many devices of one install job receive the APK at once. */
+  installConcurrency: number;
 }
 
 /** Explicit settings (API options or CLI flags). Scalars may also be given as the strings a flag would carry. */
@@ -147,6 +149,7 @@ const configSchema = z.object({
   virtualProfile: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/),
   maxPushBytes: size,
   maxAppBytes: size,
+  installConcurrency: integer(1, 100),
 }) satisfies z.ZodType<ServerConfig, unknown>;
 
 interface Setting {
@@ -192,6 +195,7 @@ const settings: Record<keyof ServerConfig, Setting> = {
   },
   maxPushBytes: { env: 'CLOUDPHONE_MAX_PUSH', expected: 'a size of at least 1kb such as 104857600, 512mb or 4gb' },
   maxAppBytes: { env: 'CLOUDPHONE_MAX_APP', expected: 'a size of at least 1kb such as 104857600 or 512mb' },
+  installConcurrency: { env: 'CLOUDPHONE_INSTALL_CONCURRENCY', expected: 'an integer from 1 to 100' },
 };
 
 function defaults(env: NodeJS.ProcessEnv): ServerConfig {
@@ -215,6 +219,7 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
     virtualProfile: 'virtual',
     maxPushBytes: 4 * 1024 ** 3,
     maxAppBytes: 512 * 1024 ** 2,
+    installConcurrency: 16,
   };
 }
 

@@ -104,7 +104,15 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     log,
     maxAppBytes: config.maxAppBytes,
   });
-  const installs = new InstallService({ db, clock, log, apps, inventory, leases });
+  const installs = new InstallService({
+    db,
+    clock,
+    log,
+    apps,
+    inventory,
+    leases,
+    concurrency: config.installConcurrency,
+  });
   const sessions = new DeviceSessions();
   leases.onLeaseEnded(({ userId, deviceIds }) => sessions.leaseEnded(userId, deviceIds));
 

@@ -30,8 +30,11 @@ export interface InstallableApp {
 export interface InstallSource {
   /** The app as the caller sees it: 404 `app_not_found` when it is not visible to them. */
   getForInstall(principal: Principal, appId: string): Promise<InstallableApp>;
-  /** A fresh read stream of the blob's bytes. Called once per device; the stream is destroyed after use. */
-  openBlob(sha256: string): Readable | Promise<Readable>;
+  /**
+   * A fresh read stream of the blob's bytes, read `chunkBytes` at a time. Called once per device; the stream is
+   * destroyed after use.
+   */
+  openBlob(sha256: string, options: { chunkBytes: number }): Readable | Promise<Readable>;
 }
 
 /** The device fields the pre-checks read (the inventory's `Device` view has them). */
@@ -76,7 +79,7 @@ interface StoredOptions extends InstallOptionsView {
 
 export type InstallLog = Pick<FastifyBaseLogger, 'error' | 'warn'>;
 
-export const DEFAULT_INSTALL_CONCURRENCY = 8;
+export const DEFAULT_INSTALL_CONCURRENCY = 16;
 /** How long one device's install may take. */
 export const DEFAULT_INSTALL_TIMEOUT_MS = 10 * 60_000;
 const MAX_WAIT_SECONDS = 60;
@@ -84,6 +87,7 @@ const MAX_DEVICES = 100;
 const MAX_REASON_LENGTH = 1000;
 /** How far the blob is read ahead of what the device took. */
 const READ_AHEAD_BYTES = 1024 * 1024;
+const MIN_CHUNK_BYTES = 64 * 1024;
 const UNINSTALL_TIMEOUT_MS = 60_000;
 
 export const PACKAGE_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$/;
@@ -478,7 +482,9 @@ export class InstallService {
       } catch {
         throw new DeviceOfflineError();
       }
-      const blob = await this.#apps.openBlob(app.sha256);
+      // One read per ADB packet: smaller reads cost a packet, its acknowledgement and a stream hop each.
+      const chunkBytes = Math.min(Math.max(adb.maxPayloadSize, MIN_CHUNK_BYTES), READ_AHEAD_BYTES);
+      const blob = await this.#apps.openBlob(app.sha256, { chunkBytes });
       try {
         await guard(
           adb,

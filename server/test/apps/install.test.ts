@@ -96,6 +96,8 @@ class FakeSource implements InstallSource {
   open = 0;
   maxOpen = 0;
   opened = 0;
+  /** The chunk size each stream was opened with. */
+  readonly chunkBytes: number[] = [];
   onOpen: ((stream: Readable, index: number) => void) | undefined;
 
   add(appId: string, path: string, metadata: InstallableApp['metadata']): void {
@@ -108,9 +110,10 @@ class FakeSource implements InstallSource {
     return { app: { id: appId }, sha256: appId, size: statSync(app.path).size, metadata: app.metadata };
   }
 
-  openBlob(sha256: string): Readable {
+  openBlob(sha256: string, options: { chunkBytes: number }): Readable {
     const app = this.apps.get(sha256)!;
-    const stream = createReadStream(app.path, { highWaterMark: 64 * 1024 });
+    this.chunkBytes.push(options.chunkBytes);
+    const stream = createReadStream(app.path, { highWaterMark: options.chunkBytes });
     this.open++;
     this.opened++;
     this.maxOpen = Math.max(this.maxOpen, this.open);
@@ -337,6 +340,16 @@ describe('InstallService.install', () => {
     expect(source.opened).toBe(4);
     expect(source.maxOpen).toBe(2);
     expect(source.open).toBe(0);
+  });
+
+  it('reads the APK one ADB packet at a time', async () => {
+    const { service, leases, alice, source, inventory } = fixture;
+    leases.grant(alice.userId, 'lse_1', ['dev_0']);
+    const job = await service.install(alice, 'app_settings', { deviceIds: ['dev_0'] }, null);
+    expect((await service.get(alice, job.id, { waitSeconds: 60 })).status).toBe('succeeded');
+    // The virtual device accepts 256 KiB payloads; the blob is read in reads of that size, not the 64 KiB default.
+    expect(inventory.adbFor('dev_0').maxPayloadSize).toBe(256 * 1024);
+    expect(source.chunkBytes).toEqual([256 * 1024]);
   });
 
   it('fails only the device that goes offline mid-install', async () => {

@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       virtualProfile: 'virtual',
       maxPushBytes: 4 * 1024 ** 3,
       maxAppBytes: 512 * 1024 ** 2,
+      installConcurrency: 16,
     });
   });
 
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
         CLOUDPHONE_VIRTUAL_PROFILE: 'pixel-7',
         CLOUDPHONE_MAX_PUSH: '512mb',
         CLOUDPHONE_MAX_APP: '64mb',
+        CLOUDPHONE_INSTALL_CONCURRENCY: '4',
       },
     );
     expect(config).toMatchObject({
@@ -57,6 +59,7 @@ describe('loadConfig', () => {
       virtualProfile: 'pixel-7',
       maxPushBytes: 512 * 1024 ** 2,
       maxAppBytes: 64 * 1024 ** 2,
+      installConcurrency: 4,
     });
     expect(loadConfig({ adbServers: ['a:1'], adbDevices: 'b:2,c:3', virtualDevices: 200 }, {})).toMatchObject({
       adbServers: ['a:1'],
@@ -177,6 +180,10 @@ describe('loadConfig', () => {
     [
       { CLOUDPHONE_MAX_PUSH: '4 gb' },
       'CLOUDPHONE_MAX_PUSH: expected a size of at least 1kb such as 104857600, 512mb or 4gb, got "4 gb"',
+    ],
+    [
+      { CLOUDPHONE_INSTALL_CONCURRENCY: '0' },
+      'CLOUDPHONE_INSTALL_CONCURRENCY: expected an integer from 1 to 100, got "0"',
     ],
   ])('rejects %o with a one-line message', (env, message) => {
     const error = configError(() => loadConfig({}, env));
