@@ -133,6 +133,28 @@ describe('apps commands against the real server', () => {
     }
   });
 
+  test('apps install takes an APK file: uploads it (or finds it by hash), then installs', async () => {
+    const created = await cli(['leases', 'create', '--count', '1', '--kind', 'virtual', '--ttl', '600', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const lease = JSON.parse(created.stdout) as Lease;
+    try {
+      const fresh = await cli(['apps', 'install', APKS.uiautomator2Test, '--lease', lease.id]);
+      expect(fresh.code, fresh.stderr).toBe(0);
+      expect(fresh.stderr).toMatch(/^Uploaded: app_[0-9A-Z]{26} \(io\.appium\.uiautomator2\.server\.test\)\.$/m);
+      expect(fresh.stderr).toContain('installed on 1 device(s)');
+
+      const known = await cli(['apps', 'install', APKS.settings, '--lease', lease.id, '--json']);
+      expect(known.code, known.stderr).toBe(0);
+      expect((JSON.parse(known.stdout) as InstallJob).appId).toBe(settings.id);
+
+      const missing = await cli(['apps', 'install', join(work, 'nope.apk'), '--lease', lease.id]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('neither an app id (app_…) nor an APK file');
+    } finally {
+      await cli(['leases', 'release', lease.id]);
+    }
+  });
+
   test('apps install without devices is a usage error', async () => {
     const result = await cli(['apps', 'install', settings.id]);
     expect(result.code).toBe(2);

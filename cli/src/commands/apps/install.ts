@@ -1,9 +1,13 @@
 import { Args, Flags } from '@oclif/core';
-import type { InstallJobHandle } from '@cloudphone/sdk';
+import type { CloudPhone, InstallJobHandle } from '@cloudphone/sdk';
 import { BaseCommand } from '../../base/base-command.js';
 import { failedDeviceLines, installDeviceLine } from '../../lib/apps.js';
 import { DEVICE_ENV } from '../../lib/device.js';
+import { formatBytes } from '../../lib/device-io.js';
 import { CliError, ExitCode, UsageError } from '../../lib/errors.js';
+
+/** What an app id looks like; anything else is taken for an APK file. */
+const APP_ID = /^app_[0-9A-Z]{26}$/;
 
 /** Seconds each poll of the job waits at most: how often the device lines update. */
 const POLL_SECONDS = 2;
@@ -16,15 +20,17 @@ the device in ${DEVICE_ENV}), and waits: standard error shows one line per devic
 any device failed, after printing why (the device's INSTALL_FAILED_… message); with --json, prints the final install \
 job either way. The server checks every device before it starts (you hold a granted lease on it, it is online, the \
 app's minSdk and ABIs fit): one that does not fit fails the whole command (422 app_incompatible, per device) and \
-nothing is installed. An installed app is replaced unless --no-replace.`;
+nothing is installed. An installed app is replaced unless --no-replace. <app> may also be an APK file: it is \
+uploaded first (nothing is sent when the server already has its bytes), as apps upload does.`;
 
   static override examples = [
     { description: 'Install on two devices.', command: '<%= config.bin %> apps install app_01JDX8A1B2C3D4E5F6G7H8J9K0 --device dev_01JDX6A1B2C3D4E5F6G7H8J9K0 --device dev_01JDX6A1B2C3D4E5F6G7H8J9K1' },
     { description: 'On every device of a lease, granting runtime permissions.', command: '<%= config.bin %> apps install app_01JDX8A1B2C3D4E5F6G7H8J9K0 --lease lse_01JDX7M3N4P5Q6R7S8T9V0W1X2 --grant-permissions' },
+    { description: 'Upload a build and install it in one step.', command: '<%= config.bin %> apps install app/build/outputs/apk/debug/app-debug.apk --lease lse_01JDX7M3N4P5Q6R7S8T9V0W1X2' },
   ];
 
   static override args = {
-    app: Args.string({ required: true, ignoreStdin: true, description: 'The app id (app_…).' }),
+    app: Args.string({ required: true, ignoreStdin: true, description: 'The app id (app_…), or an APK file to upload first.' }),
   };
 
   static override flags = {
@@ -47,7 +53,8 @@ nothing is installed. An installed app is replaced unless --no-replace.`;
     if (devices !== undefined && new Set(devices).size !== devices.length) throw new UsageError('A --device is given twice');
 
     const client = await this.client({ authenticated: true });
-    const job = await client.apps.install(this.args.app, {
+    const appId = await this.appIdOf(client, this.args.app);
+    const job = await client.apps.install(appId, {
       ...(flags.lease === undefined ? { devices: devices! } : { lease: flags.lease }),
       ...(flags.replace ? {} : { replace: false }),
       ...(flags.downgrade ? { downgrade: true } : {}),
@@ -78,6 +85,28 @@ nothing is installed. An installed app is replaced unless --no-replace.`;
       throw new CliError(`The install job ${job.id} failed`, 'install_failed', ExitCode.error);
     }
     if (!this.jsonEnabled()) this.note(`${job.packageName} installed on ${job.devices.length} device(s) (job ${job.id}).`);
+  }
+
+  /** The app id: `app` itself, or the app of the APK file `app` names, uploaded unless the server has its bytes. */
+  private async appIdOf(client: CloudPhone, app: string): Promise<string> {
+    if (APP_ID.test(app)) return app;
+    const { stat } = await import('node:fs/promises');
+    const info = await stat(app).catch(() => undefined);
+    if (info === undefined) throw new UsageError(`${app} is neither an app id (app_…) nor an APK file`);
+    if (!info.isFile()) throw new UsageError(`${app} is not a file`);
+    let hashMatched = false;
+    if (!this.jsonEnabled()) this.note(`Uploading ${app} (${formatBytes(info.size)})…`);
+    const uploaded = await client.apps.upload(app, {
+      onHashMatch: () => {
+        hashMatched = true;
+      },
+    });
+    if (!this.jsonEnabled()) {
+      const { packageName, versionName } = uploaded.metadata;
+      const what = versionName === null ? packageName : `${packageName} ${versionName}`;
+      this.note(`${hashMatched ? 'The server already had it' : 'Uploaded'}: ${uploaded.id} (${what}).`);
+    }
+    return uploaded.id;
   }
 
   /** Without a terminal: a line whenever a device's status changes. */
