@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Adb } from '@yume-chan/adb';
 import { PackageManager } from '@yume-chan/android-bin';
@@ -132,19 +133,27 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A Node stream as the WHATWG stream @yume-chan reads, pulled on demand with a bounded read-ahead. */
-function webStream(source: Readable): ReadableStream<Uint8Array> {
+/**
+ * The first `size` bytes of a Node stream as the WHATWG stream @yume-chan reads, pulled on demand with a bounded
+ * read-ahead. It ends with the last byte, without waiting for the file's end: a device answers and closes the
+ * stream as soon as it has `size` bytes, and a close that came first would fail the write side of a good install.
+ */
+function webStream(source: Readable, size: number): ReadableStream<Uint8Array> {
   const iterator = (source as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  let left = size;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        const next = await iterator.next();
+        const next = left > 0 ? await iterator.next() : { done: true as const, value: undefined };
         if (next.done) {
           controller.close();
           return;
         }
-        const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        const read = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        const chunk = read.length > left ? read.subarray(0, left) : read;
+        left -= chunk.length;
         if (chunk.length > 0) controller.enqueue(chunk);
+        if (left === 0) controller.close();
       },
       cancel() {
         source.destroy();
@@ -152,6 +161,14 @@ function webStream(source: Readable): ReadableStream<Uint8Array> {
     },
     { highWaterMark: READ_AHEAD_BYTES, size: (chunk) => chunk.byteLength },
   );
+}
+
+/** Destroys `stream` and waits until its file is closed, so that a job never holds more files than devices in flight. */
+async function closeStream(stream: Readable): Promise<void> {
+  if (stream.closed) return;
+  const closed = once(stream, 'close').catch(() => undefined);
+  stream.destroy();
+  await closed;
 }
 
 function compatibilityProblem(app: InstallableApp, device: InstallTargetDevice): string | null {
@@ -488,7 +505,7 @@ export class InstallService {
       try {
         await guard(
           adb,
-          new PackageManager(adb).installStream(app.size, webStream(blob), {
+          new PackageManager(adb).installStream(app.size, webStream(blob, app.size), {
             // Without skipExisting, android-bin passes -r (replace); with it, -R (fail if installed).
             skipExisting: !options.replace,
             requestDowngrade: options.downgrade,
@@ -497,7 +514,7 @@ export class InstallService {
           { timeoutMs: this.#timeoutMs, what: 'the install' },
         );
       } finally {
-        blob.destroy();
+        await closeStream(blob);
       }
     } catch (error) {
       if (error instanceof DeviceOfflineError) reason = 'device went offline';

@@ -1,5 +1,5 @@
-import { createReadStream, statSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { Adb } from '@yume-chan/adb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
@@ -90,6 +90,16 @@ class FakeLeases implements InstallLeases {
   }
 }
 
+/** All of `data`, then nothing: the stream never ends by itself. */
+function endlessStream(data: Buffer): Readable {
+  let offset = 0;
+  return new Readable({
+    read() {
+      if (offset < data.length) this.push(data.subarray(offset, (offset += 64 * 1024)));
+    },
+  });
+}
+
 /** The store, reading the real fixture APKs; counts the streams open at once. */
 class FakeSource implements InstallSource {
   readonly apps = new Map<string, { path: string; metadata: InstallableApp['metadata'] }>();
@@ -99,6 +109,8 @@ class FakeSource implements InstallSource {
   /** The chunk size each stream was opened with. */
   readonly chunkBytes: number[] = [];
   onOpen: ((stream: Readable, index: number) => void) | undefined;
+  /** Streams that deliver every byte but never signal their end, as a file still being read would not yet. */
+  endless = false;
 
   add(appId: string, path: string, metadata: InstallableApp['metadata']): void {
     this.apps.set(appId, { path, metadata });
@@ -113,7 +125,7 @@ class FakeSource implements InstallSource {
   openBlob(sha256: string, options: { chunkBytes: number }): Readable {
     const app = this.apps.get(sha256)!;
     this.chunkBytes.push(options.chunkBytes);
-    const stream = createReadStream(app.path, { highWaterMark: options.chunkBytes });
+    const stream = this.endless ? endlessStream(readFileSync(app.path)) : createReadStream(app.path, { highWaterMark: options.chunkBytes });
     this.open++;
     this.opened++;
     this.maxOpen = Math.max(this.maxOpen, this.open);
@@ -339,6 +351,17 @@ describe('InstallService.install', () => {
     expect(done.status).toBe('succeeded');
     expect(source.opened).toBe(4);
     expect(source.maxOpen).toBe(2);
+    expect(source.open).toBe(0);
+  });
+
+  it('ends the transfer with the APK\'s last byte, without waiting for the end of the stream', async () => {
+    // A device answers and closes as soon as it has every byte: waiting for the stream's end would lose that race.
+    const { service, leases, alice, source } = fixture;
+    source.endless = true;
+    leases.grant(alice.userId, 'lse_1', ['dev_0']);
+    const job = await service.install(alice, 'app_settings', { deviceIds: ['dev_0'] }, null);
+    const done = await service.get(alice, job.id, { waitSeconds: 60 });
+    expect(done.devices).toMatchObject([{ deviceId: 'dev_0', status: 'installed', reason: null }]);
     expect(source.open).toBe(0);
   });
 
