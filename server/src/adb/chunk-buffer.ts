@@ -33,6 +33,19 @@ export class ChunkBuffer {
     return out;
   }
 
+  /** Removes and returns up to `count` bytes as the chunks they arrived in, splitting only the last one. */
+  takeChunks(count: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (let left = Math.min(count, this.#length); left > 0; ) {
+      const chunk = this.#chunks[0] as Buffer;
+      const used = Math.min(chunk.length, left);
+      out.push(used === chunk.length ? chunk : chunk.subarray(0, used));
+      this.#shift(chunk, used);
+      left -= used;
+    }
+    return out;
+  }
+
   #shift(chunk: Buffer, used: number): void {
     if (used === chunk.length) this.#chunks.shift();
     else this.#chunks[0] = chunk.subarray(used);
@@ -75,6 +88,17 @@ export class ByteQueue {
       });
     }
     return this.#buffer.take(this.#buffer.length);
+  }
+
+  /** Up to `count` bytes as the chunks they arrived in, waiting for at least one byte; undefined at the end. */
+  async readChunks(count: number): Promise<Buffer[] | undefined> {
+    while (this.#buffer.length === 0) {
+      if (this.#ended) return undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+    return this.#buffer.takeChunks(count);
   }
 
   #notify(): void {

@@ -18,6 +18,8 @@ export interface CommandInput {
   read(count: number): Promise<Buffer | undefined>;
   /** Whatever has arrived, waiting for at least one byte; undefined at the end. */
   readSome(): Promise<Buffer | undefined>;
+  /** Up to `count` bytes as the chunks they arrived in, waiting for at least one byte; undefined at the end. */
+  readChunks(count: number): Promise<Buffer[] | undefined>;
 }
 
 /** Where a command reads and writes; each write resolves once the host has taken the bytes. */

@@ -54,7 +54,7 @@ describe('the reboot command', () => {
     let reboots = 0;
     const device = new Device(defaultProfile(0), () => reboots++);
     const status = await device.userland.run('reboot', {
-      stdin: { read: async () => undefined, readSome: async () => undefined },
+      stdin: { read: async () => undefined, readSome: async () => undefined, readChunks: async () => undefined },
       stdout: async () => undefined,
       stderr: async () => undefined,
       signal: new AbortController().signal,

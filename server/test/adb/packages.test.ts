@@ -5,11 +5,24 @@ import { startVirtualDevice } from '../../src/adb/daemon.js';
 import { Device } from '../../src/adb/device.js';
 import { defaultProfile, type DeviceProfile } from '../../src/adb/profile.js';
 import { Command } from '../../src/adb/protocol.js';
-import { parseApk } from '../../src/adb/userland/apk.js';
+import { ByteQueue } from '../../src/adb/chunk-buffer.js';
+import { ApkParseError, parseApk } from '../../src/adb/userland/apk.js';
+import { buildZip } from '../apps/zip.js';
 import { APKS } from './apk-fixtures.js';
 import { TestHost } from './test-host.js';
 import { runCommand as run } from './run-command.js';
 
+/** `data` cut into chunks of the given sizes in turn, with an empty chunk now and then. */
+function chunked(data: Buffer, sizes: number[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  for (let offset = 0, index = 0; offset < data.length; index++) {
+    const size = sizes[index % sizes.length] as number;
+    chunks.push(data.subarray(offset, offset + size));
+    if (index % 7 === 0) chunks.push(Buffer.alloc(0));
+    offset += size;
+  }
+  return chunks;
+}
 
 function device(overrides: Partial<DeviceProfile> = {}): Device {
   return new Device({ ...defaultProfile(0), ...overrides });
@@ -107,6 +120,112 @@ describe('APK parsing', () => {
         targetPackage: 'io.appium.uiautomator2.server',
       },
     });
+  });
+});
+
+describe('APK parsing from chunks', () => {
+  it('parses an APK split into many small chunks the same as one buffer', async () => {
+    for (const apk of [settings, unlock, uiautomator2Test]) {
+      const whole = await parseApk(apk);
+      expect(await parseApk(chunked(apk, [1, 3, 7, 4096, 13]))).toEqual(whole);
+      expect(await parseApk(chunked(apk, [65_536]))).toEqual(whole);
+      expect(await parseApk([apk])).toEqual(whole);
+    }
+  });
+
+  it('reads a stored or deflated manifest and lists the native ABIs', async () => {
+    const manifest = zipEntry(settings, 'AndroidManifest.xml');
+    const whole = await parseApk(settings);
+    for (const deflate of [false, true]) {
+      const zip = buildZip([
+        { name: 'classes.dex', data: Buffer.alloc(1000, 1), deflate: true },
+        { name: 'lib/x86_64/libone.so', data: Buffer.from('\x7fELF') },
+        { name: 'AndroidManifest.xml', data: manifest, deflate },
+        { name: 'lib/armeabi-v7a/libtwo.so', data: Buffer.from('\x7fELF'), deflate },
+        { name: 'lib/x86_64/notes.txt', data: Buffer.from('not a library') },
+      ]);
+      const expected = { ...whole, nativeAbis: ['x86_64', 'armeabi-v7a'] };
+      expect(await parseApk(zip)).toEqual(expected);
+      expect(await parseApk(chunked(zip, [5, 11]))).toEqual(expected);
+    }
+  });
+
+  it('throws ApkParseError for truncated, garbage or inconsistent data', async () => {
+    const manifest = zipEntry(settings, 'AndroidManifest.xml');
+    const bad: Buffer[] = [
+      Buffer.alloc(0),
+      Buffer.from('hello'),
+      Buffer.alloc(100_000, 0x50),
+      settings.subarray(0, settings.length - 30),
+      settings.subarray(0, settings.length >> 1),
+      settings.subarray(settings.length >> 1),
+      buildZip([{ name: 'classes.dex', data: Buffer.alloc(10) }]),
+      buildZip([{ name: 'AndroidManifest.xml', data: Buffer.from('<manifest package="a.b"/>') }]),
+      buildZip([{ name: 'AndroidManifest.xml', data: manifest, deflate: true, declaredSize: manifest.length + 1 }]),
+      buildZip([{ name: 'AndroidManifest.xml', data: manifest, deflate: true, declaredSize: manifest.length - 1 }]),
+      buildZip([{ name: 'AndroidManifest.xml', data: manifest, declaredSize: 64 * 1024 * 1024 }]),
+    ];
+    const method = buildZip([{ name: 'AndroidManifest.xml', data: manifest }]);
+    method.writeUInt16LE(12, method.length - 22 - 46 - 'AndroidManifest.xml'.length + 10);
+    bad.push(method);
+    const farOffset = buildZip([{ name: 'AndroidManifest.xml', data: manifest }]);
+    farOffset.writeUInt32LE(0xfffffff0, farOffset.length - 22 - 46 - 'AndroidManifest.xml'.length + 42);
+    bad.push(farOffset);
+    const farDirectory = buildZip([{ name: 'AndroidManifest.xml', data: manifest }]);
+    farDirectory.writeUInt32LE(0xffffff00, farDirectory.length - 22 + 16);
+    bad.push(farDirectory);
+    const manyEntries = buildZip([{ name: 'AndroidManifest.xml', data: manifest }]);
+    manyEntries.writeUInt16LE(0xffff, manyEntries.length - 22 + 10);
+    bad.push(manyEntries);
+    for (const data of bad) {
+      await expect(parseApk(data)).rejects.toBeInstanceOf(ApkParseError);
+      await expect(parseApk(chunked(data, [3, 1000]))).rejects.toBeInstanceOf(ApkParseError);
+    }
+  });
+
+  it('never lets another error escape from a damaged zip structure', async () => {
+    const zip = buildZip([
+      { name: 'AndroidManifest.xml', data: zipEntry(settings, 'AndroidManifest.xml'), deflate: true },
+      { name: 'lib/x86/liba.so', data: Buffer.from('\x7fELF') },
+    ]);
+    const structure = [...Array(30).keys(), ...Array.from({ length: 160 }, (_, index) => zip.length - 160 + index)];
+    for (const offset of structure) {
+      for (const value of [0x00, 0xff]) {
+        const damaged = Buffer.from(zip);
+        damaged[offset] = value;
+        await parseApk(chunked(damaged, [17])).catch((error: unknown) => expect(error).toBeInstanceOf(ApkParseError));
+      }
+    }
+    for (let length = 0; length < zip.length; length += 7) {
+      await expect(parseApk(zip.subarray(0, length))).rejects.toBeInstanceOf(ApkParseError);
+    }
+  });
+
+  it('hands a streamed install its input as the chunks that arrived, without copying them', async () => {
+    const queue = new ByteQueue();
+    const first = Buffer.from('abcdef');
+    const second = Buffer.from('ghij');
+    queue.push(first);
+    queue.push(second);
+    const taken = await queue.readChunks(8);
+    expect(taken?.[0]).toBe(first);
+    expect(taken?.[1]?.buffer).toBe(second.buffer);
+    expect(Buffer.concat(taken ?? []).toString()).toBe('abcdefgh');
+    expect((await queue.readChunks(100))?.map(String)).toEqual(['ij']);
+    queue.end();
+    expect(await queue.readChunks(1)).toBeUndefined();
+
+    const phone = device();
+    expect(await run(phone, `pm install -S ${settings.length}`, chunked(settings, [1, 999, 4096]))).toMatchObject({
+      status: 0,
+      stdout: 'Success\n',
+    });
+    const short = await run(phone, `pm install -r -S ${settings.length + 1}`, chunked(settings, [4096]));
+    expect(short.stdout).toMatch(/^Failure \[INSTALL_PARSE_FAILED_NOT_APK: Failed to parse \/data\/app\/vmdl\d+\.tmp/);
+    const garbage = Buffer.alloc(200_000, 0x42);
+    expect((await run(phone, `pm install -r -S ${garbage.length}`, chunked(garbage, [333]))).stdout).toMatch(
+      /^Failure \[INSTALL_PARSE_FAILED_NOT_APK: /,
+    );
   });
 });
 

@@ -15,7 +15,7 @@ async function run(device: Device, line: string, signal = new AbortController().
   const stdout: Buffer[] = [];
   let stderr = '';
   const status = await device.userland.run(line, {
-    stdin: { read: async () => undefined, readSome: async () => undefined },
+    stdin: { read: async () => undefined, readSome: async () => undefined, readChunks: async () => undefined },
     stdout: async (data) => void stdout.push(Buffer.from(data)),
     stderr: async (data) => void (stderr += data.toString()),
     signal,
@@ -168,7 +168,7 @@ describe('system commands', () => {
     const chunks: string[] = [];
     const seen = new Promise<void>((resolve) => {
       const finished = device.userland.run('logcat', {
-        stdin: { read: async () => undefined, readSome: async () => undefined },
+        stdin: { read: async () => undefined, readSome: async () => undefined, readChunks: async () => undefined },
         stdout: async (data) => {
           chunks.push(data.toString());
           if (/After +: two/.test(chunks.join(''))) resolve();

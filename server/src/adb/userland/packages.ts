@@ -1,5 +1,5 @@
 import type { DeviceProfile } from '../profile.js';
-import type { CommandHandler, CommandIo } from '../userland.js';
+import type { CommandHandler, CommandInput, CommandIo } from '../userland.js';
 import { ApkParseError, parseApk, type ApkInfo } from './apk.js';
 import { am } from './activity.js';
 
@@ -75,8 +75,8 @@ export class PackageStore {
     return [...this.#packages.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** Installs an APK; resolves `Success` or the `Failure [CODE: message]` line Android prints. */
-  async install(data: Buffer, options: InstallOptions): Promise<string> {
+  /** Installs an APK, whole or in chunks; resolves `Success` or the `Failure [CODE: message]` line Android prints. */
+  async install(data: Buffer | readonly Buffer[], options: InstallOptions): Promise<string> {
     const stagedPath = `/data/app/vmdl${this.#nextSession++}.tmp/base.apk`;
     let apk: ApkInfo;
     try {
@@ -230,13 +230,13 @@ async function install(
         paths.push(arg);
     }
   }
-  let data: Buffer | undefined;
+  let data: Buffer | Buffer[];
   if (size !== undefined) {
     if (size > MAX_APK_SIZE) {
       await io.stdout('Failure [INSTALL_FAILED_INSUFFICIENT_STORAGE]\n');
       return 1;
     }
-    data = (await io.stdin.read(size)) ?? Buffer.alloc(0);
+    data = await readChunks(io.stdin, size);
   } else if (paths[0] !== undefined) {
     try {
       data = readFile(paths[0]);
@@ -251,6 +251,20 @@ async function install(
   const result = await store.install(data, options);
   await io.stdout(`${result}\n`);
   return result === 'Success' ? 0 : 1;
+}
+
+/** Exactly `size` bytes of the input as the chunks they arrived in; none if the input ends first. */
+async function readChunks(input: CommandInput, size: number): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for (let received = 0; received < size; ) {
+    const more = await input.readChunks(size - received);
+    if (more === undefined) return [];
+    for (const chunk of more) {
+      chunks.push(chunk);
+      received += chunk.length;
+    }
+  }
+  return chunks;
 }
 
 async function uninstall(args: string[], io: CommandIo, store: PackageStore): Promise<number> {
