@@ -71,12 +71,13 @@ interface Manifest {
     activityAliases?: Component[];
   } | null;
 }
-interface ApkReaderModule {
-  open(path: string): Promise<{ readManifest(): Promise<Manifest> }>;
+/** adbkit-apkreader's manifest parser, the one its `readManifest()` runs on the entry's bytes. */
+interface ManifestParserConstructor {
+  new (buffer: Buffer): { parse(): Manifest };
 }
 
 const yauzl = require('yauzl') as Yauzl;
-const ApkReader = require('@devicefarmer/adbkit-apkreader') as ApkReaderModule;
+const ManifestParser = require('@devicefarmer/adbkit-apkreader/lib/apkreader/parser/manifest') as ManifestParserConstructor;
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ export async function inspectApk(path: string, limits: ApkLimits = DEFAULT_APK_L
   const zip = await openZip(path);
   try {
     const entries = await validateEntries(zip, limits);
-    const manifest = await readManifest(path);
+    const manifest = await readManifest(zip, entries);
     const packageName = manifest.package;
     if (typeof packageName !== 'string' || packageName === '') {
       throw new InvalidApkError('AndroidManifest.xml has no package name.');
@@ -371,9 +372,10 @@ async function validateEntries(zip: ZipFile, limits: ApkLimits): Promise<Map<str
   return entries;
 }
 
-async function readManifest(path: string): Promise<Manifest> {
+/** Parses AndroidManifest.xml from the zip already validated (not by opening the file again). */
+async function readManifest(zip: ZipFile, entries: Map<string, ZipEntry>): Promise<Manifest> {
   try {
-    return await (await ApkReader.open(path)).readManifest();
+    return new ManifestParser(await readEntry(zip, entries.get(MANIFEST)!)).parse();
   } catch (error) {
     throw new InvalidApkError(`AndroidManifest.xml cannot be parsed: ${errorMessage(error)}.`);
   }
