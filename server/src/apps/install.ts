@@ -1,8 +1,6 @@
-import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Adb } from '@yume-chan/adb';
 import { PackageManager } from '@yume-chan/android-bin';
-import { ReadableStream } from '@yume-chan/stream-extra';
 import type { FastifyBaseLogger } from 'fastify';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { newId } from '../db/ids.js';
@@ -15,6 +13,8 @@ import type { components } from '../generated/types.js';
 import { principalActor, type Cause, type EventData } from '../events/types.js';
 import { ApiError, type FieldError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
+import type { ByteRange } from './blob-store.js';
+import { SharedBlob } from './shared-blob.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Seams: what the install service needs from the app store, the inventory and the leases.
@@ -31,11 +31,8 @@ export interface InstallableApp {
 export interface InstallSource {
   /** The app as the caller sees it: 404 `app_not_found` when it is not visible to them. */
   getForInstall(principal: Principal, appId: string): Promise<InstallableApp>;
-  /**
-   * A fresh read stream of the blob's bytes, read `chunkBytes` at a time. Called once per device; the stream is
-   * destroyed after use.
-   */
-  openBlob(sha256: string, options: { chunkBytes: number }): Readable | Promise<Readable>;
+  /** A read stream of the blob's inclusive byte `range`, read `chunkBytes` at a time; destroyed after use. */
+  openBlob(sha256: string, options: { range: ByteRange; chunkBytes: number }): Readable | Promise<Readable>;
 }
 
 /** The device fields the pre-checks read (the inventory's `Device` view has them). */
@@ -86,9 +83,6 @@ export const DEFAULT_INSTALL_TIMEOUT_MS = 10 * 60_000;
 const MAX_WAIT_SECONDS = 60;
 const MAX_DEVICES = 100;
 const MAX_REASON_LENGTH = 1000;
-/** How far the blob is read ahead of what the device took. */
-const READ_AHEAD_BYTES = 1024 * 1024;
-const MIN_CHUNK_BYTES = 64 * 1024;
 const UNINSTALL_TIMEOUT_MS = 60_000;
 
 export const PACKAGE_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$/;
@@ -133,44 +127,6 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/**
- * The first `size` bytes of a Node stream as the WHATWG stream @yume-chan reads, pulled on demand with a bounded
- * read-ahead. It ends with the last byte, without waiting for the file's end: a device answers and closes the
- * stream as soon as it has `size` bytes, and a close that came first would fail the write side of a good install.
- */
-function webStream(source: Readable, size: number): ReadableStream<Uint8Array> {
-  const iterator = (source as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
-  let left = size;
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const next = left > 0 ? await iterator.next() : { done: true as const, value: undefined };
-        if (next.done) {
-          controller.close();
-          return;
-        }
-        const read = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-        const chunk = read.length > left ? read.subarray(0, left) : read;
-        left -= chunk.length;
-        if (chunk.length > 0) controller.enqueue(chunk);
-        if (left === 0) controller.close();
-      },
-      cancel() {
-        source.destroy();
-      },
-    },
-    { highWaterMark: READ_AHEAD_BYTES, size: (chunk) => chunk.byteLength },
-  );
-}
-
-/** Destroys `stream` and waits until its file is closed, so that a job never holds more files than devices in flight. */
-async function closeStream(stream: Readable): Promise<void> {
-  if (stream.closed) return;
-  const closed = once(stream, 'close').catch(() => undefined);
-  stream.destroy();
-  await closed;
-}
-
 function compatibilityProblem(app: InstallableApp, device: InstallTargetDevice): string | null {
   const { minSdk, abis } = app.metadata;
   const properties = device.properties;
@@ -192,6 +148,8 @@ interface RunningDevice {
 interface RunContext {
   jobId: string;
   app: InstallableApp;
+  /** The APK's bytes, read once for all the job's devices. */
+  blob: SharedBlob;
   options: InstallOptionsView;
   cause: Cause;
   devices: RunningDevice[];
@@ -378,6 +336,7 @@ export class InstallService {
     const context: RunContext = {
       jobId,
       app,
+      blob: new SharedBlob((range, chunkBytes) => this.#apps.openBlob(app.sha256, { range, chunkBytes }), app.size),
       options,
       cause,
       devices: devices.map((device) => ({ deviceId: device.id, serial: device.serial })),
@@ -499,23 +458,16 @@ export class InstallService {
       } catch {
         throw new DeviceOfflineError();
       }
-      // One read per ADB packet: smaller reads cost a packet, its acknowledgement and a stream hop each.
-      const chunkBytes = Math.min(Math.max(adb.maxPayloadSize, MIN_CHUNK_BYTES), READ_AHEAD_BYTES);
-      const blob = await this.#apps.openBlob(app.sha256, { chunkBytes });
-      try {
-        await guard(
-          adb,
-          new PackageManager(adb).installStream(app.size, webStream(blob, app.size), {
-            // Without skipExisting, android-bin passes -r (replace); with it, -R (fail if installed).
-            skipExisting: !options.replace,
-            requestDowngrade: options.downgrade,
-            grantRuntimePermissions: options.grantPermissions,
-          }),
-          { timeoutMs: this.#timeoutMs, what: 'the install' },
-        );
-      } finally {
-        await closeStream(blob);
-      }
+      await guard(
+        adb,
+        new PackageManager(adb).installStream(app.size, context.blob.stream(), {
+          // Without skipExisting, android-bin passes -r (replace); with it, -R (fail if installed).
+          skipExisting: !options.replace,
+          requestDowngrade: options.downgrade,
+          grantRuntimePermissions: options.grantPermissions,
+        }),
+        { timeoutMs: this.#timeoutMs, what: 'the install' },
+      );
     } catch (error) {
       if (error instanceof DeviceOfflineError) reason = 'device went offline';
       else if (error instanceof DeviceTimeoutError) reason = error.message;

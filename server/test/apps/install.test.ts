@@ -13,6 +13,8 @@ import {
   type InstallTargetDevice,
   type InstallableApp,
 } from '../../src/apps/install.js';
+import type { ByteRange } from '../../src/apps/blob-store.js';
+import { CHUNK_BYTES } from '../../src/apps/shared-blob.js';
 import { openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import type { DB } from '../../src/db/schema.js';
@@ -90,8 +92,9 @@ class FakeLeases implements InstallLeases {
   }
 }
 
-/** All of `data`, then nothing: the stream never ends by itself. */
-function endlessStream(data: Buffer): Readable {
+/** The bytes `start`..`end` of `path`, then nothing: the stream never ends by itself. */
+function endlessStream(path: string, start: number, end: number): Readable {
+  const data = readFileSync(path).subarray(start, end + 1);
   let offset = 0;
   return new Readable({
     read() {
@@ -100,16 +103,15 @@ function endlessStream(data: Buffer): Readable {
   });
 }
 
-/** The store, reading the real fixture APKs; counts the streams open at once. */
+/** The store, reading the real fixture APKs; counts the range reads and the bytes they cover. */
 class FakeSource implements InstallSource {
   readonly apps = new Map<string, { path: string; metadata: InstallableApp['metadata'] }>();
+  /** Range streams open now, opened so far, and bytes asked for so far. */
   open = 0;
-  maxOpen = 0;
   opened = 0;
-  /** The chunk size each stream was opened with. */
-  readonly chunkBytes: number[] = [];
-  onOpen: ((stream: Readable, index: number) => void) | undefined;
-  /** Streams that deliver every byte but never signal their end, as a file still being read would not yet. */
+  bytesRead = 0;
+  onOpen: ((range: ByteRange) => void) | undefined;
+  /** Streams that deliver their range but never signal their end, as a file still being read would not yet. */
   endless = false;
 
   add(appId: string, path: string, metadata: InstallableApp['metadata']): void {
@@ -122,15 +124,16 @@ class FakeSource implements InstallSource {
     return { app: { id: appId }, sha256: appId, size: statSync(app.path).size, metadata: app.metadata };
   }
 
-  openBlob(sha256: string, options: { chunkBytes: number }): Readable {
-    const app = this.apps.get(sha256)!;
-    this.chunkBytes.push(options.chunkBytes);
-    const stream = this.endless ? endlessStream(readFileSync(app.path)) : createReadStream(app.path, { highWaterMark: options.chunkBytes });
+  openBlob(sha256: string, { range, chunkBytes }: { range: ByteRange; chunkBytes: number }): Readable {
+    const { path } = this.apps.get(sha256)!;
+    const stream = this.endless
+      ? endlessStream(path, range.start, range.end)
+      : createReadStream(path, { start: range.start, end: range.end, highWaterMark: chunkBytes });
     this.open++;
     this.opened++;
-    this.maxOpen = Math.max(this.maxOpen, this.open);
+    this.bytesRead += range.end - range.start + 1;
     stream.once('close', () => this.open--);
-    this.onOpen?.(stream, this.opened - 1);
+    this.onOpen?.(range);
     return stream;
   }
 }
@@ -184,8 +187,12 @@ beforeEach(async () => {
   source.add('app_unlock', APKS.unlock, UNLOCK);
   source.add('app_settings', APKS.settings, SETTINGS);
   const services: InstallService[] = [];
+  // Every reading of the clock is a millisecond later than the one before: device start and finish times order
+  // exactly, so overlaps can be counted from them.
+  let tick = Date.now();
   const makeService = (concurrency: number) => {
-    const created = new InstallService({ db, clock: () => new Date(), log: silent, apps: source, inventory, leases, concurrency });
+    const clock = () => new Date(tick++);
+    const created = new InstallService({ db, clock, log: silent, apps: source, inventory, leases, concurrency });
     services.push(created);
     return created;
   };
@@ -343,19 +350,39 @@ describe('InstallService.install', () => {
   });
 
   it('bounds the devices installing at once', async () => {
-    const { leases, alice, source, makeService } = fixture;
+    const { leases, alice, db, makeService } = fixture;
     const service = makeService(2);
     leases.grant(alice.userId, 'lse_1', allIds());
     const job = await service.install(alice, 'app_settings', { leaseId: 'lse_1' }, null);
     const done = await service.get(alice, job.id, { waitSeconds: 60 });
     expect(done.status).toBe('succeeded');
-    expect(source.opened).toBe(4);
-    expect(source.maxOpen).toBe(2);
+    const rows = await db.selectFrom('install_job_devices').select(['started_at', 'finished_at']).execute();
+    const at = (iso: string | null) => Date.parse(iso!);
+    const overlapping = rows.map(({ started_at }) =>
+      rows.filter((other) => at(other.started_at) <= at(started_at) && at(started_at) < at(other.finished_at)).length,
+    );
+    expect(rows).toHaveLength(4);
+    expect(Math.max(...overlapping)).toBe(2);
+  });
+
+  it('reads the APK once for all the devices of a job, in chunks of 1 MiB', async () => {
+    const { service, leases, alice, source } = fixture;
+    source.add('app_ua2', APKS.uiautomator2, { packageName: 'io.appium.uiautomator2.server', minSdk: 21, abis: [] });
+    const size = statSync(APKS.uiautomator2).size;
+    const ranges: ByteRange[] = [];
+    source.onOpen = (range) => ranges.push(range);
+    leases.grant(alice.userId, 'lse_1', allIds());
+    const job = await service.install(alice, 'app_ua2', { leaseId: 'lse_1' }, null);
+    expect((await service.get(alice, job.id, { waitSeconds: 60 })).status).toBe('succeeded');
+    // Four devices, one read of each chunk: the 18 MB file is read once, not four times.
+    expect(ranges.length).toBe(Math.ceil(size / CHUNK_BYTES));
+    expect(source.bytesRead).toBe(size);
+    expect(ranges.every((range) => range.start % CHUNK_BYTES === 0)).toBe(true);
     expect(source.open).toBe(0);
   });
 
-  it('ends the transfer with the APK\'s last byte, without waiting for the end of the stream', async () => {
-    // A device answers and closes as soon as it has every byte: waiting for the stream's end would lose that race.
+  it('ends the transfer with the APK\'s last byte, without waiting for the end of a read', async () => {
+    // A device answers and closes as soon as it has every byte: waiting for a stream's end would lose that race.
     const { service, leases, alice, source } = fixture;
     source.endless = true;
     leases.grant(alice.userId, 'lse_1', ['dev_0']);
@@ -363,16 +390,6 @@ describe('InstallService.install', () => {
     const done = await service.get(alice, job.id, { waitSeconds: 60 });
     expect(done.devices).toMatchObject([{ deviceId: 'dev_0', status: 'installed', reason: null }]);
     expect(source.open).toBe(0);
-  });
-
-  it('reads the APK one ADB packet at a time', async () => {
-    const { service, leases, alice, source, inventory } = fixture;
-    leases.grant(alice.userId, 'lse_1', ['dev_0']);
-    const job = await service.install(alice, 'app_settings', { deviceIds: ['dev_0'] }, null);
-    expect((await service.get(alice, job.id, { waitSeconds: 60 })).status).toBe('succeeded');
-    // The virtual device accepts 256 KiB payloads; the blob is read in reads of that size, not the 64 KiB default.
-    expect(inventory.adbFor('dev_0').maxPayloadSize).toBe(256 * 1024);
-    expect(source.chunkBytes).toEqual([256 * 1024]);
   });
 
   it('fails only the device that goes offline mid-install', async () => {
@@ -386,13 +403,9 @@ describe('InstallService.install', () => {
       await victim.virtual.close();
     });
     source.add('app_ua2', APKS.uiautomator2, { packageName: 'io.appium.uiautomator2.server', minSdk: 21, abis: [] });
-    source.onOpen = (stream, index) => {
-      if (index !== 0) return;
-      let read = 0;
-      stream.on('data', (chunk) => {
-        read += chunk.length;
-        if (read > 1024 * 1024 && read - chunk.length <= 1024 * 1024) void victim.virtual.close();
-      });
+    // The victim installs first (one device at a time): it dies when the third MiB is read for it.
+    source.onOpen = (range) => {
+      if (range.start === 2 * CHUNK_BYTES) void victim.virtual.close();
     };
     leases.grant(alice.userId, 'lse_1', ['dev_victim', 'dev_0', 'dev_3']);
     const job = await service.install(alice, 'app_ua2', { leaseId: 'lse_1' }, null);
@@ -434,8 +447,8 @@ describe('InstallService.get', () => {
     const service = makeService(1);
     leases.grant(alice.userId, 'lse_1', ['dev_0', 'dev_2']);
     let closed: Promise<void> | undefined;
-    source.onOpen = (_stream, index) => {
-      if (index === 0) closed = service.close();
+    source.onOpen = () => {
+      closed ??= service.close();
     };
     const job = await service.install(alice, 'app_settings', { leaseId: 'lse_1' }, null);
     await eventually(() => closed !== undefined, 10_000, 'the first install starting');
