@@ -3,9 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import type { Adb } from '@yume-chan/adb';
+import { PackageManager } from '@yume-chan/android-bin';
 import { Pool } from 'undici';
 import { inspectApk } from '../server/dist/apps/apk.js';
 import { APKS } from '../server/test/adb/apk-fixtures.js';
+import { chunked, connectDirect } from '../server/test/adb/yume-chan.js';
 import { call, expect, login, ms, rssMb, serverFor, setup, versus, type Reply, type Setup } from './devices.js';
 import { freePort, stop, waitForHttp } from './lib/processes.js';
 import { benchDir, saveResult, type BenchResult } from './lib/results.js';
@@ -152,11 +155,23 @@ async function withRss(pid: number, action: () => Promise<unknown>): Promise<{ m
   }
 }
 
+/** The APK installed straight through @yume-chan/adb from this process, from memory: no server, no HTTP, no file. */
+async function installDirect(adbs: Adb[], apk: Buffer): Promise<void> {
+  await Promise.all(
+    adbs.map((adb) => new PackageManager(adb).installStream(apk.length, chunked(apk, adb.maxPayloadSize))),
+  );
+}
+
 /** Installing the 18 MB APK on 1 leased device against all 16 in one job. */
 export async function benchAppInstall(): Promise<BenchResult> {
   const apk = readFileSync(APKS.uiautomator2);
   const s = await setup(INSTALL_DEVICES);
+  const direct: Adb[] = [];
   try {
+    for (const address of s.farm.addresses) {
+      const [host, port] = address.split(':') as [string, string];
+      direct.push(await connectDirect(host, Number(port)));
+    }
     const pid = s.server.process.pid!;
     const leased = await call(s.pool, s.token, 'POST', '/v1/leases', { count: INSTALL_DEVICES }, { 'idempotency-key': randomUUID() });
     const lease = expect(leased, 201, 'lease').body as { id: string; devices: { id: string }[] };
@@ -167,8 +182,11 @@ export async function benchAppInstall(): Promise<BenchResult> {
     const all = { leaseId: lease.id };
 
     await installAndWait(s, appId, one); // warm-up, untimed
+    await installDirect(direct.slice(0, 1), apk);
     const oneTimes: number[] = [];
     const allTimes: number[] = [];
+    const directOne: number[] = [];
+    const directAll: number[] = [];
     const before: number[] = [];
     const peaks: number[] = [];
     const devicePid = s.farm.pids[0]!;
@@ -189,9 +207,13 @@ export async function benchAppInstall(): Promise<BenchResult> {
       cpu.allDevices += cpuMs(devicePid) - devices0;
       allTimes.push(millis);
       peaks.push(peak);
+      directOne.push(await ms(() => installDirect(direct.slice(0, 1), apk)));
+      directAll.push(await ms(() => installDirect(direct, apk)));
     }
     const oneMed = median(oneTimes);
     const allMed = median(allTimes);
+    const directOneMed = median(directOne);
+    const directAllMed = median(directAll);
     const above = peaks.map((p, i) => p - before[i]!);
     const worstAbove = Math.max(...above);
     const timeOk = allMed <= 3 * oneMed;
@@ -206,6 +228,9 @@ export async function benchAppInstall(): Promise<BenchResult> {
       rows: [
         { metric: 'install on 1 device (median)', value: round(oneMed), unit: 'ms' },
         versus('install on 16 devices, one job (median)', allMed, 'ms', oneMed),
+        { metric: 'floor: 1 device straight through @yume-chan/adb, no server (median)', value: round(directOneMed), unit: 'ms' },
+        versus('floor: 16 devices straight through @yume-chan/adb, no server (median)', directAllMed, 'ms', directOneMed),
+        versus('16 devices through the server against the same 16 with no server', allMed, 'ms', directAllMed),
         { metric: '16 devices: aggregate throughput', value: round((INSTALL_DEVICES * mb) / (allMed / 1000), 1), unit: 'MB/s' },
         { metric: '1 device: throughput', value: round(mb / (oneMed / 1000), 1), unit: 'MB/s' },
         { metric: 'server RSS just before a 16-device install (median)', value: round(median(before), 1), unit: 'MB' },
@@ -219,10 +244,12 @@ export async function benchAppInstall(): Promise<BenchResult> {
         `The virtual devices (one process for all ${INSTALL_DEVICES}, 2 shared cores) receive and parse each APK as a phone would; they compete with the server for the CPU.`,
         `VmRSS from /proc every ${RSS_EVERY_MS} ms during each 16-device job, against a sample just before it; per round (MB above): ${above.map((a) => round(a, 1)).join(', ')}.`,
         `CPU per job (mean of ${INSTALL_ROUNDS}, /proc stat): 1 device — server ${Math.round(cpu.oneServer / INSTALL_ROUNDS)} ms, virtual devices ${Math.round(cpu.oneDevices / INSTALL_ROUNDS)} ms; 16 devices — server ${Math.round(cpu.allServer / INSTALL_ROUNDS)} ms, virtual devices ${Math.round(cpu.allDevices / INSTALL_ROUNDS)} ms (wall ${Math.round(allMed)} ms on ${cpus().length} cores).`,
-        `Run times (ms): 1 device ${oneTimes.map((t) => Math.round(t)).join(', ')}; 16 devices ${allTimes.map((t) => Math.round(t)).join(', ')}.`,
+        `The floor: each round also installs the APK from the bench process's memory straight through @yume-chan/adb (its own connections to the same devices, one read per ADB packet), on 1 device and on all ${INSTALL_DEVICES} at once. It is what the machine allows with the server taken out, and shows how much of the 16-device time is the server's.`,
+        `Run times (ms): 1 device ${oneTimes.map((t) => Math.round(t)).join(', ')}; 16 devices ${allTimes.map((t) => Math.round(t)).join(', ')}; floor 1 device ${directOne.map((t) => Math.round(t)).join(', ')}; floor 16 devices ${directAll.map((t) => Math.round(t)).join(', ')}.`,
       ],
     });
   } finally {
+    await Promise.all(direct.map((adb) => adb.close()));
     await s.close();
   }
 }

@@ -46,13 +46,13 @@ export interface BenchServer {
 }
 
 /** The real cloudphone server, built, in its own process with a fresh data dir. */
-export async function startCloudphoneServer(env: NodeJS.ProcessEnv = {}): Promise<BenchServer> {
+export async function startCloudphoneServer(env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-bench-'));
   const port = await freePort();
   const adminPassword = 'bench-admin-password-0123';
   const child = spawn(
     process.execPath,
-    [join(repoRoot, 'server', 'bin', 'cloudphone-server.js'), 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir],
+    [...nodeArgs, join(repoRoot, 'server', 'bin', 'cloudphone-server.js'), 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir],
     { env: { ...process.env, CLOUDPHONE_ADMIN_PASSWORD: adminPassword, ...env }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const url = `http://127.0.0.1:${port}`;
