@@ -140,12 +140,15 @@ describe('apps commands against the real server', () => {
     try {
       const fresh = await cli(['apps', 'install', APKS.uiautomator2Test, '--lease', lease.id]);
       expect(fresh.code, fresh.stderr).toBe(0);
-      expect(fresh.stderr).toMatch(/^Uploaded: app_[0-9A-Z]{26} \(io\.appium\.uiautomator2\.server\.test\)\.$/m);
+      expect(fresh.stderr).toMatch(/^Uploaded .*androidTest\.apk \(192\.6 KiB\): app_[0-9A-Z]{26} \(io\.appium\.uiautomator2\.server\.test\)\.$/m);
       expect(fresh.stderr).toContain('installed on 1 device(s)');
 
-      const known = await cli(['apps', 'install', APKS.settings, '--lease', lease.id, '--json']);
+      const known = await cli(['apps', 'install', APKS.settings, '--lease', lease.id]);
       expect(known.code, known.stderr).toBe(0);
-      expect((JSON.parse(known.stdout) as InstallJob).appId).toBe(settings.id);
+      expect(known.stderr).toContain(`The server already had ${APKS.settings}: ${settings.id} (io.appium.settings 8.0.10).`);
+      const json = await cli(['apps', 'install', APKS.settings, '--lease', lease.id, '--json']);
+      expect(json.code, json.stderr).toBe(0);
+      expect((JSON.parse(json.stdout) as InstallJob).appId).toBe(settings.id);
 
       const missing = await cli(['apps', 'install', join(work, 'nope.apk'), '--lease', lease.id]);
       expect(missing.code).toBe(2);

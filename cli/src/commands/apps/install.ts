@@ -95,7 +95,6 @@ uploaded first (nothing is sent when the server already has its bytes), as apps 
     if (info === undefined) throw new UsageError(`${app} is neither an app id (app_…) nor an APK file`);
     if (!info.isFile()) throw new UsageError(`${app} is not a file`);
     let hashMatched = false;
-    if (!this.jsonEnabled()) this.note(`Uploading ${app} (${formatBytes(info.size)})…`);
     const uploaded = await client.apps.upload(app, {
       onHashMatch: () => {
         hashMatched = true;
@@ -104,7 +103,8 @@ uploaded first (nothing is sent when the server already has its bytes), as apps 
     if (!this.jsonEnabled()) {
       const { packageName, versionName } = uploaded.metadata;
       const what = versionName === null ? packageName : `${packageName} ${versionName}`;
-      this.note(`${hashMatched ? 'The server already had it' : 'Uploaded'}: ${uploaded.id} (${what}).`);
+      const done = hashMatched ? `The server already had ${app}` : `Uploaded ${app} (${formatBytes(info.size)})`;
+      this.note(`${done}: ${uploaded.id} (${what}).`);
     }
     return uploaded.id;
   }
