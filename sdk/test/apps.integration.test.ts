@@ -119,7 +119,7 @@ describe('apps against the real server', () => {
         expect(device.status).toBe('failed');
         expect(device.reason).toMatch(/INSTALL_FAILED_DEPRECATED_SDK_VERSION/);
       }
-      expect((await pixel.packages({ thirdParty: true })).map((p) => p.packageName)).toContain('io.appium.unlock');
+      expect(await pixel.packages({ thirdParty: true })).toContainEqual({ packageName: 'io.appium.unlock', versionCode: 2, versionName: '2.0.0' });
 
       // The settings app fits every device: installing it on the lease's devices by id succeeds everywhere.
       const ok = await member.apps.install(settings, { devices: lease.devices, grantPermissions: true });

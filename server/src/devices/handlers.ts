@@ -271,7 +271,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
 
     listDevicePackages: async ({ params, query, ctx }) => {
       const adb = operate(ctx, params.deviceId);
-      const data = await guarded(params.deviceId, () => listPackages(adb, { thirdParty: query.thirdParty ?? false }));
+      const data = await guarded(params.deviceId, () => listPackages(adb, { thirdParty: query.thirdParty ?? false, versionNames: true }));
       return { status: 200, body: { data } };
     },
 

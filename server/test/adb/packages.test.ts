@@ -230,6 +230,20 @@ describe('APK parsing from chunks', () => {
 });
 
 describe('pm and cmd package', () => {
+  it('dumpsys package prints a block per package with its versions and SDK levels', async () => {
+    const phone = device();
+    await run(phone, `pm install -S ${settings.length}`, settings);
+    const one = await run(phone, 'dumpsys package io.appium.settings');
+    expect(one.status).toBe(0);
+    expect(one.stdout).toMatch(
+      /^Packages:\n {2}Package \[io\.appium\.settings\] \([0-9a-f]{7}\):\n {4}codePath=\/data\/app\/io\.appium\.settings-1\n {4}versionCode=192 minSdk=26 targetSdk=35\n {4}versionName=8\.0\.10\n/,
+    );
+    const all = await run(phone, 'dumpsys package packages');
+    expect(all.stdout.match(/^ {2}Package \[/gm)).toHaveLength(phone.packages.list().length);
+    expect(all.stdout).toContain('  Package [android] (');
+    expect((await run(phone, 'dumpsys package com.nope')).stdout).toBe('Unable to find package: com.nope\n');
+  });
+
   it('installs from standard input with -S and lists, paths and uninstalls the package', async () => {
     const phone = device();
     expect(await run(phone, `cmd package 'install' -S ${settings.length}`, settings)).toEqual({

@@ -17,6 +17,7 @@ import {
   listDirectory,
   listPackages,
   openShellSession,
+  parseVersionNames,
   pullFile,
   pushFile,
   rebootDevice,
@@ -251,6 +252,43 @@ describe('screen, log, input, packages', () => {
     expect(all.map((pkg) => pkg.packageName)).toContain('com.android.settings');
     expect(all.find((pkg) => pkg.packageName === 'android')).toEqual({ packageName: 'android', versionCode: 34, versionName: null });
     expect(await listPackages(adb, { thirdParty: true })).toEqual([]);
+  });
+
+  it('lists packages with their version names, read from dumpsys package', async () => {
+    const { APKS } = await import('../adb/apk-fixtures.js');
+    const { PackageManager } = await import('@yume-chan/android-bin');
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(APKS.settings);
+    await new PackageManager(adb).installStream(bytes.length, new ReadableStream({ start(c) { c.enqueue(new Uint8Array(bytes)); c.close(); } }) as never);
+    expect(await listPackages(adb, { thirdParty: true, versionNames: true })).toEqual([
+      { packageName: 'io.appium.settings', versionCode: 192, versionName: '8.0.10' },
+    ]);
+    const all = await listPackages(adb, { thirdParty: false, versionNames: true });
+    expect(all.find((pkg) => pkg.packageName === 'android')).toEqual({ packageName: 'android', versionCode: 34, versionName: '14' });
+    // Without the option, no dumpsys: names only from pm list packages.
+    expect((await listPackages(adb, { thirdParty: true }))[0]?.versionName).toBeNull();
+  });
+
+  it('reads version names from a dumpsys package dump, first block of each name', () => {
+    const dump = [
+      'Packages:',
+      '  Package [com.example.app] (1a2b3c4):',
+      '    userId=10153',
+      '    versionCode=7 minSdk=26 targetSdk=34',
+      '    versionName=2.1.0-rc1',
+      '  Package [com.example.noname] (5d6e7f8):',
+      '    versionCode=1 minSdk=26 targetSdk=34',
+      '  Package [com.android.chrome] (9a8b7c6):',
+      '    versionName=131.0.6778.200',
+      '',
+      'Hidden system packages:',
+      '  Package [com.android.chrome] (0f0f0f0):',
+      '    versionName=120.0.0.0',
+    ].join('\n');
+    expect([...parseVersionNames(dump)]).toEqual([
+      ['com.example.app', '2.1.0-rc1'],
+      ['com.android.chrome', '131.0.6778.200'],
+    ]);
   });
 
   it('reboots: the connection drops', async () => {

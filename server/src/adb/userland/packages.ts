@@ -267,6 +267,40 @@ async function readChunks(input: CommandInput, size: number): Promise<Buffer[]> 
   return chunks;
 }
 
+/**
+ * `dumpsys package [packages | <name>]`: the `Packages:` section of Android's package dump, one block per package
+ * (or the named one) with the lines tools read from it: code path, version code, SDK levels and version name.
+ */
+export async function dumpsysPackage(args: string[], io: CommandIo, store: PackageStore): Promise<number> {
+  const name = args[0] === undefined || args[0] === 'packages' ? undefined : args[0];
+  const packages = store.list().filter((installed) => name === undefined || installed.name === name);
+  if (name !== undefined && packages.length === 0) {
+    await io.stdout(`Unable to find package: ${name}\n`);
+    return 0;
+  }
+  const { sdk } = store.profile;
+  const date = (millis: number) => new Date(millis).toISOString().replace('T', ' ').slice(0, 19);
+  const blocks = packages.map((installed) =>
+    [
+      `  Package [${installed.name}] (${hashOf(installed.name)}):`,
+      `    codePath=${installed.path.slice(0, installed.path.lastIndexOf('/'))}`,
+      `    versionCode=${installed.versionCode} minSdk=${installed.apk?.minSdk ?? sdk} targetSdk=${installed.apk?.targetSdk ?? sdk}`,
+      `    versionName=${installed.versionName}`,
+      `    firstInstallTime=${date(installed.firstInstallTime)}`,
+      `    lastUpdateTime=${date(installed.lastUpdateTime)}`,
+    ].join('\n'),
+  );
+  await io.stdout(`Packages:\n${blocks.join('\n')}\n`);
+  return 0;
+}
+
+/** The identity hash Android prints after a package's name: stable per name here. */
+function hashOf(name: string): string {
+  let hash = 0;
+  for (const char of name) hash = (Math.imul(hash, 31) + char.charCodeAt(0)) >>> 0;
+  return hash.toString(16).padStart(7, '0').slice(-7);
+}
+
 async function uninstall(args: string[], io: CommandIo, store: PackageStore): Promise<number> {
   const name = args.find((arg, index) => !arg.startsWith('-') && args[index - 1] !== '--user');
   if (name === undefined) {

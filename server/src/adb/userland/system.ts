@@ -1,5 +1,6 @@
 import { DEFAULT_BATTERY, DEFAULT_SCREEN, type BatteryState, type DeviceProfile, type Screen } from '../profile.js';
-import type { CommandHandler, CommandIo } from '../userland.js';
+import type { CommandHandler, CommandIo, Userland } from '../userland.js';
+import { dumpsysPackage } from './packages.js';
 import {
   LOG_PRIORITIES,
   LogBuffer,
@@ -167,12 +168,13 @@ async function screencap(args: string[], io: CommandIo, system: DeviceSystem): P
 const BATTERY_STATUS = { unknown: 1, charging: 2, discharging: 3, 'not-charging': 4, full: 5 } as const;
 const BATTERY_HEALTH_GOOD = 2;
 
-async function dumpsys(args: string[], io: CommandIo, system: DeviceSystem): Promise<number> {
+async function dumpsys(args: string[], io: CommandIo, userland: Userland): Promise<number> {
+  if (args[0] === 'package') return dumpsysPackage(args.slice(1), io, userland.packages);
   if (args.length !== 1 || args[0] !== 'battery') {
     await io.stderr(`Can't find service: ${args[0] ?? ''}\n`);
     return 1;
   }
-  const { battery, profile } = system;
+  const { battery, profile } = userland.system;
   const lines = [
     'Current Battery Service state:',
     `  AC powered: ${battery.plugged === 'ac'}`,
@@ -384,12 +386,15 @@ export function unwrapAdbLogcat(commandLine: string): string {
   return ADB_LOGCAT_PRELUDE.exec(commandLine)?.[1] ?? commandLine;
 }
 
-/** `input`, `wm`, `screencap`, `dumpsys`, `settings` and `logcat` over the device's {@link DeviceSystem}. */
+/**
+ * `input`, `wm`, `screencap`, `dumpsys` (battery, package), `settings` and `logcat` over the device's
+ * {@link DeviceSystem} and packages.
+ */
 export const SYSTEM_COMMANDS: Record<string, CommandHandler> = {
   input: (args, io, userland) => input(args, io, userland.system),
   wm: (args, io, userland) => wm(args, io, userland.system),
   screencap: (args, io, userland) => screencap(args, io, userland.system),
-  dumpsys: (args, io, userland) => dumpsys(args, io, userland.system),
+  dumpsys: (args, io, userland) => dumpsys(args, io, userland),
   settings: (args, io, userland) => settings(args, io, userland.system),
   logcat: (args, io, userland) => logcat(args, io, userland.system),
 };

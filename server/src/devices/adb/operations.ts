@@ -568,7 +568,14 @@ export async function sendInput(adb: Adb, action: InputAction, options: { timeou
 }
 
 /** Installed packages (`pm list packages [-3] --show-versioncode`), sorted by name; versionName is not known here. */
-export async function listPackages(adb: Adb, options: { thirdParty: boolean }): Promise<Package[]> {
+/**
+ * The device's packages (`pm list packages`, third-party only with `thirdParty`), with their version codes; with
+ * `versionNames`, also their version names, read from one `dumpsys package packages` (null where it has none).
+ */
+export async function listPackages(
+  adb: Adb,
+  options: { thirdParty: boolean; versionNames?: boolean },
+): Promise<Package[]> {
   const base = ['pm', 'list', 'packages', ...(options.thirdParty ? ['-3'] : [])];
   let result = await runShell(adb, [...base, '--show-versioncode'], { timeoutMs: SHORT_TIMEOUT_MS });
   if (result.exitCode !== 0 || !result.stdout.includes('package:')) {
@@ -578,7 +585,34 @@ export async function listPackages(adb: Adb, options: { thirdParty: boolean }): 
   }
   if (result.timedOut) throw new DeviceTimeoutError(SHORT_TIMEOUT_MS, 'pm list packages');
   if (result.exitCode !== 0) throw new DeviceCommandError(`pm list packages failed: ${result.stderr.trim()}`);
-  return parsePackageList(result.stdout);
+  const packages = parsePackageList(result.stdout);
+  if (!options.versionNames || packages.length === 0) return packages;
+  const dump = await runShell(adb, ['dumpsys', 'package', 'packages'], { timeoutMs: SHORT_TIMEOUT_MS });
+  if (dump.timedOut) throw new DeviceTimeoutError(SHORT_TIMEOUT_MS, 'dumpsys package');
+  const names = dump.exitCode === 0 ? parseVersionNames(dump.stdout) : new Map<string, string>();
+  return packages.map((pkg) => ({ ...pkg, versionName: names.get(pkg.packageName) ?? null }));
+}
+
+/**
+ * Package name → versionName from `dumpsys package`: the first `Package [name]` block of each name (a later one, in
+ * "Hidden system packages", is the factory version of an updated system app).
+ */
+export function parseVersionNames(dump: string): Map<string, string> {
+  const names = new Map<string, string>();
+  let current: string | undefined;
+  for (const line of dump.split('\n')) {
+    const block = /^\s*Package \[([^\]]+)\]/.exec(line);
+    if (block !== null) {
+      current = names.has(block[1]!) ? undefined : block[1];
+      continue;
+    }
+    const version = /^\s+versionName=(.*?)\s*$/.exec(line);
+    if (version !== null && current !== undefined && version[1] !== '' && version[1] !== 'null') {
+      names.set(current, version[1]!);
+      current = undefined;
+    }
+  }
+  return names;
 }
 
 export function parsePackageList(text: string): Package[] {
