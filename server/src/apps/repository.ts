@@ -96,6 +96,18 @@ export async function deleteApp(db: Kysely<DB>, id: string): Promise<void> {
   await db.deleteFrom('apps').where('id', '=', id).execute();
 }
 
+/** Whether `userId` can see an app of these bytes: one of their own, or a shared one. */
+export async function blobVisibleTo(db: Kysely<DB>, sha256: string, userId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('apps')
+    .select('id')
+    .where('sha256', '=', sha256)
+    .where((eb) => eb.or([eb('owner_id', '=', userId), eb('shared', '=', 1)]))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 export async function countAppsOfBlob(db: Kysely<DB>, sha256: string): Promise<number> {
   const row = await db
     .selectFrom('apps')

@@ -19,6 +19,7 @@ import {
 } from './apk.js';
 import type { BlobStore, ByteRange } from './blob-store.js';
 import {
+  blobVisibleTo,
   countAppsOfBlob,
   countBlobsWithIcon,
   deleteApp,
@@ -171,12 +172,19 @@ export class AppService {
     }
   }
 
-  /** Names bytes the store already has for the caller, without a transfer; 404 `app_blob_not_found` otherwise. */
+  /**
+   * Names bytes the store already has for the caller, without a transfer, when the caller can see an app of them
+   * (their own, a shared one, or any for an admin). Otherwise 404 `app_blob_not_found`, the same answer as for
+   * unknown bytes: knowing the hash of someone's private APK is not having it, so the bytes must be uploaded (they
+   * are still stored and parsed once).
+   */
   async fromHash(principal: Principal, input: AppFromHash, requestId: string | null): Promise<UploadedApp> {
     const { sha256 } = input;
     return this.#withBlobLock(sha256, async () => {
       const blob = await findBlob(this.#db, sha256);
-      if (blob === undefined || !(await this.#store.has(sha256, APK_EXT))) {
+      const visible =
+        blob !== undefined && (principal.role === 'admin' || (await blobVisibleTo(this.#db, sha256, principal.userId)));
+      if (!visible || !(await this.#store.has(sha256, APK_EXT))) {
         throw new ApiError('app_blob_not_found', `No APK with sha256 ${sha256} is stored: upload it.`);
       }
       return this.#db.transaction().execute((trx) => this.#nameBlob(trx, principal, sha256, input, requestId));

@@ -76,11 +76,16 @@ describe('upload and store', () => {
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
 
-    const theirs = await api.call('createAppFromHash', { token: other.token, body: { sha256 } });
+    // Another user cannot claim a private APK by its hash; sending the bytes makes their app of the same blob.
+    const byHash = await api.call('createAppFromHash', { token: other.token, body: { sha256 } });
+    expect(byHash.status).toBe(404);
+    expect(byHash.body.code).toBe('app_blob_not_found');
+    const theirs = await upload(other, APKS.settings);
     expect(theirs.status).toBe(201);
     expect(theirs.body.id).not.toBe(first.body.id);
     expect(theirs.body.sha256).toBe(sha256);
     expect(blobFiles().filter((name) => name.includes(sha256))).toHaveLength(1);
+    expect((await api.call('createAppFromHash', { token: other.token, body: { sha256 } })).status).toBe(200);
 
     const unknown = await api.call('createAppFromHash', { token: other.token, body: { sha256: 'f'.repeat(64) } });
     expect(unknown.status).toBe(404);

@@ -198,13 +198,18 @@ describe('AppService upload', () => {
 });
 
 describe('AppService fromHash', () => {
-  it('names stored bytes without a transfer, 404 app_blob_not_found otherwise', async () => {
+  it('names stored bytes the caller can see without a transfer, 404 app_blob_not_found otherwise', async () => {
     const f = await fixture();
     const alice = await f.user('alice');
     const bob = await f.user('bob');
+    const admin = await f.user('root', 'admin');
     const sha = sha256Of(APKS.unlock);
     expect((await apiError(f.apps.fromHash(bob, { sha256: sha }, null))).code).toBe('app_blob_not_found');
-    await f.apps.upload(alice, upload(APKS.unlock), {}, null);
+    const alices = await f.apps.upload(alice, upload(APKS.unlock), {}, null);
+    // Knowing the hash of alice's private APK is not having it: bob must send the bytes; an admin need not.
+    expect((await apiError(f.apps.fromHash(bob, { sha256: sha }, null))).code).toBe('app_blob_not_found');
+    expect((await f.apps.fromHash(admin, { sha256: sha }, null)).status).toBe(201);
+    await f.apps.update(alice, alices.app.id, { shared: true }, null);
     const created = await f.apps.fromHash(bob, { sha256: sha, fileName: 'unlock.apk', shared: true }, 'req_h');
     expect(created.status).toBe(201);
     expect(created.app).toMatchObject({ uploaderId: 'usr_bob', fileName: 'unlock.apk', shared: true, sha256: sha });
