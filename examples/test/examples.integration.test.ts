@@ -5,7 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startVirtualDevices, type VirtualDevice } from '../../server/src/adb/daemon.js';
+import type { InstrumentationTest } from '../../server/src/adb/profile.js';
+import { BUILT_IN_PROFILES } from '../../server/src/adb/profiles.js';
 import { startServer, type RunningServer } from '../../server/src/index.js';
+import { APKS } from '../../server/test/adb/apk-fixtures.js';
 import { CloudPhone } from '../../sdk/src/index.js';
 
 const ADMIN_PASSWORD = 'admin-password-for-examples';
@@ -23,12 +27,12 @@ interface Run {
   stderr: string;
 }
 
-/** Runs an example with `npx tsx`, talking to the server with `token`. */
-function runExample(script: string, args: string[], token: string): Promise<Run> {
+/** Runs an example with `npx tsx`, talking to the server at `url` (the shared one by default) with `token`. */
+function runExample(script: string, args: string[], token: string, url = server.url): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [TSX_CLI, join(EXAMPLES_DIR, script), ...args], {
       cwd: EXAMPLES_DIR,
-      env: { ...process.env, CLOUDPHONE_API_URL: server.url, CLOUDPHONE_TOKEN: token },
+      env: { ...process.env, CLOUDPHONE_API_URL: url, CLOUDPHONE_TOKEN: token },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -180,5 +184,168 @@ describe('examples/lease-and-shell.ts', () => {
     const lease = await admin.leases.get(String(lines[0]?.id));
     expect(lease.status).toBe('released');
     expect(lease.endReason).toBe('released');
+  });
+});
+
+describe('examples/install-and-test.ts', () => {
+  const TEST_CLASS = 'io.appium.uiautomator2.server.test.ServerTest';
+  const SCRIPTED: InstrumentationTest[] = [
+    { class: TEST_CLASS, method: 'startsServer', result: 'pass' },
+    {
+      class: TEST_CLASS,
+      method: 'answersStatus',
+      result: 'fail',
+      stack: `java.lang.AssertionError: expected:<200> but was:<503>\n\tat ${TEST_CLASS}.answersStatus(ServerTest.java:42)\n`,
+    },
+    { class: TEST_CLASS, method: 'rotatesScreen', result: 'ignored' },
+    { class: 'io.appium.uiautomator2.server.test.SessionTest', method: 'createsSession', result: 'pass' },
+    { class: 'io.appium.uiautomator2.server.test.SessionTest', method: 'needsWifi', result: 'assumption_failure' },
+  ];
+
+  // A server of its own, whose only devices are two Pixel 8s that script the outcomes of the uiautomator2 tests.
+  let farmDir: string;
+  let farm: RunningServer;
+  let farmAdmin: CloudPhone;
+  let farmToken: string;
+  let phones: VirtualDevice[] = [];
+  let firstUpload: Record<string, unknown> | undefined;
+  /** The operation of every request the farm server completed, in order, from its log. */
+  const operations: string[] = [];
+
+  const run = (args: string[]) => runExample('install-and-test.ts', args, farmToken, farm.url);
+  const allLeases = async () =>
+    (
+      await farmAdmin.leases.list({
+        status: ['queued', 'granted', 'released', 'expired', 'cancelled', 'timed_out'],
+        allUsers: true,
+        limit: 100,
+      })
+    ).data;
+
+  beforeAll(async () => {
+    phones = await startVirtualDevices(2, 0, {
+      profile: {
+        ...BUILT_IN_PROFILES['pixel-8']!,
+        serial: 'FARMPIXEL8',
+        instrumentation: { 'io.appium.uiautomator2.server.test': SCRIPTED },
+      },
+    });
+    farmDir = mkdtempSync(join(tmpdir(), 'cloudphone-examples-farm-'));
+    farm = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: farmDir,
+      adminPassword: ADMIN_PASSWORD,
+      virtualDevices: 0,
+      adbDevices: phones.map((phone) => `127.0.0.1:${phone.port}`),
+      logStream: {
+        write: (line: string) => {
+          const entry = JSON.parse(line) as { msg?: string; operationId?: string };
+          if (entry.msg === 'request completed' && entry.operationId) operations.push(entry.operationId);
+        },
+      },
+    });
+    const pair = await new CloudPhone({ baseUrl: farm.url }).auth.login({ username: 'admin', password: ADMIN_PASSWORD });
+    const token = await new CloudPhone({ baseUrl: farm.url, token: pair.accessToken }).tokens.create({
+      name: 'examples-farm',
+      scopes: ['admin'],
+    });
+    farmToken = token.secret;
+    farmAdmin = new CloudPhone({ baseUrl: farm.url, token: farmToken });
+    const deadline = Date.now() + 30_000;
+    while ((await farmAdmin.devices.list({ available: true, limit: 100 })).data.length < phones.length) {
+      if (Date.now() > deadline) throw new Error('the devices did not come online');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
+  afterAll(async () => {
+    await farm?.close();
+    await Promise.all(phones.map((phone) => phone.close()));
+    if (farmDir) rmSync(farmDir, { recursive: true, force: true });
+  });
+
+  it('uploads, installs on two leased devices, runs the tests on both, reports the failure, exits 1 and releases', async () => {
+    const leasesBefore = await allLeases();
+    const result = await run([APKS.uiautomator2, APKS.uiautomator2Test, '2']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(1);
+
+    const lines = jsonLines(result.stdout);
+    expect(lines.map((line) => line.step)).toEqual(['upload', 'install', 'install', 'test', 'test', 'summary']);
+    const [upload, appInstall, testInstall, ...rest] = lines as [Record<string, unknown>, ...Record<string, unknown>[]];
+    expect(upload).toEqual({
+      step: 'upload',
+      app: expect.stringMatching(/^app_/),
+      package: 'io.appium.uiautomator2.server',
+      test: expect.stringMatching(/^app_/),
+      testPackage: 'io.appium.uiautomator2.server.test',
+      runner: 'androidx.test.runner.AndroidJUnitRunner',
+    });
+    firstUpload = upload;
+    await expect(farmAdmin.apps.get(String(upload.app))).resolves.toMatchObject({ kind: 'app' });
+    await expect(farmAdmin.apps.get(String(upload.test))).resolves.toMatchObject({ kind: 'test' });
+
+    for (const [line, appId, packageName] of [
+      [appInstall, upload.app, 'io.appium.uiautomator2.server'],
+      [testInstall, upload.test, 'io.appium.uiautomator2.server.test'],
+    ] as const) {
+      expect(line).toEqual({ step: 'install', package: packageName, job: expect.any(String), installed: 2, failed: [] });
+      const job = await farmAdmin.apps.installJob(String(line?.job));
+      expect(job).toMatchObject({ appId, packageName, status: 'succeeded' });
+    }
+
+    const [firstTest, secondTest, summary] = rest;
+    const serials = phones.map((phone) => `127.0.0.1:${phone.port}`).sort();
+    expect([firstTest?.serial, secondTest?.serial].sort()).toEqual(serials);
+    for (const line of [firstTest, secondTest]) {
+      expect(line).toEqual({
+        step: 'test',
+        serial: line?.serial,
+        device: expect.stringMatching(/^dev_/),
+        passed: 2,
+        failed: 1,
+        ignored: 2,
+        failures: [{ test: `${TEST_CLASS}#answersStatus`, message: 'java.lang.AssertionError: expected:<200> but was:<503>' }],
+      });
+    }
+    expect(summary).toEqual({ step: 'summary', devices: 2, passed: 4, failed: 2 });
+
+    const leases = (await allLeases()).filter((lease) => !leasesBefore.some((before) => before.id === lease.id));
+    expect(leases).toHaveLength(1);
+    const lease = leases[0]!;
+    expect(lease).toMatchObject({
+      status: 'released',
+      endReason: 'released',
+      count: 2,
+      note: 'examples/install-and-test io.appium.uiautomator2.server',
+    });
+    expect(lease.devices.map((device) => device.id).sort()).toEqual([firstTest?.device, secondTest?.device].sort());
+  });
+
+  it('uploads nothing new on a second run: the same app ids, found by hash', async () => {
+    expect(firstUpload, 'the first run printed its upload step').toBeDefined();
+    const seen = operations.length;
+    const result = await run([APKS.uiautomator2, APKS.uiautomator2Test, '2']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(1);
+    const [upload] = jsonLines(result.stdout);
+    expect(upload).toEqual(firstUpload);
+    const requests = operations.slice(seen);
+    expect(requests.filter((operation) => operation === 'createAppFromHash')).toHaveLength(2);
+    expect(requests).not.toContain('uploadApp');
+    const apps = (await farmAdmin.apps.list({ limit: 100 })).data.map((app) => app.id).sort();
+    expect(apps).toEqual([firstUpload?.app, firstUpload?.test].sort());
+  });
+
+  it('exits 2 when the test APK comes first, and leases nothing', async () => {
+    const before = await allLeases();
+    const result = await run([APKS.uiautomator2Test, APKS.uiautomator2]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `${APKS.uiautomator2} (io.appium.uiautomator2.server) is not an instrumentation test APK: give the app first, then its test APK`,
+    );
+    expect(result.stdout).toBe('');
+    expect(await allLeases()).toEqual(before);
   });
 });
