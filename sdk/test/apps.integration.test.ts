@@ -80,16 +80,36 @@ describe('apps against the real server', () => {
     });
   });
 
-  it('a second upload of the same bytes transfers nothing (hash-first), also for another user', async () => {
+  it('a second upload of the same bytes transfers nothing (hash-first); another user sends private bytes once', async () => {
     const progress: number[] = [];
     let matched = 0;
     const again = await member.apps.upload(APKS.settings, { onProgress: (sent) => progress.push(sent), onHashMatch: () => matched++ });
     expect(again.id).toBe(settings.id);
+    expect(matched).toBe(1);
+    expect(progress).toEqual([]);
+    // The app is private: knowing its hash is not enough, so the other user's first upload sends the bytes.
     const theirs = await other.apps.upload(readFileSync(APKS.settings), { onProgress: (sent) => progress.push(sent), onHashMatch: () => matched++ });
     expect(theirs.id).not.toBe(settings.id);
     expect(theirs.sha256).toBe(settings.sha256);
+    expect(matched).toBe(1);
+    expect(progress.at(-1)).toBe(settings.size);
+    // From then on it is theirs too: nothing more is sent.
+    progress.length = 0;
+    expect((await other.apps.upload(APKS.settings, { onProgress: (sent) => progress.push(sent), onHashMatch: () => matched++ })).id).toBe(theirs.id);
     expect(matched).toBe(2);
     expect(progress).toEqual([]);
+  });
+
+  it('lists install jobs (apps.listInstallJobs)', async () => {
+    const before = await member.apps.listInstallJobs();
+    await member.leases.use({ count: 1, ttlSeconds: 300, selector: { kind: 'virtual' } }, async (lease) => {
+      const job = await member.apps.install(settings.id, { lease });
+      await job.wait({ timeoutSeconds: 120 });
+      const page = await member.apps.listInstallJobs({ appId: settings.id, status: 'succeeded' });
+      expect(page.data.map((listed) => listed.id)).toContain(job.id);
+      expect((await member.apps.listInstallJobs()).data).toHaveLength(before.data.length + 1);
+      expect((await other.apps.listInstallJobs()).data.map((listed) => listed.id)).not.toContain(job.id);
+    });
   });
 
   it('downloads the APK byte-exact', async () => {

@@ -15,6 +15,7 @@ export type AppHandlers = Pick<
   | 'downloadApp'
   | 'getAppIcon'
   | 'installApp'
+  | 'listInstallJobs'
   | 'getInstallJob'
   | 'uninstallDevicePackage'
 >;
@@ -73,6 +74,10 @@ export function appHandlers(apps: AppService, installs: InstallService): AppHand
     installApp: async ({ params, body, ctx }) => ({
       status: 202,
       body: await installs.install(callerOf(ctx), params.appId, body, ctx.requestId),
+    }),
+    listInstallJobs: async ({ query, ctx }) => ({
+      status: 200,
+      body: await installs.list(callerOf(ctx), { ...query, limit: query.limit ?? DEFAULT_PAGE_SIZE }),
     }),
     getInstallJob: async ({ params, query, ctx }) => ({
       status: 200,

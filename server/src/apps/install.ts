@@ -13,6 +13,7 @@ import type { components } from '../generated/types.js';
 import { principalActor, type Cause, type EventData } from '../events/types.js';
 import { ApiError, type FieldError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
+import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
 import type { ByteRange } from './blob-store.js';
 import { SharedBlob } from './shared-blob.js';
 
@@ -84,6 +85,16 @@ const MAX_WAIT_SECONDS = 60;
 const MAX_DEVICES = 100;
 const MAX_REASON_LENGTH = 1000;
 const UNINSTALL_TIMEOUT_MS = 60_000;
+
+export interface InstallJobListQuery {
+  appId?: string | undefined;
+  status?: InstallJob['status'] | undefined;
+  userId?: string | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}
+
+const jobPosition = idPosition(/^ijb_[0-9A-Z]{26}$/);
 
 export const PACKAGE_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$/;
 
@@ -365,6 +376,29 @@ export class InstallService {
       waiter.cancel();
     }
     return this.#visible(principal, jobId);
+  }
+
+  /** The caller's jobs (an admin's: everyone's, or `userId`'s), oldest first, with their devices. */
+  async list(principal: Principal, query: InstallJobListQuery): Promise<Page<InstallJob>> {
+    let select = this.#db.selectFrom('install_jobs').selectAll();
+    const userId = principal.role === 'admin' ? query.userId : principal.userId;
+    if (userId !== undefined) select = select.where('user_id', '=', userId);
+    if (query.appId !== undefined) select = select.where('app_id', '=', query.appId);
+    if (query.status !== undefined) select = select.where('status', '=', query.status);
+    if (query.cursor !== undefined) select = select.where('id', '>', decodeCursor(query.cursor, jobPosition).id);
+    const jobs = await select.orderBy('id').limit(query.limit + 1).execute();
+    const shown = jobs.slice(0, query.limit);
+    const ids = shown.map((job) => job.id);
+    const devices =
+      ids.length === 0
+        ? []
+        : await this.#db.selectFrom('install_job_devices').selectAll().where('job_id', 'in', ids).orderBy(sql`rowid`).execute();
+    return toPage(
+      jobs,
+      query.limit,
+      (job) => toInstallJob(job, devices.filter((device) => device.job_id === job.id)),
+      (job) => ({ id: job.id }),
+    );
   }
 
   /**

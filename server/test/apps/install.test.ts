@@ -424,6 +424,46 @@ describe('InstallService.install', () => {
   }, 60_000);
 });
 
+describe('InstallService.list', () => {
+  it('lists the caller\'s jobs with their devices, filtered and paged; admins see everyone\'s', async () => {
+    const { service, leases, alice, bob, admin } = fixture;
+    leases.grant(alice.userId, 'lse_a', ['dev_0', 'dev_1']);
+    leases.grant(bob.userId, 'lse_b', ['dev_2']);
+    const wait = (id: string, who: Principal) => service.get(who, id, { waitSeconds: 60 });
+    const first = await service.install(alice, 'app_settings', { leaseId: 'lse_a' }, null);
+    await wait(first.id, alice);
+    // The unlock APK targets SDK 5: Android 14 (dev_1) refuses it.
+    const second = await service.install(alice, 'app_unlock', { deviceIds: ['dev_0', 'dev_1'] }, null);
+    await wait(second.id, alice);
+    const bobs = await service.install(bob, 'app_settings', { deviceIds: ['dev_2'] }, null);
+    await wait(bobs.id, bob);
+
+    const mine = await service.list(alice, { limit: 50 });
+    expect(mine.data.map((job) => job.id)).toEqual([first.id, second.id]);
+    expect(mine.nextCursor).toBeNull();
+    expect(mine.data[1]).toMatchObject({
+      appId: 'app_unlock',
+      status: 'failed',
+      devices: [
+        { deviceId: 'dev_0', status: 'installed' },
+        { deviceId: 'dev_1', status: 'failed', reason: expect.stringContaining('INSTALL_FAILED_DEPRECATED_SDK_VERSION') },
+      ],
+    });
+    expect((await service.list(alice, { limit: 50, status: 'failed' })).data.map((job) => job.id)).toEqual([second.id]);
+    expect((await service.list(alice, { limit: 50, appId: 'app_settings' })).data.map((job) => job.id)).toEqual([first.id]);
+    // Another user's id as a filter changes nothing for a member: they only ever see their own.
+    expect((await service.list(alice, { limit: 50, userId: bob.userId })).data.map((job) => job.id)).toEqual([first.id, second.id]);
+
+    const page1 = await service.list(admin, { limit: 2 });
+    expect(page1.data.map((job) => job.id)).toEqual([first.id, second.id]);
+    const page2 = await service.list(admin, { limit: 2, cursor: page1.nextCursor! });
+    expect(page2.data.map((job) => job.id)).toEqual([bobs.id]);
+    expect(page2.data[0]?.devices).toHaveLength(1);
+    expect(page2.nextCursor).toBeNull();
+    expect((await service.list(admin, { limit: 50, userId: bob.userId })).data.map((job) => job.id)).toEqual([bobs.id]);
+  });
+});
+
 describe('InstallService.get', () => {
   it('long-polls until the job finishes, and hides others’ jobs except from admins', async () => {
     const { service, leases, alice, bob, admin } = fixture;
