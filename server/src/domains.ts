@@ -115,6 +115,8 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
   });
   const sessions = new DeviceSessions();
   leases.onLeaseEnded(({ userId, deviceIds }) => sessions.leaseEnded(userId, deviceIds));
+  // Installs still running on a lease's devices finish before the reset, which then undoes them too.
+  leases.onLeaseEnded(({ deviceIds }) => installs.settledOn(deviceIds));
 
   return {
     handlers: {

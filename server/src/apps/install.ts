@@ -158,6 +158,8 @@ interface RunningDevice {
 
 interface RunContext {
   jobId: string;
+  /** Who started the job: each device's install starts only while they may still operate the device. */
+  principal: Principal;
   app: InstallableApp;
   /** The APK's bytes, read once for all the job's devices. */
   blob: SharedBlob;
@@ -183,6 +185,8 @@ export class InstallService {
   readonly #running = new Map<string, Promise<void>>();
   /** jobId → wake-ups of long polls waiting for the job to finish. */
   readonly #waiters = new Map<string, Set<() => void>>();
+  /** deviceId → the installs running on it. */
+  readonly #onDevice = new Map<string, Set<Promise<void>>>();
   #closing = false;
 
   constructor(deps: {
@@ -235,6 +239,16 @@ export class InstallService {
     this.#closing = true;
     while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()]);
     for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+  }
+
+  /**
+   * Resolves once no install is running on any of `deviceIds`. A lease's devices are reset only after this, so that
+   * an install still running when the lease ends is undone by the reset too; installs not yet started on them
+   * will not start.
+   */
+  async settledOn(deviceIds: readonly string[]): Promise<void> {
+    const runs = deviceIds.flatMap((id) => [...(this.#onDevice.get(id) ?? [])]);
+    await Promise.allSettled(runs);
   }
 
   /** Jobs whose background run is still going (for tests and shutdown). */
@@ -346,6 +360,7 @@ export class InstallService {
     const view = await this.#view(jobId);
     const context: RunContext = {
       jobId,
+      principal,
       app,
       blob: new SharedBlob((range, chunkBytes) => this.#apps.openBlob(app.sha256, { range, chunkBytes }), app.size),
       options,
@@ -463,16 +478,36 @@ export class InstallService {
     const queue = [...context.devices];
     const worker = async (): Promise<void> => {
       for (let device = queue.shift(); device !== undefined; device = queue.shift()) {
-        if (this.#closing) {
-          await this.#finishDevice(jobId, context.app.app.id, device.deviceId, context.cause, 'the server shut down before the install started');
+        const refusal = this.#closing ? 'the server shut down before the install started' : this.#leaseEnded(context, device);
+        if (refusal !== null) {
+          await this.#finishDevice(jobId, context.app.app.id, device.deviceId, context.cause, refusal);
           continue;
         }
-        await this.#installOn(context, device);
+        // Registered before anything else can run, so that a lease ending from now on waits for this install.
+        const run = this.#installOn(context, device);
+        const runs = this.#onDevice.get(device.deviceId) ?? new Set<Promise<void>>();
+        this.#onDevice.set(device.deviceId, runs.add(run));
+        try {
+          await run;
+        } finally {
+          runs.delete(run);
+          if (runs.size === 0 && this.#onDevice.get(device.deviceId) === runs) this.#onDevice.delete(device.deviceId);
+        }
       }
     };
     const workers = Array.from({ length: Math.min(this.#concurrency, queue.length) }, () => worker());
     await Promise.all(workers);
     await this.#finishJob(jobId);
+  }
+
+  /** Why the device may no longer be installed on (its lease ended since the job started), or null. */
+  #leaseEnded(context: RunContext, device: RunningDevice): string | null {
+    try {
+      this.#leases.assertCanOperate(context.principal, device.deviceId);
+      return null;
+    } catch {
+      return 'the lease on the device ended before the install started';
+    }
   }
 
   async #installOn(context: RunContext, device: RunningDevice): Promise<void> {

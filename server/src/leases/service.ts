@@ -79,7 +79,15 @@ export interface EndedLeases {
   afterCommit(): void;
 }
 
-export type LeaseEndedListener = (ended: { leaseId: string; userId: string; deviceIds: string[] }) => void;
+/**
+ * Told when a lease ends, before its devices are reset. A returned promise holds the reset of the lease's devices
+ * until it settles: work still running on them (an install) finishes first, so the reset undoes it too.
+ */
+export type LeaseEndedListener = (ended: {
+  leaseId: string;
+  userId: string;
+  deviceIds: string[];
+}) => void | Promise<unknown>;
 
 type LeaseLog = Pick<FastifyBaseLogger, 'warn' | 'error'>;
 
@@ -590,15 +598,18 @@ export class LeaseService {
     }
     for (const ended of effects.ended) {
       const deviceIds = ended.devices.map((device) => device.deviceId);
+      const pending: Promise<unknown>[] = [];
       for (const listener of this.#endedListeners) {
         try {
-          listener({ leaseId: ended.leaseId, userId: ended.userId, deviceIds });
+          const result = listener({ leaseId: ended.leaseId, userId: ended.userId, deviceIds });
+          if (result !== undefined) pending.push(result);
         } catch (error) {
           this.#log.error({ err: error, leaseId: ended.leaseId }, 'lease-ended listener failed');
         }
       }
       if (ended.reset) {
-        for (const device of ended.devices) this.#resetDevice(ended.leaseId, device);
+        const quiet = Promise.allSettled(pending);
+        for (const device of ended.devices) this.#resetDevice(ended.leaseId, device, quiet);
       }
     }
     if (effects.reschedule) this.#kick();
@@ -641,9 +652,11 @@ export class LeaseService {
     this.#track(task);
   }
 
-  #resetDevice(leaseId: string, device: EndedLease['devices'][number]): void {
+  /** Resets a device of an ended lease once `quiet` (the lease-ended listeners' work) has settled. */
+  #resetDevice(leaseId: string, device: EndedLease['devices'][number], quiet: Promise<unknown>): void {
     const { deviceId } = device;
     const task = (async () => {
+      await quiet;
       await this.#snapshots.get(`${leaseId}:${deviceId}`);
       const reset = await this.#runReset(leaseId, device);
       // Only a device reset completely is back in its recorded clean state.

@@ -482,6 +482,35 @@ describe('InstallService.get', () => {
     expect((await service.get(admin, job.id)).id).toBe(job.id);
   });
 
+  it('does not start on a device whose lease ended since the job started; settledOn waits for a running one', async () => {
+    const { leases, alice, source, db, makeService } = fixture;
+    const service = makeService(1);
+    leases.grant(alice.userId, 'lse_1', ['dev_0', 'dev_2']);
+    let settled: Promise<string | undefined> | undefined;
+    // While dev_0's install runs, the lease ends (as far as the service can tell) and the reset asks to wait.
+    source.onOpen = () => {
+      if (settled !== undefined) return;
+      leases.holders.clear();
+      settled = service.settledOn(['dev_0', 'dev_2']).then(async () => {
+        const row = await db
+          .selectFrom('install_job_devices')
+          .select('status')
+          .where('device_id', '=', 'dev_0')
+          .executeTakeFirst();
+        return row?.status;
+      });
+    };
+    const job = await service.install(alice, 'app_settings', { leaseId: 'lse_1' }, null);
+    const done = await service.get(alice, job.id, { waitSeconds: 60 });
+    // The running install was not cut short, and settledOn resolved only once it had finished.
+    expect(await settled).toBe('installed');
+    expect(done.devices).toMatchObject([
+      { deviceId: 'dev_0', status: 'installed', reason: null },
+      { deviceId: 'dev_2', status: 'failed', reason: 'the lease on the device ended before the install started' },
+    ]);
+    expect(devices[2]!.virtual.state.packages.get('io.appium.settings')).toBeUndefined();
+  });
+
   it('close() lets running installs finish and fails the devices not started yet', async () => {
     const { leases, alice, source, makeService } = fixture;
     const service = makeService(1);

@@ -289,7 +289,9 @@ describe('lease lifecycle', () => {
     const bob = await f.user('bob');
     await f.device('dev_1');
     const ended: [string, string[]][] = [];
-    f.leases.onLeaseEnded(({ leaseId, deviceIds }) => ended.push([leaseId, deviceIds]));
+    f.leases.onLeaseEnded(({ leaseId, deviceIds }) => {
+      ended.push([leaseId, deviceIds]);
+    });
     const { lease } = await f.leases.create(alice, { ttlSeconds: 60 }, null);
     await f.leases.settled();
     f.ops.packages.set('dev_1', ['com.example.base', 'com.evil.app']);
@@ -336,6 +338,31 @@ describe('lease lifecycle', () => {
     // Available again: the queued lease got it.
     expect((await leaseRow(f, waiting.lease.id)).status).toBe('granted');
     f.leases.assertCanOperate(bob, 'dev_1');
+  });
+
+  it('resets the devices of an ended lease only after the work its lease-ended listeners return has settled', async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    let finishWork!: () => void;
+    const work = new Promise<void>((resolve) => (finishWork = resolve));
+    f.leases.onLeaseEnded(() => work);
+    const { lease } = await f.leases.create(alice, {}, null);
+    await f.leases.settled();
+    f.ops.packages.set('dev_1', ['com.example.base', 'com.example.installed.late']);
+    await f.leases.release(alice, lease.id, null);
+    // Let the background work run as far as it can: the reset must not have started.
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(f.ops.calls.filter((call) => call.startsWith('reset '))).toEqual([]);
+    expect((await f.db.selectFrom('devices').select('resetting').executeTakeFirstOrThrow()).resetting).toBe(1);
+    finishWork();
+    await f.leases.settled();
+    expect(f.ops.calls.filter((call) => call.startsWith('reset '))).toEqual(['reset dev_1 [com.example.base]']);
+    expect((await f.leases.get(alice, lease.id)).devices[0]!.reset).toMatchObject({
+      status: 'succeeded',
+      uninstalled: ['com.example.installed.late'],
+    });
   });
 
   it("reuses a device's clean state after a successful reset on the same connection, and reads it again otherwise", async () => {
@@ -539,7 +566,9 @@ describe('authorisation and notifications', () => {
     await f.device('dev_1', { hostId: gone });
     await f.device('dev_2');
     const ended: string[] = [];
-    f.leases.onLeaseEnded(({ leaseId }) => ended.push(leaseId));
+    f.leases.onLeaseEnded(({ leaseId }) => {
+      ended.push(leaseId);
+    });
     const onHost = await f.leases.create(alice, { selector: { hostId: gone } }, null);
     const elsewhere = await f.leases.create(alice, { selector: { deviceIds: ['dev_2'] } }, null);
     const result = await f.db.transaction().execute(async (trx) => {
