@@ -139,6 +139,7 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     async start() {
       await inventory.start();
       await leases.start();
+      await apps.start();
       await installs.start();
       await hosts.start();
     },

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -95,6 +95,26 @@ export class BlobStore {
     await mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true, mode: 0o700 });
     await rename(tempPath, target);
     return target;
+  }
+
+  /** Removes every temporary file: those of uploads a stopped process left behind. Only while nothing ingests. */
+  async clearTemporary(): Promise<number> {
+    const names = await readdir(this.#tmp).catch(() => [] as string[]);
+    await Promise.all(names.map((name) => rm(join(this.#tmp, name), { force: true, recursive: true })));
+    return names.length;
+  }
+
+  /** Every stored blob, as sha256 and extension. */
+  async list(): Promise<{ sha256: string; ext: string }[]> {
+    const blobs: { sha256: string; ext: string }[] = [];
+    for (const folder of await readdir(this.#dir).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{2}$/.test(folder)) continue;
+      for (const name of await readdir(join(this.#dir, folder))) {
+        const match = /^([0-9a-f]{64})(\.[a-z0-9]{1,8})?$/.exec(name);
+        if (match !== null && match[1]!.startsWith(folder)) blobs.push({ sha256: match[1]!, ext: match[2] ?? '' });
+      }
+    }
+    return blobs;
   }
 
   /** Drops a temporary file that will not be committed. */

@@ -123,6 +123,31 @@ export class AppService {
     this.#apkLimits = deps.apkLimits ?? DEFAULT_APK_LIMITS;
   }
 
+  /**
+   * Tidies the store at startup, before any upload: removes the temporary files of interrupted uploads and the
+   * files no row refers to (a stop between writing a blob and committing its row). Returns what it removed.
+   */
+  async start(): Promise<{ temporary: number; orphans: number }> {
+    const temporary = await this.#store.clearTemporary();
+    const apks = new Set((await this.#db.selectFrom('app_blobs').select('sha256').execute()).map((row) => row.sha256));
+    const icons = new Set(
+      (await this.#db.selectFrom('app_blobs').select('icon_sha256').where('icon_sha256', 'is not', null).execute()).map(
+        (row) => row.icon_sha256!,
+      ),
+    );
+    let orphans = 0;
+    for (const { sha256, ext } of await this.#store.list()) {
+      const referenced = ext === APK_EXT ? apks.has(sha256) : ext === ICON_EXT ? icons.has(sha256) : false;
+      if (referenced) continue;
+      await this.#store.remove(sha256, ext);
+      orphans++;
+    }
+    if (temporary > 0 || orphans > 0) {
+      this.#log.warn({ temporary, orphans }, 'removed files of interrupted uploads from the app store');
+    }
+    return { temporary, orphans };
+  }
+
   /** Streams an APK into the store (413 past the limit, 422 `invalid_apk`) and names it for the caller. */
   async upload(
     principal: Principal,

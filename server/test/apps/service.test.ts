@@ -1,4 +1,4 @@
-import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -349,6 +349,30 @@ describe('AppService download', () => {
       expect((await collect(ignored.stream)).length).toBe(total);
     }
     expect(parseRange('bytes=9-3', 100)).toBeUndefined();
+  });
+});
+
+describe('AppService start', () => {
+  it('removes the temporary files of interrupted uploads and the files no row refers to', async () => {
+    const f = await fixture();
+    const alice = await f.user('alice');
+    const { app } = await f.apps.upload(alice, upload(APKS.settings), {}, null);
+    const kept = f.files();
+    expect(kept).toHaveLength(2); // the APK and its icon
+    const root = join(f.dir, 'blobs');
+    const orphan = 'ab'.padEnd(64, '0');
+    mkdirSync(join(root, 'tmp'), { recursive: true });
+    writeFileSync(join(root, 'tmp', 'interrupted-upload'), 'partial');
+    mkdirSync(join(root, 'ab'), { recursive: true });
+    writeFileSync(join(root, 'ab', `${orphan}.apk`), 'an APK whose row was never committed');
+    writeFileSync(join(root, 'ab', `${orphan}.png`), 'its icon');
+
+    expect(await f.apps.start()).toEqual({ temporary: 1, orphans: 2 });
+    expect(f.files()).toEqual(kept);
+    expect((await collect(f.apps.openBlob(app.sha256))).equals(readFileSync(APKS.settings))).toBe(true);
+    expect(f.warnings).toHaveLength(1);
+    // A second start finds nothing to do.
+    expect(await f.apps.start()).toEqual({ temporary: 0, orphans: 0 });
   });
 });
 
