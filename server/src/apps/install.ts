@@ -28,7 +28,7 @@ export interface InstallableApp {
   metadata: { packageName: string; minSdk: number | null; abis: string[] };
 }
 
-/** The app store, as the install service uses it (AppService + BlobStore, wired by the lead). */
+/** The app store, as the install service uses it (AppService over its BlobStore). */
 export interface InstallSource {
   /** The app as the caller sees it: 404 `app_not_found` when it is not visible to them. */
   getForInstall(principal: Principal, appId: string): Promise<InstallableApp>;
@@ -169,8 +169,8 @@ interface RunContext {
 }
 
 /**
- * Installs apps on devices: an install job fans one APK out to several devices with bounded concurrency, streaming a
- * fresh read of the blob to each. Jobs run in the background of the request that created them; `get` long-polls.
+ * Installs apps on devices: an install job fans one APK out to several devices with bounded concurrency, streaming
+ * the blob to each from one shared read (SharedBlob). Jobs run in the background of the request that created them; `get` long-polls.
  */
 export class InstallService {
   readonly #db: Kysely<DB>;
