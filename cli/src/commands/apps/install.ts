@@ -62,7 +62,8 @@ uploaded first (nothing is sent when the server already has its bytes), as apps 
     });
 
     const waitOptions = { pollSeconds: POLL_SECONDS, ...(flags.timeout === undefined ? {} : { timeoutSeconds: flags.timeout }) };
-    const useList = process.stderr.isTTY === true && !this.jsonEnabled();
+    // A terminal that reports no width (some CI pseudo-terminals) gets the plain lines: the list would wrap badly.
+    const useList = process.stderr.isTTY === true && (process.stderr.columns ?? 0) >= 40 && !this.jsonEnabled();
     try {
       if (this.jsonEnabled()) await job.wait(waitOptions);
       else if (useList) await this.waitWithList(job, waitOptions);
