@@ -77,6 +77,15 @@ describe('key/value blocks', () => {
   });
 });
 
+describe('key/value blocks with an object column', () => {
+  it('shows a preferred object column whole, once, without its dotted fields', () => {
+    const device = { id: 'dev_1', labels: { pool: 'ci', rack: 'a' }, properties: { sdk: 34 } };
+    expect(renderKeyValue(device, ['id', 'labels'], { color: false })).toBe(
+      ['id              dev_1', 'labels          pool=ci, rack=a', 'properties.sdk  34', ''].join('\n'),
+    );
+  });
+});
+
 describe('JSON and colour', () => {
   it('prints JSON as-is, indented, with a final newline', () => {
     expect(formatJson([{ a: null }])).toBe('[\n  {\n    "a": null\n  }\n]\n');

@@ -83,7 +83,8 @@ export function renderKeyValue(resource: unknown, columns: readonly string[], op
   if (resource === null || typeof resource !== 'object') return `${formatCell(resource)}\n`;
   const fields = flatten(resource);
   const preferred = columns.map((column): [string, unknown] => [column, valueAt(resource, column)]);
-  const rest = fields.filter(([path]) => !columns.includes(path));
+  // A preferred column shows its value whole (a label map as `pool=ci`): its nested fields are not repeated.
+  const rest = fields.filter(([path]) => !columns.some((column) => path === column || path.startsWith(`${column}.`)));
   const entries = [...preferred, ...rest];
   const width = Math.max(...entries.map(([path]) => path.length));
   const lines = entries.map(([path, value]) => `${bold(path.padEnd(width), options)}  ${formatCell(value)}`.trimEnd());
