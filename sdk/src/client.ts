@@ -125,6 +125,11 @@ export interface ClientInternals {
   userAgent: string;
   defaultHeaders: Record<string, string>;
   timeout: number;
+  /**
+   * After `expired` was refused as expired: refreshes the session (once, shared with concurrent callers) and
+   * resolves to the new token, or to undefined when the client has no refresh token.
+   */
+  refreshAfter(expired: string): Promise<string | undefined>;
 }
 
 let internals: (client: CloudPhone) => ClientInternals;
@@ -184,6 +189,11 @@ export class CloudPhone {
       userAgent: client.#userAgent,
       defaultHeaders: client.#options.defaultHeaders,
       timeout: client.#options.timeout,
+      refreshAfter: async (expired) => {
+        if (client.#refreshToken === undefined) return undefined;
+        await client.#refresh(expired);
+        return client.#token;
+      },
     });
   }
 

@@ -10,8 +10,9 @@ import {
   openWebSocket,
   PermissionDeniedError,
   webSocketUrl,
+  type TokenPair,
 } from '../src/index.js';
-import { problem, PROBLEM_HEADERS } from './helpers.js';
+import { JSON_HEADERS, problem, PROBLEM_HEADERS, user } from './helpers.js';
 
 const DEVICE = 'dev_01JDX6A1B2C3D4E5F6G7H8J9K0';
 
@@ -43,7 +44,7 @@ describe('openWebSocket', () => {
   });
 
   /** A server that upgrades only `Bearer good` and answers a problem otherwise. */
-  async function start(): Promise<{ client: (token: string) => CloudPhone; seen: IncomingMessage[] }> {
+  async function start(): Promise<{ client: (token: string, refreshToken?: string) => CloudPhone; seen: IncomingMessage[] }> {
     const seen: IncomingMessage[] = [];
     wss = new WebSocketServer({ noServer: true });
     server = createServer();
@@ -53,17 +54,34 @@ describe('openWebSocket', () => {
         wss!.handleUpgrade(req, socket, head, (ws) => ws.send(`hello ${req.url}`));
         return;
       }
-      const status = req.headers.authorization ? 403 : 401;
-      const body = JSON.stringify(problem(status, status === 401 ? 'unauthenticated' : 'lease_required'));
+      const expired = req.headers.authorization === 'Bearer expired';
+      const status = req.headers.authorization && !expired ? 403 : 401;
+      const code = expired ? 'token_expired' : status === 401 ? 'unauthenticated' : 'lease_required';
+      const body = JSON.stringify(problem(status, code));
       socket.end(
         `HTTP/1.1 ${status} No\r\ncontent-type: ${PROBLEM_HEADERS['content-type']}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
+    });
+    // The session refresh: any refresh token gets the access token the upgrade accepts.
+    server.on('request', (req, res) => {
+      seen.push(req);
+      const pair: TokenPair = {
+        tokenType: 'Bearer',
+        accessToken: 'good',
+        accessTokenExpiresAt: '2026-11-20T09:45:00Z',
+        refreshToken: 'cpr_2',
+        refreshTokenExpiresAt: '2026-12-20T09:30:00Z',
+        user,
+      };
+      if (req.method === 'POST' && req.url === '/v1/auth/refresh') res.writeHead(200, JSON_HEADERS).end(JSON.stringify(pair));
+      else res.writeHead(404).end();
     });
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     return {
       seen,
-      client: (token) => new CloudPhone({ baseUrl: `http://127.0.0.1:${port}`, token, userAgent: 'test-app/1' }),
+      client: (token, refreshToken) =>
+        new CloudPhone({ baseUrl: `http://127.0.0.1:${port}`, token, userAgent: 'test-app/1', ...(refreshToken ? { refreshToken } : {}) }),
     };
   }
 
@@ -86,6 +104,26 @@ describe('openWebSocket', () => {
     const anonymous = new CloudPhone({ baseUrl: client('x').baseUrl });
     const unauthenticated = await openWebSocket(anonymous, 'openDeviceShell', { path: { deviceId: DEVICE } }).catch((e: unknown) => e);
     expect(unauthenticated).toBeInstanceOf(AuthenticationError);
+  });
+
+  it('refreshes an expired session once and asks for the upgrade again; without a refresh token it rejects', async () => {
+    const { client, seen } = await start();
+    const session = client('expired', 'cpr_1');
+    const socket = await openWebSocket(session, 'followDeviceLogcat', { path: { deviceId: DEVICE } });
+    expect(await new Promise<string>((resolve) => socket.once('message', (data) => resolve(String(data))))).toMatch(/^hello /);
+    socket.close();
+    expect(seen.map((req) => `${req.method} ${req.url?.split('?')[0]} ${req.headers.authorization ?? '-'}`)).toEqual([
+      `GET /v1/devices/${DEVICE}/logcat/stream Bearer expired`,
+      'POST /v1/auth/refresh -',
+      `GET /v1/devices/${DEVICE}/logcat/stream Bearer good`,
+    ]);
+    // The client keeps the new token: the next upgrade needs no refresh.
+    (await openWebSocket(session, 'followDeviceLogcat', { path: { deviceId: DEVICE } })).close();
+    expect(seen.slice(3).map((req) => `${req.method} ${req.headers.authorization}`)).toEqual(['GET Bearer good']);
+
+    const plain = await openWebSocket(client('expired'), 'openDeviceShell', { path: { deviceId: DEVICE } }).catch((e: unknown) => e);
+    expect(plain).toBeInstanceOf(AuthenticationError);
+    expect((plain as AuthenticationError).code).toBe('token_expired');
   });
 
   it('rejects with APIConnectionError when nothing listens', async () => {

@@ -51,14 +51,31 @@ export async function openWebSocket<Id extends WebSocketOperationId>(
   const op = operations[operationId];
   if (!op.websocket) throw new CloudPhoneError(`${operationId} is not a WebSocket operation.`);
   const url = webSocketUrl(client, operationId, params as { path?: Record<string, unknown>; query?: Record<string, unknown> });
-  const { token, userAgent, defaultHeaders, timeout: clientTimeout } = clientInternals(client);
+  const { token, userAgent, defaultHeaders, timeout: clientTimeout, refreshAfter } = clientInternals(client);
   const headers: Record<string, string> = { 'user-agent': userAgent };
   for (const [name, value] of Object.entries({ ...defaultHeaders, ...options.headers })) headers[name.toLowerCase()] = value;
-  if (op.authenticated && token !== undefined) headers.authorization = `Bearer ${token}`;
   const timeout = options.timeout ?? clientTimeout;
   const { signal } = options;
   if (signal?.aborted) throw new APIUserAbortError({ cause: signal.reason });
+  if (!op.authenticated || token === undefined) return connect(url, headers, timeout, signal);
+  try {
+    return await connect(url, { ...headers, authorization: `Bearer ${token}` }, timeout, signal);
+  } catch (error) {
+    // An expired access token is refreshed once, as for any other call, and the upgrade asked for again.
+    if (!(error instanceof APIError && error.status === 401 && error.code === 'token_expired')) throw error;
+    const fresh = await refreshAfter(token);
+    if (fresh === undefined) throw error;
+    return connect(url, { ...headers, authorization: `Bearer ${fresh}` }, timeout, signal);
+  }
+}
 
+/** One upgrade request: the open socket, or the typed error of a refused upgrade. */
+async function connect(
+  url: string,
+  headers: Record<string, string>,
+  timeout: number,
+  signal: AbortSignal | undefined,
+): Promise<WebSocket> {
   const { WebSocket: WebSocketClass } = await import('ws');
   return new Promise<WebSocket>((resolve, reject) => {
     const socket = new WebSocketClass(url, { headers, handshakeTimeout: timeout, perMessageDeflate: false });
