@@ -54,10 +54,13 @@ describe('serveAdbTunnel with a raw host', () => {
     );
   });
 
-  it("refuses services the device refuses, and reverse:, with CLSE", async () => {
+  it('refuses services the device refuses with CLSE; answers reverse: requests itself', async () => {
     ({ host } = await TestHost.connect(port));
     expect(await host.open(1, 'jdwp:1234\0')).toBeUndefined();
-    expect(await host.open(2, 'reverse:list-forward\0')).toBeUndefined();
+    const listing = await host.open(2, 'reverse:list-forward\0');
+    expect(Buffer.concat(await host.readUntilClose(2, listing as number)).toString()).toBe('0000');
+    const unknown = await host.open(4, 'reverse:bogus\0');
+    expect(Buffer.concat(await host.readUntilClose(4, unknown as number)).toString()).toBe('FAIL001eunknown reverse request: bogus');
     const remote = await host.open(3, 'shell:echo a\0');
     expect(Buffer.concat(await host.readUntilClose(3, remote as number)).toString()).toBe('a\n');
   });

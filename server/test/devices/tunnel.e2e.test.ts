@@ -191,11 +191,44 @@ describe('ADB tunnel: real adb → local port → WebSocket → serveAdbTunnel �
     }
   });
 
-  it('refuses reverse: services', async () => {
-    const reversed = await adb.run('-s', serial, 'reverse', 'tcp:7101', 'tcp:7102');
-    expect(reversed.code).not.toBe(0);
-    // The transport survives the refusal.
-    expect((await adb.run('-s', serial, 'shell', 'echo', 'still')).stdout).toBe('still\n');
+  it('reverses a device port to the host through the tunnel (adb reverse), and lists and removes reverses', async () => {
+    const echo = createTcpServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.pipe(socket);
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const echoPort = (echo.address() as AddressInfo).port;
+    try {
+      const reversed = await adb.run('-s', serial, 'reverse', 'tcp:7201', `tcp:${echoPort}`);
+      expect(reversed.code, reversed.stderr).toBe(0);
+      // An app on the device connecting to its port 7201 reaches the echo server on the host.
+      const port = device.reversePort(7201);
+      expect(port).toBeDefined();
+      const data = randomBytes(1024 * 1024);
+      expect((await roundTrip(port!, data)).equals(data)).toBe(true);
+
+      const picked = await adb.run('-s', serial, 'reverse', 'tcp:0', `tcp:${echoPort}`);
+      expect(picked.code, picked.stderr).toBe(0);
+      const devicePort = Number(picked.stdout.trim());
+      expect(device.reversePort(devicePort)).toBeDefined();
+      const listed = await adb.run('-s', serial, 'reverse', '--list');
+      expect(listed.stdout).toMatch(new RegExp(`^\\S+ tcp:7201 tcp:${echoPort}$`, 'm'));
+      expect(listed.stdout).toMatch(new RegExp(`^\\S+ tcp:${devicePort} tcp:${echoPort}$`, 'm'));
+
+      expect((await adb.run('-s', serial, 'reverse', '--remove', 'tcp:7201')).code).toBe(0);
+      expect(device.reversePort(7201)).toBeUndefined();
+      const missing = await adb.run('-s', serial, 'reverse', '--remove', 'tcp:7201');
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain("listener 'tcp:7201' not found");
+      expect((await adb.run('-s', serial, 'reverse', '--remove-all')).code).toBe(0);
+      expect(device.reversePort(devicePort)).toBeUndefined();
+      expect((await adb.run('-s', serial, 'reverse', '--list')).stdout.trim()).toBe('');
+      // The transport is fine after all that.
+      expect((await adb.run('-s', serial, 'shell', 'echo', 'still')).stdout).toBe('still\n');
+    } finally {
+      await adb.run('-s', serial, 'reverse', '--remove-all');
+      await new Promise<void>((resolve) => echo.close(() => resolve()));
+    }
   });
 
   it('serves @yume-chan/adb through the tunnel too', async () => {
@@ -207,7 +240,15 @@ describe('ADB tunnel: real adb → local port → WebSocket → serveAdbTunnel �
       expect((await shell.spawnWaitText('false')).exitCode).toBe(1);
       // A service the device lacks is refused through the tunnel as on the device.
       await expect(viaTunnel.createSocket('nosuchservice:')).rejects.toThrow();
-      await expect(viaTunnel.reverse.list()).rejects.toThrow();
+      // A reverse made through the tunnel reaches a handler on this side.
+      expect(await viaTunnel.reverse.list()).toEqual([]);
+      await viaTunnel.reverse.add('tcp:7301', (socket) => {
+        void socket.readable.pipeTo(socket.writable).catch(() => undefined);
+      });
+      const data = randomBytes(64 * 1024);
+      expect((await roundTrip(device.reversePort(7301)!, data)).equals(data)).toBe(true);
+      await viaTunnel.reverse.remove('tcp:7301');
+      expect(device.reversePort(7301)).toBeUndefined();
     } finally {
       await viaTunnel.close();
     }
@@ -226,11 +267,15 @@ describe('ADB tunnel: real adb → local port → WebSocket → serveAdbTunnel �
 
   it('disconnects adb when the server ends the tunnel, and closes cleanly', async () => {
     expect(tunnel.connections()).toBeGreaterThan(0);
+    // A reverse left in place goes with the tunnel: the next holder's device has none.
+    expect((await adb.run('-s', serial, 'reverse', 'tcp:7401', 'tcp:9')).code).toBe(0);
+    expect(device.reversePort(7401)).toBeDefined();
     // As the server does when the lease ends: close code 4001, then the signal (which also refuses reconnections).
     for (const client of server.wss.clients) client.close(4001, 'lease ended');
     await new Promise((resolve) => setTimeout(resolve, 100));
     server.stop.abort();
     await Promise.all(server.sessions);
+    expect(device.reversePort(7401)).toBeUndefined();
     const deadline = Date.now() + 10_000;
     let listed = '';
     for (;;) {

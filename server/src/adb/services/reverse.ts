@@ -91,26 +91,47 @@ export async function runReverse(stream: AdbStream, forwards: ReverseForwards, r
   await stream.close();
 }
 
-async function reply(forwards: ReverseForwards, request: string): Promise<Buffer> {
-  if (request === 'list-forward') return lengthPrefixed(forwards.list());
-  if (request === 'killforward-all') {
-    forwards.clear();
-    return Buffer.from('OKAY');
-  }
-  if (request.startsWith('killforward:')) {
-    const local = request.slice('killforward:'.length);
-    const devicePort = parseTcpAddress(local);
-    if (devicePort === undefined || !forwards.remove(devicePort)) return fail(`listener '${local}' not found`);
-    return Buffer.from('OKAY');
-  }
+/** A `reverse:` request, as adbd reads it. */
+export type ReverseRequest =
+  | { kind: 'list' }
+  | { kind: 'remove-all' }
+  | { kind: 'remove'; local: string }
+  | { kind: 'forward'; norebind: boolean; local: string; remote: string }
+  | { kind: 'unknown' };
+
+/** Reads `forward:[norebind:]<local>;<remote>`, `killforward:<local>`, `killforward-all` or `list-forward`. */
+export function parseReverseRequest(request: string): ReverseRequest {
+  if (request === 'list-forward') return { kind: 'list' };
+  if (request === 'killforward-all') return { kind: 'remove-all' };
+  if (request.startsWith('killforward:')) return { kind: 'remove', local: request.slice('killforward:'.length) };
   const forward = /^forward:(norebind:)?([^;]*);(.+)$/s.exec(request);
-  if (forward === null) return fail(`unknown reverse request: ${request}`);
-  const [, norebind, local = '', remote = ''] = forward;
-  const devicePort = parseTcpAddress(local);
-  if (devicePort === undefined) return fail(`cannot bind listener: unsupported address '${local}'`);
-  if (norebind !== undefined && forwards.has(devicePort)) return fail('cannot rebind existing socket');
-  const chosen = await forwards.add(devicePort, remote);
-  return devicePort === 0 ? Buffer.concat([Buffer.from('OKAY'), lengthPrefixed(String(chosen))]) : Buffer.from('OKAY');
+  if (forward === null) return { kind: 'unknown' };
+  return { kind: 'forward', norebind: forward[1] !== undefined, local: forward[2] ?? '', remote: forward[3] ?? '' };
+}
+
+async function reply(forwards: ReverseForwards, request: string): Promise<Buffer> {
+  const parsed = parseReverseRequest(request);
+  switch (parsed.kind) {
+    case 'list':
+      return lengthPrefixed(forwards.list());
+    case 'remove-all':
+      forwards.clear();
+      return Buffer.from('OKAY');
+    case 'remove': {
+      const devicePort = parseTcpAddress(parsed.local);
+      if (devicePort === undefined || !forwards.remove(devicePort)) return fail(`listener '${parsed.local}' not found`);
+      return Buffer.from('OKAY');
+    }
+    case 'unknown':
+      return fail(`unknown reverse request: ${request}`);
+    case 'forward': {
+      const devicePort = parseTcpAddress(parsed.local);
+      if (devicePort === undefined) return fail(`cannot bind listener: unsupported address '${parsed.local}'`);
+      if (parsed.norebind && forwards.has(devicePort)) return fail('cannot rebind existing socket');
+      const chosen = await forwards.add(devicePort, parsed.remote);
+      return devicePort === 0 ? Buffer.concat([Buffer.from('OKAY'), lengthPrefixed(String(chosen))]) : Buffer.from('OKAY');
+    }
+  }
 }
 
 function parseTcpAddress(address: string): number | undefined {
@@ -119,12 +140,13 @@ function parseTcpAddress(address: string): number | undefined {
   return port >= 0 && port <= 65535 ? port : undefined;
 }
 
-function fail(message: string): Buffer {
+/** `FAIL` and the length-prefixed message, as adbd refuses a request. */
+export function fail(message: string): Buffer {
   return Buffer.concat([Buffer.from('FAIL'), lengthPrefixed(message)]);
 }
 
 /** The smart-socket framing: four hex digits of length, then the text. */
-function lengthPrefixed(text: string): Buffer {
+export function lengthPrefixed(text: string): Buffer {
   const body = Buffer.from(text, 'utf8');
   return Buffer.concat([Buffer.from(body.length.toString(16).padStart(4, '0')), body]);
 }

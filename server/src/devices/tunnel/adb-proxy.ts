@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Adb, AdbSocket } from '@yume-chan/adb';
 import { AdbdEndpoint, type StreamHandler } from '../../adb/adbd-endpoint.js';
 import { StreamClosedError, type AdbStream } from '../../adb/stream.js';
+import { TunnelReverses } from './reverse.js';
 
 export interface AdbTunnelOptions {
   /** Aborting it ends every proxied stream (the device sockets are closed) and the duplex. */
@@ -29,25 +30,28 @@ export function tunnelBanner(adb: Adb): string {
 /**
  * Plays adbd over `duplex` (raw ADB transport bytes from an ADB host, such as the real `adb` behind
  * `adb connect`) and forwards every stream the host opens to the device behind `adb`, with flow control both ways.
- * No AUTH: whoever reaches the duplex was authorised before (the lease). `reverse:` services are refused (CLSE),
- * and so is every service the device refuses. Resolves once the duplex is closed and every proxied stream has ended.
+ * No AUTH: whoever reaches the duplex was authorised before (the lease). Every service the device refuses is refused
+ * (CLSE). `reverse:` requests become reverses on the device whose connections are opened towards this host
+ * (TunnelReverses); they end with the tunnel. Resolves once the duplex is closed, the tunnel's reverses are off the
+ * device and every proxied stream has ended.
  */
 export function serveAdbTunnel(duplex: Duplex, adb: Adb, options: AdbTunnelOptions = {}): Promise<void> {
   const onError = options.onError ?? (() => undefined);
   const running = new Set<Promise<void>>();
+  const pipe = (stream: AdbStream, socket: AdbSocket): Promise<void> => {
+    const piping = pipeStream(adb, stream, socket, onError);
+    running.add(piping);
+    const forgetPiping = (): void => void running.delete(piping);
+    piping.then(forgetPiping, forgetPiping);
+    return piping;
+  };
+  const reverses = new TunnelReverses(adb, pipe);
   const endpoint = new AdbdEndpoint(duplex, {
     banner: tunnelBanner(adb),
     onError,
-    services: (name) => {
-      // The device would open reverse connections towards the device's transport, not this one.
-      if (name.startsWith('reverse:')) return undefined;
-      return openOnDevice(adb, name, (stream, socket) => {
-        const piping = pipeStream(adb, stream, socket, onError);
-        running.add(piping);
-        const forgetPiping = (): void => void running.delete(piping);
-        piping.then(forgetPiping, forgetPiping);
-        return piping;
-      });
+    services: (name, self) => {
+      if (name.startsWith('reverse:')) return reverses.serve(name.slice('reverse:'.length), self);
+      return openOnDevice(adb, name, pipe);
     },
   });
   const signal = options.signal;
@@ -60,7 +64,9 @@ export function serveAdbTunnel(duplex: Duplex, adb: Adb, options: AdbTunnelOptio
     endpoint.onClose(() => {
       signal?.removeEventListener('abort', stop);
       forget();
-      void Promise.allSettled([...running]).then(() => resolve());
+      // The tunnel's reverses go with it (unless the device went away, taking them along).
+      const removing = isDisconnected(adb) ? Promise.resolve() : reverses.removeAll();
+      void Promise.allSettled([removing, ...running]).then(() => resolve());
     });
   });
 }
