@@ -14,6 +14,7 @@ import { principalActor, type Cause, type EventData } from '../events/types.js';
 import { ApiError, type FieldError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
 import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
+import { Waiters } from '../waiters.js';
 import type { ByteRange } from './blob-store.js';
 import { SharedBlob } from './shared-blob.js';
 
@@ -183,8 +184,8 @@ export class InstallService {
   readonly #timeoutMs: number;
   /** jobId → the job's background run. */
   readonly #running = new Map<string, Promise<void>>();
-  /** jobId → wake-ups of long polls waiting for the job to finish. */
-  readonly #waiters = new Map<string, Set<() => void>>();
+  /** Long polls waiting for a job (by id) to finish. */
+  readonly #waiters = new Waiters();
   /** deviceId → the installs running on it. */
   readonly #onDevice = new Map<string, Set<Promise<void>>>();
   #closing = false;
@@ -238,7 +239,7 @@ export class InstallService {
   async close(): Promise<void> {
     this.#closing = true;
     while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()]);
-    for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+    this.#waiters.wakeAll();
   }
 
   /**
@@ -371,7 +372,7 @@ export class InstallService {
       .catch((error: unknown) => this.#log.error({ err: error, jobId }, 'install job failed unexpectedly'))
       .finally(() => {
         this.#running.delete(jobId);
-        this.#wake(jobId);
+        this.#waiters.wake(jobId);
       });
     this.#running.set(jobId, run);
     return view;
@@ -382,11 +383,11 @@ export class InstallService {
     const waitMs = Math.max(0, Math.min(options.waitSeconds ?? 0, MAX_WAIT_SECONDS)) * 1000;
     if (waitMs === 0 || this.#closing) return this.#visible(principal, jobId);
     // Listen before reading, so that a finish committed in between is not missed.
-    const waiter = this.#waitFor(jobId, waitMs);
+    const waiter = this.#waiters.wait(jobId, waitMs);
     try {
       const job = await this.#visible(principal, jobId);
       if (job.status === 'succeeded' || job.status === 'failed') return job;
-      await waiter.finished;
+      await waiter.done;
     } finally {
       waiter.cancel();
     }
@@ -575,30 +576,7 @@ export class InstallService {
       .set({ status: Number(failed.n) === 0 ? 'succeeded' : 'failed', finished_at: this.#clock().toISOString() })
       .where('id', '=', jobId)
       .execute();
-    this.#wake(jobId);
-  }
-
-  #wake(jobId: string): void {
-    for (const wake of [...(this.#waiters.get(jobId) ?? [])]) wake();
-  }
-
-  #waitFor(jobId: string, ms: number): { finished: Promise<void>; cancel(): void } {
-    let wake!: () => void;
-    const finished = new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-    const timer = setTimeout(wake, ms);
-    let waiters = this.#waiters.get(jobId);
-    if (waiters === undefined) this.#waiters.set(jobId, (waiters = new Set()));
-    waiters.add(wake);
-    return {
-      finished,
-      cancel: () => {
-        clearTimeout(timer);
-        waiters.delete(wake);
-        if (waiters.size === 0 && this.#waiters.get(jobId) === waiters) this.#waiters.delete(jobId);
-      },
-    };
+    this.#waiters.wake(jobId);
   }
 
   async #visible(principal: Principal, jobId: string): Promise<InstallJob> {

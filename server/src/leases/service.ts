@@ -8,6 +8,7 @@ import { principalActor, systemCause, type Cause, type EventData } from '../even
 import { ApiError, type FieldError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
 import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
+import { Waiters } from '../waiters.js';
 import {
   ACTIVE_STATUSES,
   endLeaseRow,
@@ -190,7 +191,7 @@ export class LeaseService {
   readonly #holders = new Map<string, Holder>();
   /** leaseId → devices it holds (granted leases only). */
   readonly #leaseDevices = new Map<string, string[]>();
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #waiters = new Waiters();
   readonly #endedListeners = new Set<LeaseEndedListener>();
   /** Per device: the packages it has when clean, valid while it stays on the connection they were read on. */
   readonly #cleanStates = new Map<string, { connection: object; packages: string[] }>();
@@ -237,7 +238,7 @@ export class LeaseService {
     this.#timer = null;
     this.#unsubscribe?.();
     this.#unsubscribe = null;
-    for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+    this.#waiters.wakeAll();
     await this.settled();
   }
 
@@ -335,11 +336,11 @@ export class LeaseService {
     const waitMs = Math.max(0, Math.min(options.waitSeconds ?? 0, 60)) * 1000;
     if (waitMs === 0 || this.#closed) return this.#visibleView(principal, id);
     // Listen before reading, so that a change committed in between is not missed.
-    const waiter = this.#waitFor(id, waitMs);
+    const waiter = this.#waiters.wait(id, waitMs);
     try {
       const lease = await this.#visibleView(principal, id);
       if (lease.status !== 'queued') return lease;
-      await waiter.changed;
+      await waiter.done;
     } finally {
       waiter.cancel();
     }
@@ -594,7 +595,7 @@ export class LeaseService {
       for (const device of ended.devices) this.#holders.delete(device.deviceId);
     }
     for (const leaseId of effects.changed) {
-      for (const wake of this.#waiters.get(leaseId) ?? []) wake();
+      this.#waiters.wake(leaseId);
     }
     for (const ended of effects.ended) {
       const deviceIds = ended.devices.map((device) => device.deviceId);
@@ -738,25 +739,6 @@ export class LeaseService {
       () => this.#inFlight.delete(task),
       () => this.#inFlight.delete(task),
     );
-  }
-
-  #waitFor(leaseId: string, ms: number): { changed: Promise<void>; cancel(): void } {
-    let wake!: () => void;
-    const changed = new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-    const timer = setTimeout(wake, ms);
-    let waiters = this.#waiters.get(leaseId);
-    if (waiters === undefined) this.#waiters.set(leaseId, (waiters = new Set()));
-    waiters.add(wake);
-    return {
-      changed,
-      cancel: () => {
-        clearTimeout(timer);
-        waiters.delete(wake);
-        if (waiters.size === 0 && this.#waiters.get(leaseId) === waiters) this.#waiters.delete(leaseId);
-      },
-    };
   }
 
   async #rebuildIndex(): Promise<void> {
