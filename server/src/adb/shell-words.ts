@@ -4,7 +4,7 @@ export class ShellSyntaxError extends Error {
 
 /** Characters a backslash escapes inside double quotes; before any other character it stays. */
 const DOUBLE_QUOTE_ESCAPES = new Set(['\\', '"', '$', '`', '\n']);
-/** Unquoted characters that would make `sh` do more than run one command; refused rather than taken literally. */
+/** Unquoted characters `sh` would give a meaning the virtual device lacks; refused rather than taken literally. */
 const UNSUPPORTED_OPERATORS = new Set([';', '|', '&', '>', '(', ')', '`', '$']);
 /** Expansions that double quotes still perform. */
 const UNSUPPORTED_IN_DOUBLE_QUOTES = new Set(['`', '$']);
@@ -13,11 +13,67 @@ function unsupported(char: string): ShellSyntaxError {
   return new ShellSyntaxError(`'${char}' is not supported by the virtual device`);
 }
 
+/** How a command of a list follows the one before it: always (`;`), after a success (`&&`), after a failure (`||`). */
+export type ListOperator = ';' | '&&' | '||';
+
+/** One simple command of a command list, with the operator that joins it to the previous one (`;` for the first). */
+export interface ListedCommand {
+  after: ListOperator;
+  words: string[];
+}
+
 /**
- * Splits a command line into words the way `sh` does for the commands the adb client sends: single quotes, double
- * quotes with backslash escapes, backslashes outside quotes, and `</dev/null` (dropped: stdin is empty anyway; other
- * input redirections are refused). Pipes, lists, output redirections and expansions are refused too: the virtual
- * device runs exactly one command.
+ * Splits a command line into a list of simple commands joined by `;`, `&&` and `||` (as `sh` runs them: left to
+ * right, `&&` only after a success, `||` only after a failure), each split into words as {@link splitShellWords}
+ * does. An empty command between operators is a syntax error, as in `sh`; a trailing `;` is allowed.
+ */
+export function splitCommandList(line: string): ListedCommand[] {
+  const commands: ListedCommand[] = [];
+  let after: ListOperator = ';';
+  for (const { text, operator } of splitAtOperators(line)) {
+    const words = splitShellWords(text);
+    if (words.length > 0) {
+      commands.push({ after, words });
+    } else if (operator !== undefined) {
+      throw new ShellSyntaxError(`syntax error: unexpected '${operator}'`);
+    } else if (commands.length > 0 && after !== ';') {
+      throw new ShellSyntaxError(`syntax error: unexpected end of line after '${after}'`);
+    }
+    if (operator !== undefined) after = operator;
+  }
+  return commands;
+}
+
+/** The line cut at its unquoted `;`, `&&` and `||`, each piece with the operator that ends it. */
+function splitAtOperators(line: string): { text: string; operator: ListOperator | undefined }[] {
+  const pieces: { text: string; operator: ListOperator | undefined }[] = [];
+  let start = 0;
+  let quote: string | undefined;
+  for (let index = 0; index < line.length; index++) {
+    const char = line[index] as string;
+    if (quote !== undefined) {
+      if (char === quote) quote = undefined;
+      else if (char === '\\' && quote === '"') index++;
+      continue;
+    }
+    if (char === "'" || char === '"') quote = char;
+    else if (char === '\\') index++;
+    else if (char === ';' || ((char === '&' || char === '|') && line[index + 1] === char)) {
+      const operator = (char === ';' ? ';' : `${char}${char}`) as ListOperator;
+      pieces.push({ text: line.slice(start, index), operator });
+      if (operator !== ';') index++;
+      start = index + 1;
+    }
+  }
+  pieces.push({ text: line.slice(start), operator: undefined });
+  return pieces;
+}
+
+/**
+ * Splits one simple command into words the way `sh` does for the commands the adb client sends: single quotes,
+ * double quotes with backslash escapes, backslashes outside quotes, and `</dev/null` (dropped: stdin is empty
+ * anyway; other input redirections are refused). Pipes, background jobs, output redirections, subshells and
+ * expansions are refused too.
  */
 export function splitShellWords(line: string): string[] {
   const words: string[] = [];

@@ -8,7 +8,7 @@ import {
   type FileNode,
   type FileSystem,
 } from './file-system.js';
-import { ShellSyntaxError, splitShellWords } from './shell-words.js';
+import { ShellSyntaxError, splitCommandList, type ListedCommand } from './shell-words.js';
 import { PACKAGE_COMMANDS, type PackageStore } from './userland/packages.js';
 import { SYSTEM_COMMANDS, unwrapAdbLogcat, type DeviceSystem } from './userland/system.js';
 
@@ -47,17 +47,34 @@ export class Userland {
   ) {}
 
   /** Runs one command line as `sh -c` would and resolves its exit code. */
+  /**
+   * Runs a command line as `sh -c` would: a list of simple commands joined by `;`, `&&` and `||`, with `exit [n]`
+   * ending it. Resolves the exit status of the last command run.
+   */
   async run(commandLine: string, io: CommandIo): Promise<number> {
-    let words: string[];
+    let commands: ListedCommand[];
     try {
-      words = splitShellWords(unwrapAdbLogcat(commandLine));
+      commands = splitCommandList(unwrapAdbLogcat(commandLine));
     } catch (error) {
       if (!(error instanceof ShellSyntaxError)) throw error;
       await io.stderr(`${SHELL}: ${error.message}\n`);
       return 1;
     }
-    const [name, ...args] = words;
-    if (name === undefined) return 0;
+    let status = 0;
+    for (const { after, words } of commands) {
+      if ((after === '&&' && status !== 0) || (after === '||' && status === 0)) continue;
+      const [name, ...args] = words as [string, ...string[]];
+      if (name === 'exit') {
+        const code = exitStatus(args, status);
+        if (code === undefined) await io.stderr(`${SHELL}: exit: ${args[0]}: bad number\n`);
+        return code ?? 1;
+      }
+      status = await this.#runOne(name, args, io);
+    }
+    return status;
+  }
+
+  async #runOne(name: string, args: string[], io: CommandIo): Promise<number> {
     const handler = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (handler === undefined) {
       await io.stderr(`${SHELL}: ${name}: inaccessible or not found\n`);
@@ -65,6 +82,13 @@ export class Userland {
     }
     return handler(args, io, this);
   }
+}
+
+/** `exit [n]`: n modulo 256, the last status without one, undefined when n is not a number. */
+function exitStatus(args: string[], last: number): number | undefined {
+  const [value] = args;
+  if (value === undefined) return last;
+  return /^-?\d+$/.test(value) ? ((Number(value) % 256) + 256) % 256 : undefined;
 }
 
 const COMMANDS: Record<string, CommandHandler> = {

@@ -69,6 +69,11 @@ describe('the virtual device driven by the real adb client', () => {
     expect(out.stdout === text).toBe(true);
   });
 
+  it('runs command lists with their exit status, as sh -c does', async () => {
+    expect(await shell('echo a && echo b; ls /nope || exit 4')).toMatchObject({ code: 4, stdout: 'a\nb\n' });
+    expect(await shell('false', '||', 'echo', 'recovered')).toEqual({ code: 0, stdout: 'recovered\n', stderr: '' });
+  });
+
   it('splits shell words like sh', async () => {
     expect((await shell('echo "a  b"')).stdout).toBe('a  b\n');
     expect((await shell("echo 'it''s' \"q\\\"uote\" back\\ slash")).stdout).toBe('its q"uote back slash\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ShellSyntaxError, splitShellWords } from '../../src/adb/shell-words.js';
+import { ShellSyntaxError, splitCommandList, splitShellWords } from '../../src/adb/shell-words.js';
 
 describe('splitShellWords', () => {
   it.each([
@@ -25,12 +25,41 @@ describe('splitShellWords', () => {
     ['echo "open', 'no closing quote'],
     ['cat < /etc/hosts', 'redirection from /etc/hosts is not supported'],
     ['cat <', 'redirection without a file'],
-    ['echo a; ls', "';' is not supported by the virtual device"],
     ['echo a | cat', "'|' is not supported by the virtual device"],
     ['echo a > /sdcard/x', "'>' is not supported by the virtual device"],
     ['echo $HOME', "'$' is not supported by the virtual device"],
     ['echo "$(id)"', "'$' is not supported by the virtual device"],
   ])('refuses %j', (line, message) => {
     expect(() => splitShellWords(line)).toThrow(new ShellSyntaxError(message));
+  });
+});
+
+describe('splitCommandList', () => {
+  it.each([
+    ['echo a', [{ after: ';', words: ['echo', 'a'] }]],
+    ['', []],
+    ['echo a; echo b;', [{ after: ';', words: ['echo', 'a'] }, { after: ';', words: ['echo', 'b'] }]],
+    [
+      'ls /nope && echo yes || echo no',
+      [
+        { after: ';', words: ['ls', '/nope'] },
+        { after: '&&', words: ['echo', 'yes'] },
+        { after: '||', words: ['echo', 'no'] },
+      ],
+    ],
+    ["echo 'a;b' \"c&&d\" e\\;f", [{ after: ';', words: ['echo', 'a;b', 'c&&d', 'e;f'] }]],
+    ['true&&false', [{ after: ';', words: ['true'] }, { after: '&&', words: ['false'] }]],
+  ])('%j', (line, commands) => {
+    expect(splitCommandList(line)).toEqual(commands);
+  });
+
+  it.each([
+    ['; echo a', "syntax error: unexpected ';'"],
+    ['echo a ;; echo b', "syntax error: unexpected ';'"],
+    ['echo a &&', "syntax error: unexpected end of line after '&&'"],
+    ['echo a | cat', "'|' is not supported by the virtual device"],
+    ['echo a & echo b', "'&' is not supported by the virtual device"],
+  ])('refuses %j', (line, message) => {
+    expect(() => splitCommandList(line)).toThrow(new ShellSyntaxError(message));
   });
 });

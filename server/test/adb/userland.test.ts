@@ -20,6 +20,25 @@ describe('the simulated userland', () => {
     expect((await run(device, 'echo')).stdout).toBe('\n');
   });
 
+  it('runs command lists with ; && || and exit, as sh -c does', async () => {
+    const device = freshDevice();
+    expect(await run(device, 'echo a; echo b')).toEqual({ status: 0, stdout: 'a\nb\n', stderr: '' });
+    expect(await run(device, 'ls /nope && echo yes || echo no')).toMatchObject({ status: 0, stdout: 'no\n' });
+    expect(await run(device, 'true && echo yes || echo no')).toMatchObject({ status: 0, stdout: 'yes\n' });
+    expect(await run(device, 'false; echo after')).toMatchObject({ status: 0, stdout: 'after\n' });
+    expect(await run(device, 'echo a && false')).toMatchObject({ status: 1, stdout: 'a\n' });
+    expect(await run(device, 'echo a; exit 3; echo never')).toMatchObject({ status: 3, stdout: 'a\n' });
+    expect((await run(device, 'false; exit')).status).toBe(1);
+    expect((await run(device, 'true || exit 5')).status).toBe(0);
+    expect((await run(device, 'exit 257')).status).toBe(1);
+    expect(await run(device, 'exit x')).toEqual({ status: 1, stdout: '', stderr: '/system/bin/sh: exit: x: bad number\n' });
+    expect(await run(device, 'echo a &&')).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: "/system/bin/sh: syntax error: unexpected end of line after '&&'\n",
+    });
+  });
+
   it('answers true, false and an empty line', async () => {
     const device = freshDevice();
     expect((await run(device, 'true')).status).toBe(0);
