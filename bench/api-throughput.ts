@@ -31,7 +31,7 @@ function mean(values: number[]): number {
  * same load tool and connection count, rounds interleaved.
  */
 export async function benchApiThroughput(): Promise<BenchResult> {
-  const server = await startCloudphoneServer({}, (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean));
+  const server = await startCloudphoneServer();
   const barePort = await freePort();
   const loggedPort = await freePort();
   const fixture = join(benchDir, 'lib', 'bare-fastify.mjs');

@@ -73,16 +73,12 @@ export async function startDevices(count: number): Promise<DeviceFarm> {
 }
 
 export function serverFor(addresses: string[]): Promise<BenchServer> {
-  return startCloudphoneServer(
-    {
-      CLOUDPHONE_LOCAL_ADB: 'off',
-      CLOUDPHONE_ADB_SERVERS: '',
-      CLOUDPHONE_VIRTUAL_DEVICES: '0',
-      CLOUDPHONE_ADB_DEVICES: addresses.join(','),
-    },
-    // Node arguments for the server process only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it.
-    (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
-  );
+  return startCloudphoneServer({
+    CLOUDPHONE_LOCAL_ADB: 'off',
+    CLOUDPHONE_ADB_SERVERS: '',
+    CLOUDPHONE_VIRTUAL_DEVICES: '0',
+    CLOUDPHONE_ADB_DEVICES: addresses.join(','),
+  });
 }
 
 export interface Reply {

@@ -45,8 +45,12 @@ export interface BenchServer {
   close(): Promise<void>;
 }
 
-/** The real cloudphone server, built, in its own process with a fresh data dir. */
-export async function startCloudphoneServer(env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<BenchServer> {
+/**
+ * The real cloudphone server, built, in its own process with a fresh data dir. `BENCH_SERVER_NODE_ARGS` gives it
+ * Node arguments, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it.
+ */
+export async function startCloudphoneServer(env: NodeJS.ProcessEnv = {}): Promise<BenchServer> {
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-bench-'));
   const port = await freePort();
   const adminPassword = 'bench-admin-password-0123';
