@@ -1,5 +1,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deref, loadSpec } from '../generate/spec.js';
@@ -92,4 +94,21 @@ describe('the contract', () => {
       expect(constant, ref).toBe(type);
     }
   });
+
+  it('names no IP address but loopback and the documentation ranges, so nothing derived from it reaches a real host', () => {
+    const text = readFileSync(spec.sourcePath, 'utf8');
+    const candidates = [
+      ...text.matchAll(/(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])/g),
+      ...text.matchAll(/(?<![\w:.])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])/gi),
+    ].map((match) => match[0]);
+    const named = candidates.filter((address) => isIP(address) !== 0);
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter((address) => !harmlessAddress(address))).toEqual([]);
+  });
 });
+
+/** Loopback, and the ranges reserved for documentation (RFC 5737, RFC 3849), which no real host has. */
+function harmlessAddress(address: string): boolean {
+  if (isIP(address) === 6) return address === '::1' || /^2001:db8:/i.test(address);
+  return /^(127\.|192\.0\.2\.|198\.51\.100\.|203\.0\.113\.)/.test(address);
+}

@@ -186,7 +186,7 @@ const settings: Record<keyof ServerConfig, Setting> = {
   localAdb: { env: 'CLOUDPHONE_LOCAL_ADB', expected: 'one of auto, on, off' },
   adbDevices: {
     env: 'CLOUDPHONE_ADB_DEVICES',
-    expected: 'a comma-separated list of host:port addresses such as 192.168.1.20:5555',
+    expected: 'a comma-separated list of host:port addresses such as 198.51.100.20:5555',
   },
   virtualDevices: { env: 'CLOUDPHONE_VIRTUAL_DEVICES', expected: 'an integer from 0 to 200' },
   virtualProfile: {

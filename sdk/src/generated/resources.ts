@@ -708,7 +708,7 @@ export class HostsResource extends APIResource {
    *
    * @example
    * ```ts
-   * const host = await cp.hosts.create({ type: 'adb_server', address: '10.0.0.12:5037', name: 'rack-2' });
+   * const host = await cp.hosts.create({ type: 'adb_server', address: 'rack-2.example:5037', name: 'rack-2' });
    * ```
    */
   create(body: NewHost, options?: RequestOptions): Promise<Host> {

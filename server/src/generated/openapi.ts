@@ -2980,7 +2980,7 @@ export const openapiDocument: Record<string, unknown> = {
               },
               "example": {
                 "type": "adb_server",
-                "address": "10.0.0.12:5037",
+                "address": "rack-2.example:5037",
                 "name": "rack-2"
               }
             }
@@ -7923,7 +7923,7 @@ export const openapiDocument: Record<string, unknown> = {
         "value": {
           "id": "hst_01JDX5Z9Y8X7W6V5T4S3R2Q1P0",
           "type": "adb_server",
-          "address": "10.0.0.12:5037",
+          "address": "rack-2.example:5037",
           "name": "rack-2",
           "origin": "api",
           "draining": false,

@@ -3880,7 +3880,7 @@ export interface operations {
                 /**
                  * @example {
                  *       "type": "adb_server",
-                 *       "address": "10.0.0.12:5037",
+                 *       "address": "rack-2.example:5037",
                  *       "name": "rack-2"
                  *     }
                  */

@@ -80,43 +80,43 @@ afterEach(async () => {
 describe('HostService.start', () => {
   it('adds the configured hosts and starts tracking every host', async () => {
     const f = await hostFixture({
-      adbServers: ['10.0.0.5:5037'],
-      adbDevices: ['192.168.1.20:5555'],
+      adbServers: ['192.0.2.5:5037'],
+      adbDevices: ['198.51.100.20:5555'],
       localAdb: 'on',
       virtualDevices: 2,
     });
-    await f.hosts.create(f.admin, { type: 'adb_device', address: '10.0.0.9:5555' }, null);
+    await f.hosts.create(f.admin, { type: 'adb_device', address: '192.0.2.9:5555' }, null);
     f.live.added.length = 0;
     await f.hosts.start();
     const hosts = await f.hosts.list();
     expect(hosts.map((h) => [h.type, h.address, h.origin, h.name])).toEqual([
-      ['adb_device', '10.0.0.9:5555', 'api', '10.0.0.9:5555'],
-      ['adb_server', '10.0.0.5:5037', 'config', '10.0.0.5:5037'],
+      ['adb_device', '192.0.2.9:5555', 'api', '192.0.2.9:5555'],
+      ['adb_server', '192.0.2.5:5037', 'config', '192.0.2.5:5037'],
       ['adb_server', '127.0.0.1:5037', 'config', '127.0.0.1:5037'],
-      ['adb_device', '192.168.1.20:5555', 'config', '192.168.1.20:5555'],
+      ['adb_device', '198.51.100.20:5555', 'config', '198.51.100.20:5555'],
       ['virtual', 'in-process', 'config', 'in-process'],
     ]);
     expect(hosts.every((h) => /^hst_[0-9A-Z]{26}$/.test(h.id))).toBe(true);
     expect(f.live.added.map((s) => s.address).sort()).toEqual(
-      ['10.0.0.5:5037', '10.0.0.9:5555', '127.0.0.1:5037', '192.168.1.20:5555', 'in-process'].sort(),
+      ['192.0.2.5:5037', '192.0.2.9:5555', '127.0.0.1:5037', '198.51.100.20:5555', 'in-process'].sort(),
     );
 
     // A restart keeps the hosts (and their ids) that are still configured.
     const before = new Map(hosts.map((h) => [h.address, h.id]));
-    await f.service({ adbServers: ['10.0.0.5:5037'], adbDevices: ['192.168.1.20:5555'], localAdb: 'on', virtualDevices: 2 }).start();
+    await f.service({ adbServers: ['192.0.2.5:5037'], adbDevices: ['198.51.100.20:5555'], localAdb: 'on', virtualDevices: 2 }).start();
     expect(new Map((await f.hosts.list()).map((h) => [h.address, h.id]))).toEqual(before);
   });
 
   it('removes config hosts no longer configured, with their devices, but keeps API hosts', async () => {
-    const f = await hostFixture({ adbServers: ['10.0.0.5:5037', '10.0.0.6:5037'] });
+    const f = await hostFixture({ adbServers: ['192.0.2.5:5037', '192.0.2.6:5037'] });
     await f.hosts.start();
-    const api = await f.hosts.create(f.admin, { type: 'adb_server', address: '10.0.0.7:5037' }, null);
-    const old = (await f.hosts.list()).find((h) => h.address === '10.0.0.6:5037')!;
+    const api = await f.hosts.create(f.admin, { type: 'adb_server', address: '192.0.2.7:5037' }, null);
+    const old = (await f.hosts.list()).find((h) => h.address === '192.0.2.6:5037')!;
     const deviceId = await f.report(update(old.id, 'SER1', 'online'));
     await f.lease(deviceId);
 
-    await f.service({ adbServers: ['10.0.0.5:5037'] }).start();
-    expect((await f.hosts.list()).map((h) => h.address)).toEqual(['10.0.0.5:5037', '10.0.0.7:5037']);
+    await f.service({ adbServers: ['192.0.2.5:5037'] }).start();
+    expect((await f.hosts.list()).map((h) => h.address)).toEqual(['192.0.2.5:5037', '192.0.2.7:5037']);
     expect(await f.db.selectFrom('devices').selectAll().execute()).toEqual([]);
     expect(f.calls.map((c) => [c.hostId, c.cause.actor.type])).toEqual([[old.id, 'system']]);
     expect(f.afterCommits).toEqual([old.id]);

@@ -70,10 +70,10 @@ describe('device info', () => {
     const none = new Map<string, string>();
     expect(kindOf('emulator-5554', none, 'adb_server')).toBe('emulator');
     expect(kindOf('R58M123', new Map([['ro.kernel.qemu', '1']]), 'adb_server')).toBe('emulator');
-    expect(kindOf('10.0.0.5:5555', none, 'adb_server')).toBe('network');
+    expect(kindOf('192.0.2.5:5555', none, 'adb_server')).toBe('network');
     expect(kindOf('adb-XYZ._adb-tls-connect._tcp', none, 'adb_server')).toBe('network');
     expect(kindOf('R58M123', none, 'adb_server')).toBe('physical');
-    expect(kindOf('10.0.0.5:5555', none, 'direct')).toBe('network');
+    expect(kindOf('192.0.2.5:5555', none, 'direct')).toBe('network');
   });
 });
 

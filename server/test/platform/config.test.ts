@@ -41,9 +41,9 @@ describe('loadConfig', () => {
     const config = loadConfig(
       {},
       {
-        CLOUDPHONE_ADB_SERVERS: ' 10.0.0.5:5037, lab-1.example:5038 ,,10.0.0.5:5037',
+        CLOUDPHONE_ADB_SERVERS: ' 192.0.2.5:5037, lab-1.example:5038 ,,192.0.2.5:5037',
         CLOUDPHONE_LOCAL_ADB: 'OFF',
-        CLOUDPHONE_ADB_DEVICES: '192.168.1.20:5555,[::1]:5555',
+        CLOUDPHONE_ADB_DEVICES: '198.51.100.20:5555,[::1]:5555',
         CLOUDPHONE_VIRTUAL_DEVICES: '3',
         CLOUDPHONE_VIRTUAL_PROFILE: 'pixel-7',
         CLOUDPHONE_MAX_PUSH: '512mb',
@@ -52,9 +52,9 @@ describe('loadConfig', () => {
       },
     );
     expect(config).toMatchObject({
-      adbServers: ['10.0.0.5:5037', 'lab-1.example:5038'],
+      adbServers: ['192.0.2.5:5037', 'lab-1.example:5038'],
       localAdb: 'off',
-      adbDevices: ['192.168.1.20:5555', '[::1]:5555'],
+      adbDevices: ['198.51.100.20:5555', '[::1]:5555'],
       virtualDevices: 3,
       virtualProfile: 'pixel-7',
       maxPushBytes: 512 * 1024 ** 2,
@@ -166,7 +166,7 @@ describe('loadConfig', () => {
     ],
     [
       { CLOUDPHONE_ADB_DEVICES: 'phone 1:5555' },
-      'CLOUDPHONE_ADB_DEVICES: expected a comma-separated list of host:port addresses such as 192.168.1.20:5555, got "phone 1:5555"',
+      'CLOUDPHONE_ADB_DEVICES: expected a comma-separated list of host:port addresses such as 198.51.100.20:5555, got "phone 1:5555"',
     ],
     [{ CLOUDPHONE_LOCAL_ADB: 'sometimes' }, 'CLOUDPHONE_LOCAL_ADB: expected one of auto, on, off, got "sometimes"'],
     [
