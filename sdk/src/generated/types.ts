@@ -2207,6 +2207,12 @@ export interface components {
         /** @description Missing, invalid, expired or revoked credentials (`unauthenticated`, `invalid_token`, `token_expired`, `token_revoked`, `user_disabled`, `invalid_credentials`, `invalid_refresh_token`). */
         Unauthorized: {
             headers: {
+                /**
+                 * @description The challenge of RFC 6750: `Bearer realm="cloudphone"`, with `error="invalid_token"` when the request
+                 *     presented a bearer token that was refused (unknown, expired, revoked, or its user disabled).
+                 * @example Bearer realm="cloudphone", error="invalid_token"
+                 */
+                "WWW-Authenticate": string;
                 [name: string]: unknown;
             };
             content: {

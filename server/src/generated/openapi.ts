@@ -4269,6 +4269,16 @@ export const openapiDocument: Record<string, unknown> = {
       },
       "Unauthorized": {
         "description": "Missing, invalid, expired or revoked credentials (`unauthenticated`, `invalid_token`, `token_expired`, `token_revoked`, `user_disabled`, `invalid_credentials`, `invalid_refresh_token`).",
+        "headers": {
+          "WWW-Authenticate": {
+            "description": "The challenge of RFC 6750: `Bearer realm=\"cloudphone\"`, with `error=\"invalid_token\"` when the request\npresented a bearer token that was refused (unknown, expired, revoked, or its user disabled).\n",
+            "required": true,
+            "schema": {
+              "type": "string"
+            },
+            "example": "Bearer realm=\"cloudphone\", error=\"invalid_token\""
+          }
+        },
         "content": {
           "application/problem+json": {
             "schema": {

@@ -1,4 +1,4 @@
-import type { onRequestHookHandler } from 'fastify';
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
 import { roleAtLeast, scopesAllow, type Access } from './access.js';
 import { ApiError } from './errors.js';
 import type { Principal } from './handler.js';
@@ -26,6 +26,17 @@ export function bearerToken(header: string | undefined): string {
   return match[1]!;
 }
 
+/** Requests whose bearer token was presented and refused. */
+const refusedTokens = new WeakSet<FastifyRequest>();
+
+/**
+ * The `WWW-Authenticate` challenge of a 401 to `request` (RFC 6750): `error="invalid_token"` when it presented a
+ * bearer token that was refused (unknown, expired, revoked or its user disabled).
+ */
+export function bearerChallenge(request: FastifyRequest): string {
+  return refusedTokens.has(request) ? 'Bearer realm="cloudphone", error="invalid_token"' : 'Bearer realm="cloudphone"';
+}
+
 /** Checks a principal against an operation's `x-access`: the role first, then the credential's scope. */
 export function authorize(principal: Principal, access: Access): void {
   if (!roleAtLeast(principal.role, access.role)) {
@@ -42,7 +53,11 @@ export function authorize(principal: Principal, access: Access): void {
  */
 export function requireAccess(authenticator: Authenticator, access: Access): onRequestHookHandler {
   return async (request) => {
-    const principal = await authenticator.authenticate(bearerToken(request.headers.authorization));
+    const token = bearerToken(request.headers.authorization);
+    const principal = await authenticator.authenticate(token).catch((error: unknown) => {
+      refusedTokens.add(request);
+      throw error;
+    });
     authorize(principal, access);
     request.principal = principal;
   };

@@ -1,11 +1,13 @@
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { bearerChallenge } from './auth.js';
 import { ApiError } from './errors.js';
 import { fieldErrors, validationDetail, type RequestPart } from './validation.js';
 
 /** Sends `error` as an `application/problem+json` response. */
 export function sendProblem(reply: FastifyReply, error: ApiError): FastifyReply {
   if (error.retryAfter !== undefined) reply.header('retry-after', String(Math.max(0, Math.ceil(error.retryAfter))));
+  if (error.status === 401) reply.header('www-authenticate', bearerChallenge(reply.request));
   // A streamed request body the handler stopped reading (a push to a device that went away): the connection
   // closes after the answer instead of waiting for, or reading, the rest of an upload nobody wants.
   if (!reply.request.raw.complete) reply.header('connection', 'close');
