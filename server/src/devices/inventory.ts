@@ -135,6 +135,8 @@ export async function recordLiveTransition(
 interface Known {
   hostId: string;
   serial: string;
+  /** The device's identity (`DeviceInfo.identity`) as of its last time online. */
+  identity?: string | undefined;
 }
 
 interface ReconnectWaiter {
@@ -159,6 +161,11 @@ export class DeviceInventory {
   readonly #known = new Map<string, Known>();
   readonly #availabilityListeners = new Set<() => void>();
   readonly #waiters = new Set<ReconnectWaiter>();
+  /**
+   * Devices online on one transport while the same device (by identity) is online in the inventory on another, by
+   * host and serial: kept out until that one goes offline.
+   */
+  readonly #duplicates = new Map<string, DeviceUpdate & { identity: string }>();
   /** Live updates are written one at a time, in the order they came. */
   #queue: Promise<void> = Promise.resolve();
   #unsubscribe: (() => void) | null = null;
@@ -356,6 +363,7 @@ export class DeviceInventory {
 
   /** Forgets the devices of a deleted host (the host service calls it once the deletion committed). */
   forgetHost(hostId: string): void {
+    for (const [key, twin] of [...this.#duplicates]) if (twin.hostId === hostId) this.#duplicates.delete(key);
     for (const [id, known] of [...this.#known]) {
       if (known.hostId !== hostId) continue;
       this.#known.delete(id);
@@ -378,6 +386,25 @@ export class DeviceInventory {
   }
 
   async #apply(update: DeviceUpdate): Promise<void> {
+    const key = `${update.hostId}\n${update.serial}`;
+    const identity = update.state === 'online' ? (update.info?.identity ?? undefined) : undefined;
+    if (identity !== undefined) {
+      const twin = this.#onlineTwin(update, identity);
+      if (twin !== undefined) {
+        if (!this.#duplicates.has(key)) {
+          this.#log.warn(
+            { hostId: update.hostId, serial: update.serial, deviceId: twin },
+            'a device online in the inventory through another transport; ignoring this one while that one is online',
+          );
+        }
+        this.#duplicates.set(key, { ...update, identity });
+        return;
+      }
+    }
+    // A duplicate that goes away without ever having entered the inventory leaves no trace.
+    if (this.#duplicates.delete(key) && update.state !== 'online' && this.#idOf(update.hostId, update.serial) === undefined) {
+      return;
+    }
     const now = this.#clock();
     const at = now.toISOString();
     const result = await this.#db.transaction().execute(async (trx) => {
@@ -431,7 +458,9 @@ export class DeviceInventory {
       return { id: row.id, from: row.state, maintenance: row.maintenance };
     });
     if (result === undefined) return;
-    this.#remember(result.id, update.hostId, update.serial);
+    const previous = this.#known.get(result.id)?.identity;
+    this.#remember(result.id, update.hostId, update.serial, identity ?? previous);
+    if (update.state !== 'online' && previous !== undefined) this.#readmitTwins(previous);
     if (update.state === 'online') {
       for (const waiter of [...this.#waiters]) {
         if (waiter.deviceId !== result.id) continue;
@@ -442,8 +471,31 @@ export class DeviceInventory {
     }
   }
 
-  #remember(id: string, hostId: string, serial: string): void {
-    this.#known.set(id, { hostId, serial });
+  #remember(id: string, hostId: string, serial: string, identity?: string): void {
+    this.#known.set(id, { hostId, serial, identity });
+  }
+
+  #idOf(hostId: string, serial: string): string | undefined {
+    for (const [id, known] of this.#known) if (known.hostId === hostId && known.serial === serial) return id;
+    return undefined;
+  }
+
+  /** The inventory device, other than the one `update` is about, that is online now with `identity`. */
+  #onlineTwin(update: DeviceUpdate, identity: string): string | undefined {
+    for (const [id, known] of this.#known) {
+      if (known.identity !== identity || (known.hostId === update.hostId && known.serial === update.serial)) continue;
+      if (this.#live.adb(known.hostId, known.serial) !== undefined) return id;
+    }
+    return undefined;
+  }
+
+  /** A device with `identity` went offline: its twins still online on other transports may now take its place. */
+  #readmitTwins(identity: string): void {
+    for (const [key, twin] of [...this.#duplicates]) {
+      if (twin.identity !== identity) continue;
+      this.#duplicates.delete(key);
+      if (this.#live.adb(twin.hostId, twin.serial) !== undefined) this.#enqueue(twin);
+    }
   }
 }
 

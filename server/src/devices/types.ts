@@ -28,6 +28,11 @@ export interface Battery {
 export interface DeviceInfo {
   properties: DeviceProperties;
   battery: Battery | null;
+  /**
+   * What tells this device apart from every other, whatever transport reaches it: `ro.serialno` and the kernel's
+   * boot id (`/proc/sys/kernel/random/boot_id`), whichever can be read; null when neither can.
+   */
+  identity?: string | null;
 }
 
 /** What a host reported about one device. */

@@ -296,10 +296,12 @@ describe('ADB tunnel: real adb → local port → WebSocket → serveAdbTunnel �
 });
 
 describe('tunnelBanner', () => {
-  it("shows the device's identity and drops delayed_ack", () => {
+  it("shows the device's identity, drops delayed_ack and marks itself as a tunnel", () => {
     const adb = {
       banner: { product: 'p', model: 'M', device: 'd', features: ['shell_v2', 'delayed_ack', 'cmd'] },
     } as unknown as Adb;
-    expect(tunnelBanner(adb)).toBe('device::ro.product.name=p;ro.product.model=M;ro.product.device=d;features=shell_v2,cmd');
+    expect(tunnelBanner(adb)).toBe(
+      'device::ro.product.name=p;ro.product.model=M;ro.product.device=d;features=shell_v2,cmd,cloudphone_tunnel',
+    );
   });
 });

@@ -28,7 +28,8 @@ export async function readDeviceInfo(adb: Adb, systemProperties?: ReadonlyMap<st
     .map((abi) => abi.trim())
     .filter((abi) => abi !== '');
   const sdk = Number.parseInt(get('ro.build.version.sdk'), 10);
-  const [screen, battery] = await Promise.all([readScreen(adb), readBattery(adb)]);
+  const [screen, battery, bootId] = await Promise.all([readScreen(adb), readBattery(adb), readBootId(adb)]);
+  const identity = [get('ro.serialno'), bootId ?? ''].filter((part) => part !== '').join('/');
   return {
     properties: {
       manufacturer: get('ro.product.manufacturer'),
@@ -41,7 +42,15 @@ export async function readDeviceInfo(adb: Adb, systemProperties?: ReadonlyMap<st
       screen,
     },
     battery,
+    identity: identity === '' ? null : identity,
   };
+}
+
+/** The kernel's random id of the current boot: two transports showing the same one reach the same device. */
+async function readBootId(adb: Adb): Promise<string | null> {
+  const text = await shellText(adb, 'cat /proc/sys/kernel/random/boot_id');
+  const match = text === null ? null : /^\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\s*$/.exec(text);
+  return match?.[1] ?? null;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { AdbServerClient, type Adb } from '@yume-chan/adb';
 import { AdbServerNodeTcpConnector } from '@yume-chan/adb-server-node-tcp';
+import { isThroughTunnel } from '../tunnel/adb-proxy.js';
 import type { DeviceKind, LiveState } from '../types.js';
 import { describeDevice, parseAddress } from './direct.js';
 import { backoffDelay, errorMessage, pause, type DeviceSource, type SourceContext } from './source.js';
@@ -8,6 +9,11 @@ const STATES: AdbServerClient.ConnectionState[] = ['device', 'unauthorized', 'of
 const POLL_MS = 1000;
 /** After the connection of a transport dropped, how long a stale `device` state of it is not believed. */
 const STALE_DEVICE_MS = 3000;
+/**
+ * How long a device first seen offline stays unreported, so that one still completing its handshake is checked for
+ * being a cloudphone tunnel (when it comes online) before it can enter the inventory.
+ */
+const FIRST_OFFLINE_GRACE_MS = 3000;
 
 interface Tracked {
   serial: string;
@@ -22,6 +28,10 @@ interface Tracked {
   generation: number;
   /** When the device's connection (through the server) last dropped. */
   disconnectedAt: number;
+  /** A cloudphone ADB tunnel: never reported, whatever its state. */
+  tunnel: boolean;
+  /** The report of a first sight in the offline state, held for FIRST_OFFLINE_GRACE_MS. */
+  heldOffline: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -32,6 +42,9 @@ interface Tracked {
  * Network devices (serial `host:port`) seen on this server are remembered; when the server comes back after being
  * unreachable (a restart forgets `adb connect`ed devices), the source `adb connect`s them again. Devices that just go
  * offline are left to the server, which reconnects them itself (adb 29: after ~10 s).
+ *
+ * A device reached through a cloudphone ADB tunnel (`adb connect` to a `devices connect` port) is never reported:
+ * its device is in the inventory already, through its own host.
  */
 export class AdbServerSource implements DeviceSource {
   readonly #stop = new AbortController();
@@ -57,7 +70,10 @@ export class AdbServerSource implements DeviceSource {
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#running;
-    for (const device of this.#devices.values()) void closeQuietly(device.adb);
+    for (const device of this.#devices.values()) {
+      clearTimeout(device.heldOffline);
+      void closeQuietly(device.adb);
+    }
     this.#devices.clear();
   }
 
@@ -113,8 +129,10 @@ export class AdbServerSource implements DeviceSource {
     const seen = new Set<string>();
     for (const entry of list) {
       seen.add(entry.serial);
-      if (/^[^:]+:\d+$/.test(entry.serial) || /^\[.*\]:\d+$/.test(entry.serial)) this.#networkSerials.add(entry.serial);
       let device = this.#devices.get(entry.serial);
+      if (device?.tunnel !== true && (/^[^:]+:\d+$/.test(entry.serial) || /^\[.*\]:\d+$/.test(entry.serial))) {
+        this.#networkSerials.add(entry.serial);
+      }
       if (device !== undefined && device.transportId === entry.transportId && device.rawState === entry.state) continue;
       if (
         device?.rawState === 'disconnected' &&
@@ -134,6 +152,8 @@ export class AdbServerSource implements DeviceSource {
           adb: undefined,
           generation: 0,
           disconnectedAt: 0,
+          tunnel: false,
+          heldOffline: undefined,
         };
         this.#devices.set(entry.serial, device);
       }
@@ -145,8 +165,14 @@ export class AdbServerSource implements DeviceSource {
       if (entry.state === 'device') void this.#bringOnline(client, device, device.generation);
       else this.#report(device, entry.state === 'unauthorized' ? 'unauthorized' : 'offline');
     }
-    for (const device of this.#devices.values()) {
+    for (const device of [...this.#devices.values()]) {
       if (seen.has(device.serial) || device.rawState === 'gone') continue;
+      clearTimeout(device.heldOffline);
+      if (device.tunnel) {
+        // Forgotten, so that a device connected at that address later is judged afresh.
+        this.#devices.delete(device.serial);
+        continue;
+      }
       device.generation++;
       device.rawState = 'gone';
       void closeQuietly(device.adb);
@@ -160,6 +186,14 @@ export class AdbServerSource implements DeviceSource {
     let adb: Adb | undefined;
     try {
       adb = await client.createAdb({ transportId: device.transportId });
+      if (isThroughTunnel(adb)) {
+        void closeQuietly(adb);
+        if (!device.tunnel) context.log.warn({ serial: device.serial }, 'ignoring a cloudphone ADB tunnel seen on the adb server');
+        device.tunnel = true;
+        this.#networkSerials.delete(device.serial);
+        clearTimeout(device.heldOffline);
+        return;
+      }
       const described = await describeDevice(adb, device.serial, 'adb_server');
       if (device.generation !== generation || this.#stop.signal.aborted) {
         void closeQuietly(adb);
@@ -194,10 +228,22 @@ export class AdbServerSource implements DeviceSource {
   }
 
   #report(device: Tracked, state: LiveState): void {
+    if (device.tunnel) return;
     if (device.reported === undefined && state === 'offline') {
-      // First sight of a device in the offline state: report it, with the kind its serial tells.
-      device.kind = kindFromSerial(device.serial);
+      // First sight of a device in the offline state: report it a little later (unless it came online meanwhile,
+      // or turned out to be a tunnel), with the kind its serial tells.
+      if (device.heldOffline === undefined) {
+        device.heldOffline = setTimeout(() => {
+          if (this.#stop.signal.aborted || device.reported !== undefined || device.tunnel) return;
+          device.kind = kindFromSerial(device.serial);
+          device.reported = 'offline';
+          this.context.emit({ hostId: this.context.hostId, serial: device.serial, kind: device.kind, state: 'offline', info: null }, undefined);
+        }, FIRST_OFFLINE_GRACE_MS);
+        device.heldOffline.unref();
+      }
+      return;
     }
+    clearTimeout(device.heldOffline);
     if (device.reported === state) return;
     if (device.reported === undefined && state === 'unauthorized') device.kind = kindFromSerial(device.serial);
     device.reported = state;

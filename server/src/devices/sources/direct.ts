@@ -21,6 +21,7 @@ import {
 } from '@yume-chan/stream-extra';
 import { closeAdb } from '../adb/guard.js';
 import { kindOf, readDeviceInfo, readSystemProperties } from '../adb/info.js';
+import { isThroughTunnel } from '../tunnel/adb-proxy.js';
 import type { DeviceKind, DeviceUpdate } from '../types.js';
 import { backoffDelay, errorMessage, pause, type DeviceSource, type SourceContext } from './source.js';
 
@@ -206,6 +207,7 @@ export class DirectDeviceLink {
           await closeAdb(adb);
           return;
         }
+        if (isThroughTunnel(adb)) throw new TunnelRefusedError(`${target.host}:${target.port}`);
         this.#adb = adb;
         const described = await describeDevice(adb, target.serial, 'direct');
         if (signal.aborted) return;
@@ -224,7 +226,8 @@ export class DirectDeviceLink {
         this.#emit('offline', null);
         const delay = backoffDelay(attempt++, context.retry);
         const message = errorMessage(error);
-        context.log.debug({ serial: target.serial, err: message, delay }, 'device connect failed');
+        if (error instanceof TunnelRefusedError) context.log.warn({ serial: target.serial, err: message }, 'device refused');
+        else context.log.debug({ serial: target.serial, err: message, delay }, 'device connect failed');
         if (target.reportsHost) {
           context.status({ status: 'unreachable', lastError: message, nextRetryAt: new Date(Date.now() + delay) });
         }
@@ -246,6 +249,14 @@ export class DirectDeviceLink {
       { hostId: this.context.hostId, serial: this.target.serial, kind: this.#known, state, info },
       state === 'online' ? adb : undefined,
     );
+  }
+}
+
+/** The address is a cloudphone ADB tunnel: its device is in the inventory already, through its own host. */
+class TunnelRefusedError extends Error {
+  constructor(address: string) {
+    super(`${address} is a cloudphone ADB tunnel, not a device: add the device's own host instead`);
+    this.name = 'TunnelRefusedError';
   }
 }
 

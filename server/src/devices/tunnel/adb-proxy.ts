@@ -17,10 +17,26 @@ export interface AdbTunnelOptions {
  */
 const TRANSPORT_FEATURES: ReadonlySet<string> = new Set(['delayed_ack']);
 
-/** The CNXN banner the tunnel shows the host: the device's identity and features, less the transport-level ones. */
+/**
+ * The feature every tunnel adds to its banner, so that the device layer recognises a device reached through one of
+ * cloudphone's own tunnels (directly or through an ADB server, which passes a transport's features on) and keeps it
+ * out of the inventory: a device leased once must not come back as a second, leasable device.
+ */
+export const TUNNEL_FEATURE = 'cloudphone_tunnel';
+
+/** Whether `adb` reaches its device through a cloudphone ADB tunnel (its banner carries `TUNNEL_FEATURE`). */
+export function isThroughTunnel(adb: Adb): boolean {
+  return (adb.banner.features as readonly string[]).includes(TUNNEL_FEATURE);
+}
+
+/**
+ * The CNXN banner the tunnel shows the host: the device's identity and features, less the transport-level ones,
+ * plus `TUNNEL_FEATURE`.
+ */
 export function tunnelBanner(adb: Adb): string {
-  const { product, model, device, features } = adb.banner;
-  const shown = features.filter((feature) => !TRANSPORT_FEATURES.has(feature));
+  const { product, model, device } = adb.banner;
+  const features = adb.banner.features as readonly string[];
+  const shown = [...features.filter((feature) => !TRANSPORT_FEATURES.has(feature) && feature !== TUNNEL_FEATURE), TUNNEL_FEATURE];
   return (
     `device::ro.product.name=${product ?? ''};ro.product.model=${model ?? ''};` +
     `ro.product.device=${device ?? ''};features=${shown.join(',')}`
