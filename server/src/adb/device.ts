@@ -1,4 +1,4 @@
-import { FileSystem } from './file-system.js';
+import { DEFAULT_STORAGE_BYTES, FileSystem } from './file-system.js';
 import { systemProperties, type DeviceProfile } from './profile.js';
 import { Userland } from './userland.js';
 import type { LogEntry, LogPriority } from './userland/logs.js';
@@ -7,7 +7,7 @@ import { DeviceSystem, type InputEvent } from './userland/system.js';
 
 /** A virtual device's state, shared by all its connections and kept for its lifetime. */
 export class Device {
-  readonly files = new FileSystem();
+  readonly files: FileSystem;
   readonly userland: Userland;
   /** Screen, battery, settings, injected input and the log. */
   readonly system: DeviceSystem;
@@ -19,6 +19,8 @@ export class Device {
     readonly profile: DeviceProfile,
     onReboot: () => void = () => undefined,
   ) {
+    const capacity = profile.storageMiB === undefined ? DEFAULT_STORAGE_BYTES : profile.storageMiB * 1024 * 1024;
+    this.files = new FileSystem({ capacity });
     this.system = new DeviceSystem(profile);
     this.packages = new PackageStore(profile);
     this.userland = new Userland(systemProperties(profile), this.files, onReboot, this.system, this.packages);

@@ -7,6 +7,8 @@ const Errno = {
   EEXIST: 17,
   ENOTDIR: 20,
   EISDIR: 21,
+  ENOSPC: 28,
+  EROFS: 30,
   ENOTEMPTY: 39,
 } as const;
 type ErrnoCode = keyof typeof Errno;
@@ -17,6 +19,8 @@ const MESSAGES: Record<ErrnoCode, string> = {
   EEXIST: 'File exists',
   ENOTDIR: 'Not a directory',
   EISDIR: 'Is a directory',
+  ENOSPC: 'No space left on device',
+  EROFS: 'Read-only file system',
   ENOTEMPTY: 'Directory not empty',
 };
 
@@ -64,19 +68,74 @@ export function normalizePath(path: string): string {
 }
 
 const WRITABLE_ROOTS = ['/sdcard', '/data/local/tmp'];
-const INITIAL_DIRECTORIES = ['/data/local/tmp', '/sdcard/Download', '/system/bin'];
+/** Top-level directories of the partitions mounted read-only; `/` itself is read-only too. */
+const READ_ONLY_TOPS = new Set(['system', 'vendor', 'product']);
+/** The directories every device starts with, and their permissions. */
+const INITIAL_DIRECTORIES: [string, number][] = [
+  ['/data', 0o771],
+  ['/data/local', 0o751],
+  ['/data/local/tmp', 0o771],
+  ['/proc', 0o555],
+  ['/proc/1', 0o555],
+  ['/sdcard', 0o770],
+  ['/sdcard/Download', 0o770],
+  ['/system', 0o755],
+  ['/system/bin', 0o755],
+];
+/** System files every device starts with, and their permissions; they do not count against the storage size. */
+const INITIAL_FILES: [string, number, string][] = [
+  ['/proc/1/cmdline', 0o444, '/system/bin/init\0second_stage\0'],
+  ['/proc/1/mem', 0o600, ''],
+  ['/system/bin/sh', 0o755, ''],
+];
+
+/** The storage size of a device whose profile names none: 64 MiB. */
+export const DEFAULT_STORAGE_BYTES = 64 * 1024 * 1024;
 
 /**
- * A device's files, in memory. Everything under `/sdcard` and `/data/local/tmp` is writable by the shell user;
- * elsewhere changes fail with EACCES, as on a phone without root.
+ * A device's files, in memory. Everything under `/sdcard` and `/data/local/tmp` belongs to the shell user; elsewhere
+ * changes fail as on a phone without root: EROFS on the read-only system partitions, EACCES elsewhere, and files
+ * and directories there are readable only when their permissions let others read. The files the shell user writes
+ * share `capacity` bytes; a write past it fails with ENOSPC.
  */
 export class FileSystem {
   readonly #root: DirectoryNode;
   #nextInode = 1;
+  #used = 0;
+  readonly capacity: number;
+  private readonly now: () => number;
 
-  constructor(private readonly now: () => number = () => Math.floor(Date.now() / 1000)) {
+  constructor(options: { capacity?: number; now?: () => number } = {}) {
+    this.capacity = options.capacity ?? DEFAULT_STORAGE_BYTES;
+    this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.#root = this.#directory(0o755);
-    for (const path of INITIAL_DIRECTORIES) this.#makeDirectories(path);
+    for (const [path, permissions] of INITIAL_DIRECTORIES) this.#makeDirectories(path).permissions = permissions;
+    for (const [path, permissions, text] of INITIAL_FILES) {
+      (this.stat(posix.dirname(path)) as DirectoryNode).children.set(posix.basename(path), {
+        kind: 'file',
+        inode: this.#nextInode++,
+        permissions,
+        mtime: this.now(),
+        data: Buffer.from(text, 'latin1'),
+      });
+    }
+  }
+
+  /** Bytes the shell user's files take. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** How many bytes a file written at `path` may have: the free space plus what the file it replaces takes. */
+  spaceFor(path: string): number {
+    let replaced = 0;
+    try {
+      const node = this.stat(path);
+      if (node.kind === 'file') replaced = node.data.length;
+    } catch (error) {
+      if (!(error instanceof FileSystemError)) throw error;
+    }
+    return this.capacity - this.#used + replaced;
   }
 
   /** The node at `path`; throws ENOENT or ENOTDIR. */
@@ -95,33 +154,48 @@ export class FileSystem {
   list(path: string): [string, FileNode][] {
     const node = this.stat(path);
     if (node.kind !== 'directory') throw new FileSystemError('ENOTDIR');
+    if (!readable(normalizePath(path), node)) throw new FileSystemError('EACCES');
     return [...node.children].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   read(path: string): Buffer {
     const node = this.stat(path);
     if (node.kind === 'directory') throw new FileSystemError('EISDIR');
+    if (!readable(normalizePath(path), node)) throw new FileSystemError('EACCES');
     return node.data;
   }
 
-  /** Checks that a file can be created or replaced at `path`, creating missing parent directories when asked. */
+  /**
+   * Checks that a file can be created or replaced at `path`, creating missing parent directories when asked. In the
+   * order Linux checks: a directory there is EISDIR, then a read-only or foreign place EROFS or EACCES.
+   */
   prepareWrite(path: string, options: { makeParents: boolean }): void {
     const normalized = normalizePath(path);
-    if (!isWritable(normalized)) throw new FileSystemError('EACCES');
+    let existing: FileNode | undefined;
+    try {
+      existing = this.stat(normalized);
+    } catch (error) {
+      if (!(error instanceof FileSystemError) || error.code !== 'ENOENT') throw error;
+    }
+    if (existing?.kind === 'directory') throw new FileSystemError('EISDIR');
+    const refusal = writeRefusal(normalized);
+    if (refusal !== undefined) throw new FileSystemError(refusal);
     const parent = posix.dirname(normalized);
     if (options.makeParents) this.mkdir(parent, { parents: true });
     const parentNode = this.stat(parent);
     if (parentNode.kind !== 'directory') throw new FileSystemError('ENOTDIR');
-    if (parentNode.children.get(posix.basename(normalized))?.kind === 'directory') {
-      throw new FileSystemError('EISDIR');
-    }
   }
 
+  /** Creates or replaces a file; ENOSPC, with nothing changed, when it does not fit in the device's storage. */
   write(path: string, data: Buffer, options: { permissions: number; mtime?: number; makeParents?: boolean }): void {
     const normalized = normalizePath(path);
     this.prepareWrite(normalized, { makeParents: options.makeParents ?? false });
+    if (data.length > this.spaceFor(normalized)) throw new FileSystemError('ENOSPC');
     const parent = this.stat(posix.dirname(normalized)) as DirectoryNode;
-    parent.children.set(posix.basename(normalized), {
+    const name = posix.basename(normalized);
+    const replaced = parent.children.get(name);
+    this.#used += data.length - (replaced === undefined ? 0 : usage(replaced));
+    parent.children.set(name, {
       kind: 'file',
       inode: this.#nextInode++,
       permissions: options.permissions & 0o777,
@@ -144,7 +218,8 @@ export class FileSystem {
         continue;
       }
       if (!last && !options.parents) throw new FileSystemError('ENOENT');
-      if (!isWritable(`/${names.slice(0, index + 1).join('/')}`)) throw new FileSystemError('EACCES');
+      const refusal = writeRefusal(`/${names.slice(0, index + 1).join('/')}`);
+      if (refusal !== undefined) throw new FileSystemError(refusal);
       const created = this.#directory(0o771);
       node.children.set(name, created);
       node = created;
@@ -154,12 +229,14 @@ export class FileSystem {
   remove(path: string, options: { recursive: boolean }): void {
     const normalized = normalizePath(path);
     const node = this.stat(normalized);
-    if (!isWritable(normalized)) throw new FileSystemError('EACCES');
+    const refusal = writeRefusal(normalized);
+    if (refusal !== undefined) throw new FileSystemError(refusal);
     if (node.kind === 'directory' && !options.recursive) throw new FileSystemError('EISDIR');
     (this.stat(posix.dirname(normalized)) as DirectoryNode).children.delete(posix.basename(normalized));
+    this.#used -= usage(node);
   }
 
-  #makeDirectories(path: string): void {
+  #makeDirectories(path: string): DirectoryNode {
     let node = this.#root;
     for (const name of segments(path)) {
       let child = node.children.get(name);
@@ -169,6 +246,7 @@ export class FileSystem {
       }
       node = child as DirectoryNode;
     }
+    return node;
   }
 
   #directory(permissions: number): DirectoryNode {
@@ -183,4 +261,24 @@ function segments(path: string): string[] {
 /** Strictly inside one of the writable roots: the roots themselves cannot be replaced or removed. */
 export function isWritable(normalized: string): boolean {
   return WRITABLE_ROOTS.some((root) => normalized.startsWith(`${root}/`));
+}
+
+/** Why the shell user may not change `normalized`: EROFS on the read-only partitions and `/`, EACCES elsewhere. */
+function writeRefusal(normalized: string): 'EROFS' | 'EACCES' | undefined {
+  if (isWritable(normalized)) return undefined;
+  const top = normalized.split('/')[1] ?? '';
+  return READ_ONLY_TOPS.has(top) || posix.dirname(normalized) === '/' ? 'EROFS' : 'EACCES';
+}
+
+/** The shell user reads its own files, and others' when their permissions let others read. */
+function readable(normalized: string, node: FileNode): boolean {
+  return isWritable(normalized) || WRITABLE_ROOTS.includes(normalized) || (node.permissions & 0o004) !== 0;
+}
+
+/** Bytes a node and everything under it take. */
+function usage(node: FileNode): number {
+  if (node.kind === 'file') return node.data.length;
+  let total = 0;
+  for (const child of node.children.values()) total += usage(child);
+  return total;
 }

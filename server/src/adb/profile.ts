@@ -18,6 +18,8 @@ export interface DeviceProfile {
   screen?: Screen;
   /** What `dumpsys battery` reports; 85 %, on USB power, when left out. */
   battery?: BatteryState;
+  /** The storage the shell user's files share, in MiB; 64 when left out. A write past it fails with ENOSPC. */
+  storageMiB?: number;
   /** Features announced in the banner (DEVICE_FEATURES when left out); the host picks services by them. */
   features?: readonly string[];
   /** What `am instrument` reports, per test package: its tests in the order they run. */

@@ -111,6 +111,7 @@ const templateSchema = z.strictObject({
       voltage: z.number().int().min(0),
     })
     .optional(),
+  storageMiB: z.number().int().min(1).max(65536).optional(),
 });
 
 /** Checks a parsed JSON profile; the error is one line naming the first bad field. */

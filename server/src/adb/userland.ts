@@ -176,7 +176,13 @@ const COMMANDS: Record<string, CommandHandler> = {
         continue;
       }
       const directory = normalizePath(path);
-      const entries: [string, FileNode][] = userland.files.list(directory);
+      let entries: [string, FileNode][];
+      try {
+        entries = userland.files.list(directory);
+      } catch (error) {
+        status = await reportFileError('ls', path, error, io);
+        continue;
+      }
       if (all) entries.unshift(['.', node], ['..', userland.files.stat(`${directory}/..`)]);
       const heading = operands.length > 1 ? `${index > 0 ? '\n' : ''}${path}:\n` : '';
       const lines = entries.map(([name, entry]) =>

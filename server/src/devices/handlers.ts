@@ -10,6 +10,8 @@ import {
   DeviceCommandError,
   DeviceFileNotFoundError,
   DeviceOfflineError,
+  DevicePathRefusedError,
+  DeviceStorageFullError,
   DeviceTimeoutError,
   InvalidDevicePathError,
 } from './adb/errors.js';
@@ -80,6 +82,14 @@ export function deviceProblem(error: unknown, deviceId: string): unknown {
     return new ApiError('invalid_device_path', `${capitalise(error.message)}.`, {
       errors: [{ field: '/path', message: error.message }],
     });
+  }
+  if (error instanceof DevicePathRefusedError) {
+    return new ApiError('device_path_refused', `Device ${deviceId} refused ${error.path}: ${error.message}.`, {
+      errors: [{ field: '/path', message: error.message }],
+    });
+  }
+  if (error instanceof DeviceStorageFullError) {
+    return new ApiError('device_storage_full', `Device ${deviceId} has no room for ${error.path}: ${error.message}.`);
   }
   if (error instanceof DeviceCommandError) {
     return new ApiError('device_command_failed', `Device ${deviceId}: ${error.message}`);

@@ -12,7 +12,14 @@ const PIXEL: DeviceProfile = {
   serial: 'CPTEST0001',
   ...BUILT_IN_PROFILES['pixel-8']!,
 };
-const TABLET: DeviceProfile = { ...PIXEL, serial: 'CPTEST0002', model: 'Tab S9', product: 'gts9', device: 'gts9' };
+const TABLET: DeviceProfile = {
+  ...PIXEL,
+  serial: 'CPTEST0002',
+  model: 'Tab S9',
+  product: 'gts9',
+  device: 'gts9',
+  storageMiB: 1,
+};
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -133,10 +140,36 @@ describe('the virtual device driven by the real adb client', () => {
   it('refuses writes outside the writable directories', async () => {
     const local = join(workDir, 'denied.txt');
     await writeFile(local, 'x');
-    const pushed = await adb.run('-s', serial, 'push', local, '/system/denied.txt');
-    expect(pushed.code).toBe(1);
     // adb 29 prints transfer errors on standard output.
-    expect(pushed.stdout).toContain("remote couldn't create file: Permission denied");
+    const refusals: [string, string][] = [
+      ['/system/denied.txt', "remote couldn't create file: Read-only file system"],
+      ['/system/bin/sh', "remote couldn't create file: Read-only file system"],
+      ['/data/denied.txt', "remote couldn't create file: Permission denied"],
+      ['/proc/1/mem', "remote couldn't create file: Permission denied"],
+    ];
+    for (const [target, message] of refusals) {
+      const pushed = await adb.run('-s', serial, 'push', local, target);
+      expect([target, pushed.code]).toEqual([target, 1]);
+      expect(pushed.stdout).toContain(message);
+    }
+    const unreadable = await adb.run('-s', serial, 'pull', '/proc/1/mem', join(workDir, 'mem'));
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stdout).toContain('remote open failed: Permission denied');
+  });
+
+  it('fills up at its storage size like a phone: No space left on device, and the file is gone', async () => {
+    const small = `127.0.0.1:${tablet.port}`;
+    const local = join(workDir, 'big.bin');
+    await writeFile(local, randomBytes(1024 * 1024 + 1));
+    const pushed = await adb.run('-s', small, 'push', local, '/sdcard/big.bin');
+    expect(pushed.code).toBe(1);
+    expect(pushed.stdout).toContain('remote write failed: No space left on device');
+    const listing = await adb.run('-s', small, 'shell', 'ls', '/sdcard/big.bin');
+    expect(listing.stderr).toBe('ls: /sdcard/big.bin: No such file or directory\n');
+    await writeFile(local, randomBytes(1024 * 1024));
+    expect((await adb.run('-s', small, 'push', local, '/sdcard/big.bin')).code).toBe(0);
+    expect(tablet.state.files.used).toBe(1024 * 1024);
+    expect((await adb.run('-s', small, 'shell', 'rm', '/sdcard/big.bin')).code).toBe(0);
   });
 
   it('fails to pull a missing file', async () => {

@@ -187,7 +187,7 @@ describe('the virtual device transport', () => {
     host.send(Command.WRTE, 1, remote, Buffer.concat(upload));
     await host.next();
     const payloads = await host.readUntilClose(1, remote);
-    const message = "couldn't create file: Permission denied";
+    const message = "couldn't create file: Read-only file system";
     expect(Buffer.concat(payloads)).toEqual(syncRequest('FAIL', message));
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ByteQueue } from '../../src/adb/chunk-buffer.js';
 import { Device } from '../../src/adb/device.js';
+import { FileSystem } from '../../src/adb/file-system.js';
 import { defaultProfile } from '../../src/adb/profile.js';
 import { runCommand as run } from './run-command.js';
 
@@ -97,12 +98,36 @@ describe('the simulated userland', () => {
     expect((await run(device, 'mkdir')).stderr).toBe('mkdir: Need 1 argument\n');
   });
 
-  it('refuses changes outside /sdcard and /data/local/tmp', async () => {
+  it('refuses changes outside /sdcard and /data/local/tmp, as Android does for the shell user', async () => {
     const device = freshDevice();
-    expect((await run(device, 'mkdir /system/x')).stderr).toBe("mkdir: '/system/x': Permission denied\n");
-    expect((await run(device, 'rm -rf /system')).stderr).toBe('rm: /system: Permission denied\n');
-    expect((await run(device, 'rm -rf /sdcard')).stderr).toBe('rm: /sdcard: Permission denied\n');
+    expect((await run(device, 'mkdir /system/x')).stderr).toBe("mkdir: '/system/x': Read-only file system\n");
+    expect((await run(device, 'mkdir /x')).stderr).toBe("mkdir: '/x': Read-only file system\n");
+    expect((await run(device, 'mkdir /data/x')).stderr).toBe("mkdir: '/data/x': Permission denied\n");
+    expect((await run(device, 'rm -rf /system')).stderr).toBe('rm: /system: Read-only file system\n');
+    expect((await run(device, 'rm -rf /sdcard')).stderr).toBe('rm: /sdcard: Read-only file system\n');
+    expect((await run(device, 'rm /proc/1/mem')).stderr).toBe('rm: /proc/1/mem: Permission denied\n');
     expect((await run(device, 'ls /system')).stdout).toBe('bin\n');
+    expect((await run(device, 'ls /system/bin')).stdout).toBe('sh\n');
+    expect(await run(device, 'ls /data')).toEqual({ status: 1, stdout: '', stderr: 'ls: /data: Permission denied\n' });
+    expect((await run(device, 'cat /proc/1/mem')).stderr).toBe('cat: /proc/1/mem: Permission denied\n');
+    expect((await run(device, 'cat /proc/1/cmdline')).stdout).toBe('/system/bin/init\0second_stage\0');
+  });
+
+  it('shares the storage size among the shell user\'s files and fails past it with ENOSPC', () => {
+    const files = new FileSystem({ capacity: 10 });
+    files.write('/sdcard/a', Buffer.alloc(6), { permissions: 0o644 });
+    expect(() => files.write('/data/local/tmp/b', Buffer.alloc(5), { permissions: 0o644 })).toThrow(
+      'No space left on device',
+    );
+    expect(files.used).toBe(6);
+    // Replacing a file frees what it took.
+    files.write('/sdcard/a', Buffer.alloc(10), { permissions: 0o644 });
+    expect([files.used, files.spaceFor('/sdcard/a'), files.spaceFor('/sdcard/b')]).toEqual([10, 10, 0]);
+    files.mkdir('/sdcard/dir', { parents: false });
+    files.remove('/sdcard/a', { recursive: false });
+    files.write('/sdcard/dir/c', Buffer.alloc(4), { permissions: 0o644 });
+    files.remove('/sdcard/dir', { recursive: true });
+    expect(files.used).toBe(0);
   });
 
   it('sleeps until the stream goes away', async () => {

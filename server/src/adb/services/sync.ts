@@ -137,7 +137,11 @@ async function sendListing(stream: AdbStream, device: Device, path: string, v2: 
   await stream.write(Buffer.concat(records));
 }
 
-/** SEND `path,mode`, then DATA chunks and DONE with the mtime; answers OKAY, or FAIL and ends the session. */
+/**
+ * SEND `path,mode`, then DATA chunks and DONE with the mtime; answers OKAY, or FAIL and ends the session. Like adbd,
+ * a file that outgrows the device's free space fails with `write failed: No space left on device` and is gone
+ * afterwards; the rest of its data is read and dropped.
+ */
 async function receiveFile(stream: AdbStream, device: Device, spec: string): Promise<boolean> {
   const comma = spec.lastIndexOf(',');
   if (comma === -1) {
@@ -147,14 +151,17 @@ async function receiveFile(stream: AdbStream, device: Device, spec: string): Pro
   const path = spec.slice(0, comma);
   const permissions = Number.parseInt(spec.slice(comma + 1), 10) & 0o777;
   let failure: string | undefined;
+  let room = 0;
   try {
     device.files.prepareWrite(path, { makeParents: true });
+    room = device.files.spaceFor(path);
   } catch (error) {
     if (!(error instanceof FileSystemError)) throw error;
     failure = `couldn't create file: ${error.message}`;
     await sendFail(stream, failure);
   }
   const chunks: Buffer[] = [];
+  let received = 0;
   for (;;) {
     const header = await stream.input.read(8);
     if (header === undefined) return false;
@@ -172,7 +179,25 @@ async function receiveFile(stream: AdbStream, device: Device, spec: string): Pro
     }
     const data = await stream.input.read(length);
     if (data === undefined) return false;
-    if (failure === undefined) chunks.push(data);
+    if (failure !== undefined) continue;
+    received += data.length;
+    if (received > room) {
+      chunks.length = 0;
+      removeFile(device, path);
+      failure = `write failed: ${new FileSystemError('ENOSPC').message}`;
+      await sendFail(stream, failure);
+      continue;
+    }
+    chunks.push(data);
+  }
+}
+
+/** Removes the file at `path` if there is one. */
+function removeFile(device: Device, path: string): void {
+  try {
+    device.files.remove(path, { recursive: false });
+  } catch (error) {
+    if (!(error instanceof FileSystemError)) throw error;
   }
 }
 
@@ -187,7 +212,7 @@ async function finishReceive(
     device.files.write(path, data, { ...options, makeParents: true });
   } catch (error) {
     if (!(error instanceof FileSystemError)) throw error;
-    await sendFail(stream, `couldn't create file: ${error.message}`);
+    await sendFail(stream, `${error.code === 'ENOSPC' ? 'write failed' : "couldn't create file"}: ${error.message}`);
     return false;
   }
   await stream.write(syncHeader('OKAY', 0));

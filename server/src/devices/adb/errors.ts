@@ -40,3 +40,25 @@ export class InvalidDevicePathError extends Error {
 export class DeviceCommandError extends Error {
   override readonly name = 'DeviceCommandError';
 }
+
+/** The device refused a file operation on `path` (e.g. `Permission denied`, `Is a directory`); `message` is its own. */
+export class DevicePathRefusedError extends Error {
+  override readonly name = 'DevicePathRefusedError';
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The device has no space left for the file written to `path`; `message` is the device's own. */
+export class DeviceStorageFullError extends Error {
+  override readonly name = 'DeviceStorageFullError';
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,11 +1,13 @@
 import { Readable } from 'node:stream';
-import { AdbFeature, type Adb, type AdbSync } from '@yume-chan/adb';
+import { AdbFeature, AdbSyncError, type Adb, type AdbSync } from '@yume-chan/adb';
 import { AndroidLogPriority, AndroidLogPriorityToCharacter, Logcat, type AndroidLogEntry } from '@yume-chan/android-bin';
 import { ReadableStream, type MaybeConsumable, type WritableStream } from '@yume-chan/stream-extra';
 import {
   DeviceCommandError,
   DeviceFileNotFoundError,
   DeviceOfflineError,
+  DevicePathRefusedError,
+  DeviceStorageFullError,
   DeviceTimeoutError,
   InvalidDevicePathError,
 } from './errors.js';
@@ -252,6 +254,35 @@ interface PathStat {
   size: number;
 }
 
+/** strerror's text for the errno names a stat_v2 error arrives as. */
+const ERRNO_MESSAGES: Record<string, string> = {
+  EACCES: 'Permission denied',
+  EPERM: 'Operation not permitted',
+  ENOTDIR: 'Not a directory',
+  EISDIR: 'Is a directory',
+  ELOOP: 'Too many symbolic links encountered',
+  ENAMETOOLONG: 'File name too long',
+  EROFS: 'Read-only file system',
+  ENOSPC: 'No space left on device',
+  EIO: 'I/O error',
+};
+
+/**
+ * A device's refusal of a sync request on `path` as the error the API maps: a FAIL message (`couldn't create file:
+ * Permission denied`, `write failed: No space left on device`, `open failed: …`) or a stat error number. A missing
+ * path is DeviceFileNotFoundError, no space DeviceStorageFullError, any other refusal DevicePathRefusedError; other
+ * errors are returned as they are.
+ */
+function syncRefusal(error: unknown, path: string): unknown {
+  let message: string;
+  if (error instanceof AdbSyncError) message = error.message;
+  else if (error instanceof Error && Object.hasOwn(ERRNO_MESSAGES, error.message)) message = ERRNO_MESSAGES[error.message]!;
+  else return error;
+  if (/No such file or directory|^ENOENT$/.test(message)) return new DeviceFileNotFoundError(path);
+  if (/No space left on device|Disk quota exceeded/.test(message)) return new DeviceStorageFullError(path, message);
+  return new DevicePathRefusedError(path, message);
+}
+
 /** stat (following links) with STA2 when the device has it, else lstat; ENOENT → DeviceFileNotFoundError. */
 async function statPath(adb: Adb, sync: AdbSync, path: string): Promise<PathStat> {
   let mode: number;
@@ -269,7 +300,7 @@ async function statPath(adb: Adb, sync: AdbSync, path: string): Promise<PathStat
     if (error instanceof Error && (error.message === 'ENOENT' || error.message === 'lstat error')) {
       throw new DeviceFileNotFoundError(path);
     }
-    throw error;
+    throw syncRefusal(error, path);
   }
   if (mode === 0) throw new DeviceFileNotFoundError(path);
   return { type: fileType(mode), size };
@@ -341,8 +372,7 @@ export async function pushFile(
     stopSource();
     // Closing a sync socket of a dead connection makes @yume-chan/adb reject a promise nobody holds: leave it.
     if (!(error instanceof DeviceOfflineError)) disposeLater(sync);
-    if (error instanceof Error && /No such file|ENOENT/i.test(error.message)) throw new DeviceFileNotFoundError(target);
-    throw error;
+    throw syncRefusal(error, target);
   }
   disposeLater(sync);
   return { size };
@@ -365,10 +395,21 @@ export async function pullFile(adb: Adb, path: string): Promise<{ size: number; 
   }
   const reader = sync.read(target).getReader();
   const offline = isDisconnected(adb);
+  // The first read answers whether the device lets the file be read (`open failed: …`), before the response starts.
+  let first: Awaited<ReturnType<typeof reader.read>>;
+  try {
+    first = await guard(adb, reader.read(), { timeoutMs: SHORT_TIMEOUT_MS, what: 'opening the file' });
+  } catch (error) {
+    reader.cancel().catch(() => undefined);
+    if (!(error instanceof DeviceOfflineError)) disposeLater(sync);
+    throw syncRefusal(error, target);
+  }
   async function* chunks(): AsyncGenerator<Uint8Array> {
     let finished = false;
     try {
+      if (!first.done) yield first.value;
       for (;;) {
+        if (first.done) break;
         const result = await Promise.race([reader.read(), offline.then(() => 'offline' as const)]);
         if (result === 'offline') throw new DeviceOfflineError('the device went offline during the download');
         if (result.done) break;
