@@ -6,12 +6,13 @@ import type { Database } from './db/database.js';
 import { AllowedMethods } from './http/allowed-methods.js';
 import type { Authenticator } from './http/auth.js';
 import type { Handlers } from './http/handler.js';
+import { registerEncodingChecks } from './http/encoding.js';
 import { registerHealth } from './http/health.js';
 import { IdempotencyStore } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
 import { ApiError } from './http/errors.js';
 import { assertHandlersMatchContract, registerOperations } from './http/operations.js';
-import { frameworkErrorHandler, registerProblemHandling } from './http/problems.js';
+import { clientErrorHandler, frameworkErrorHandler, registerProblemHandling } from './http/problems.js';
 import { registerReference } from './http/reference.js';
 import { requestIdOf } from './http/request-id.js';
 import { RequestLogController } from './http/request-log.js';
@@ -31,6 +32,11 @@ export interface AppOptions {
   clock: () => Date;
   /** Defaults to JSON lines on standard output at `config.logLevel`. */
   logger?: FastifyBaseLogger;
+  /**
+   * Settles when the rest of the server has started (it listens first): requests wait for it, and are answered 503
+   * `service_unavailable` if the start fails.
+   */
+  started?: Promise<void>;
 }
 
 /**
@@ -42,6 +48,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const { config, database, domains, clock } = options;
   const routes = new AllowedMethods();
   let draining = false;
+  const { started } = options;
+  let starting = started !== undefined;
+  started?.then(
+    () => {
+      starting = false;
+    },
+    () => undefined,
+  );
 
   const app = Fastify({
     loggerInstance: options.logger ?? createLogger({ level: config.logLevel }),
@@ -54,17 +68,24 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // connection) while /readyz answers 503, rather than Fastify answering them all with a bare 503.
     return503OnClosing: false,
     frameworkErrors: frameworkErrorHandler(config.bodyLimitBytes),
+    clientErrorHandler: clientErrorHandler((path) => routes.for(path)),
   });
 
   app.decorateRequest('principal', null);
   app.setValidatorCompiler(contractValidatorCompiler());
   // JSON is the only request body the API takes; anything else is 415 rather than a string to validate.
   app.removeContentTypeParser('text/plain');
+  registerEncodingChecks(app);
 
   app.addHook('onRoute', (route) => routes.add(route.url, route.method));
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (draining) reply.header('connection', 'close');
+    if (starting) {
+      await started!.catch(() => {
+        throw new ApiError('service_unavailable', 'The server failed to start.');
+      });
+    }
   });
   app.addHook('preClose', async () => {
     draining = true;
@@ -89,6 +110,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       handlers: domains.handlers,
       authenticator: domains.authenticator,
       idempotency: new IdempotencyStore(database.db, clock, config.idempotencyTtlSeconds),
+      binaryBodyLimits: { uploadApp: config.maxAppBytes, pushDeviceFile: config.maxPushBytes },
     });
   });
   return app;

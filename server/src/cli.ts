@@ -147,6 +147,23 @@ function integerIn(min: number, max: number): (value: string) => number {
   };
 }
 
+/** Why the server could not listen, in words that say which setting to change; undefined for other errors. */
+function listenFailure(error: unknown): string | undefined {
+  const { code, address, port } = error as { code?: unknown; address?: unknown; port?: unknown };
+  if (typeof address !== 'string' || typeof port !== 'number') return undefined;
+  const where = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return `${where} is already in use (set CLOUDPHONE_PORT or --port)`;
+    case 'EACCES':
+      return `no permission to listen on ${where} (choose a port above 1023 with CLOUDPHONE_PORT or --port)`;
+    case 'EADDRNOTAVAIL':
+      return `${address} is not an address of this machine (set CLOUDPHONE_HOST or --host)`;
+    default:
+      return undefined;
+  }
+}
+
 /** Runs the command line `argv` (as `process.argv`), setting `process.exitCode` on failure. */
 export async function run(argv: readonly string[]): Promise<void> {
   try {
@@ -157,6 +174,9 @@ export async function run(argv: readonly string[]): Promise<void> {
     } else if (error instanceof ConfigError) {
       say(error.message);
       process.exitCode = EXIT_USAGE;
+    } else if (listenFailure(error) !== undefined) {
+      say(`cloudphone-server: ${listenFailure(error)}`);
+      process.exitCode = EXIT_ERROR;
     } else {
       say(`cloudphone-server: ${error instanceof Error ? error.message : String(error)}`);
       process.exitCode = EXIT_ERROR;

@@ -78,29 +78,45 @@ function running(
 }
 
 /**
- * Starts a server: loads the configuration (`options` over `CLOUDPHONE_*` variables over defaults), opens and
- * migrates the database in the data directory, creates the first admin on an empty database, and listens.
+ * Starts a server: loads the configuration (`options` over `CLOUDPHONE_*` variables over defaults), opens the
+ * database in the data directory, listens, then migrates it, creates the first admin on an empty database and
+ * starts the domains. The port comes first so that a busy one fails the start before anything runs or is written;
+ * requests that arrive meanwhile wait until the start is done.
  */
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const { clock = () => new Date(), logStream, ...settings } = options;
   const config = loadConfig(settings);
   const logger = createLogger({ level: config.logLevel, ...(logStream ? { stream: logStream } : {}) });
   const database = openDataDir(config.dataDir);
+  const startup = settlement();
   let app: FastifyInstance | undefined;
   let domains: Domains | undefined;
   try {
+    domains = await createDomains({ db: database.db, clock, config, log: logger });
+    app = buildApp({ config, database, domains, clock, logger, started: startup.promise });
+    await app.listen({ host: config.host, port: config.port });
     const { applied } = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
-    domains = await createDomains({ db: database.db, clock, config, log: logger });
     const initialAdmin = await domains.bootstrap();
-    app = buildApp({ config, database, domains, clock, logger });
     await domains.start();
-    await app.listen({ host: config.host, port: config.port });
+    startup.resolve();
     return running(app, database, domains, config, initialAdmin);
   } catch (error) {
+    startup.reject(error);
     await app?.close();
     await domains?.close();
     await database.close();
     throw error;
   }
+}
+
+/** A promise with its resolve and reject functions (`Promise.withResolvers` arrived in Node 22). */
+function settlement(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  return { promise, resolve, reject };
 }

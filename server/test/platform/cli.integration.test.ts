@@ -1,10 +1,12 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAdbHost } from '../adb/adb-host.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const bin = join(root, 'server', 'bin', 'cloudphone-server.js');
@@ -39,10 +41,17 @@ function start(dataDir: string, ready: RegExp): Promise<Started> {
 
 function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env }, (error, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { env, timeout: 20_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
+}
+
+/** A plain TCP listener on a random loopback port, standing in for another server on that port. */
+async function occupyPort(): Promise<Server & { port: number }> {
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(server, { port: (server.address() as AddressInfo).port });
 }
 
 describe('cloudphone-server', () => {
@@ -80,6 +89,7 @@ describe('cloudphone-server', () => {
       const backup = await run('backup', file, '--data-dir', dataDir);
       expect(backup).toMatchObject({ code: 0, stderr: '' });
       expect(backup.stdout).toMatch(/^Backed up .*cloudphone\.db to .*backup\.db \(\d+ pages\)\n$/);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
       const copy = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
       try {
         expect(copy.pragma('integrity_check', { simple: true })).toBe('ok');
@@ -140,6 +150,52 @@ describe('cloudphone-server', () => {
     const result = await run('start', '--port', 'abc', '--data-dir', join(dir, 'unused'));
     expect(result).toEqual({ code: 2, stdout: '', stderr: 'port: expected an integer from 0 to 65535, got "abc"\n' });
     expect(existsSync(join(dir, 'unused'))).toBe(false);
+  });
+
+  describe('on a port another process holds', () => {
+    let busy: Server & { port: number };
+
+    beforeAll(async () => {
+      busy = await occupyPort();
+    });
+
+    afterAll(async () => {
+      await new Promise<void>((resolve) => busy.close(() => resolve()));
+    });
+
+    async function expectPortInUse(...flags: string[]) {
+      const dataDir = mkdtempSync(join(dir, 'busy-'));
+      const began = Date.now();
+      const result = await run('start', '--port', String(busy.port), '--data-dir', dataDir, ...flags);
+      expect(Date.now() - began).toBeLessThan(5_000);
+      expect(result.stderr).toBe(
+        `cloudphone-server: 127.0.0.1:${busy.port} is already in use (set CLOUDPHONE_PORT or --port)\n`,
+      );
+      expect(result.code).toBe(1);
+      // Nothing started: no host was tracked and no admin (whose password nobody saw) was created.
+      expect(result.stdout).not.toContain('tracking');
+      const db = new BetterSqlite3(join(dataDir, 'cloudphone.db'), { readonly: true });
+      try {
+        const tables = db.prepare("select name from sqlite_master where type = 'table' and name = 'users'").all();
+        const users = tables.length === 0 ? 0 : (db.prepare('select count(*) as n from users').get() as { n: number }).n;
+        expect(users).toBe(0);
+      } finally {
+        db.close();
+      }
+    }
+
+    it('exits 1 at once with one line, before starting virtual devices', async () => {
+      await expectPortInUse('--virtual-devices', '2');
+    });
+
+    it('exits 1 at once with one line while an ADB server is there to track', async () => {
+      const adb = await startAdbHost();
+      try {
+        await expectPortInUse('--adb-servers', `127.0.0.1:${adb.port}`);
+      } finally {
+        await adb.stop();
+      }
+    });
   });
 
   it('exits 2 on usage errors', async () => {
