@@ -250,6 +250,10 @@ export class TokensResource extends APIResource {
    * The secret is in the response only, once. Scopes may not exceed your role: viewers may create
    * `read` tokens, members `read` and `write`, admins any (`scope_exceeds_role`).
    *
+   * With an `Idempotency-Key`, the secret is not kept for a replay: a retry with the same key and body
+   * answers `409 idempotency_secret_not_replayable`, whose `detail` names the token the first request
+   * created. If its response was lost, revoke that token and create another with a new key.
+   *
    * @param body The request body.
    * @param options Per-request timeout, abort signal, retries, idempotency key and headers.
    *

@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { DATABASE_FILE } from './database.js';
@@ -10,7 +10,8 @@ export interface BackupOutcome {
 
 /**
  * Copies the database of `dataDir` to `destination` with SQLite's online backup, which is consistent and safe
- * while a server is using the database. Refuses to replace an existing file unless `overwrite`.
+ * while a server is using the database. Refuses to replace an existing file unless `overwrite`. The copy is mode
+ * 0600.
  */
 export async function backupDatabase(dataDir: string, destination: string, overwrite: boolean): Promise<BackupOutcome> {
   const source = join(dataDir, DATABASE_FILE);
@@ -19,6 +20,8 @@ export async function backupDatabase(dataDir: string, destination: string, overw
     if (!overwrite) throw new Error(`${destination} exists; pass --force to replace it.`);
     rmSync(destination);
   }
+  // A copy holds what the database holds (credential hashes): readable by its owner only.
+  closeSync(openSync(destination, 'wx', 0o600));
   const sqlite = new BetterSqlite3(source, { fileMustExist: true });
   try {
     sqlite.pragma('busy_timeout = 5000');

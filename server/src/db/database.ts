@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
@@ -59,8 +59,26 @@ export function openDatabase(path: string): Database {
   };
 }
 
-/** Opens the database in `dataDir`, creating the directory (mode 0700: it holds credential hashes) if needed. */
+/** The files SQLite keeps for a database: the database itself, its write-ahead log and its shared-memory index. */
+const DATABASE_FILES = [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`];
+
+/**
+ * Opens the database in `dataDir`. The directory (credential hashes, the ADB key, uploaded apps) is mode 0700 and
+ * the database files 0600, also when an earlier version or a restored backup left them readable by others. SQLite
+ * gives the write-ahead log and shared-memory files the database file's mode, so the database file is created
+ * 0600 before SQLite opens it.
+ */
 export function openDataDir(dataDir: string): Database {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return openDatabase(join(dataDir, DATABASE_FILE));
+  chmodSync(dataDir, 0o700);
+  const path = join(dataDir, DATABASE_FILE);
+  closeSync(openSync(path, 'a', 0o600));
+  for (const name of DATABASE_FILES) {
+    try {
+      chmodSync(join(dataDir, name), 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return openDatabase(path);
 }

@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.js';
+import { openapiDocument } from '../generated/openapi.js';
+import { operations, type OperationId } from '../generated/operations.js';
 import { ApiError } from './errors.js';
 
 /** A request whose first attempt began this long ago and never finished (a crash) may be run again. */
@@ -11,7 +13,7 @@ const PURGE_INTERVAL_MS = 60_000;
 export interface IdempotentRequest {
   userId: string;
   key: string;
-  operationId: string;
+  operationId: OperationId;
   /** What makes two requests the same: the validated path, query and body. */
   input: { params: unknown; query: unknown; body: unknown };
   requestId: string;
@@ -37,10 +39,86 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+/**
+ * What identifies a request: an HMAC of the operation and its input keyed with the Idempotency-Key. The key is
+ * stored only as a digest, so the record cannot be used to test guesses of a secret in the input (a password).
+ */
 function requestHash(request: IdempotentRequest): string {
-  return createHash('sha256')
+  return createHmac('sha256', request.key)
     .update(`${request.operationId}\n${canonicalJson(request.input)}`)
     .digest('hex');
+}
+
+function keyDigest(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+type JsonObject = Record<string, unknown>;
+/** Where a secret sits in a response body: property names, with `*` for every item of an array. */
+type FieldPath = string[];
+
+function resolveRef(node: JsonObject): JsonObject {
+  if (typeof node.$ref !== 'string') return node;
+  let target: unknown = openapiDocument;
+  for (const segment of node.$ref.slice(2).split('/')) target = (target as JsonObject)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+  return resolveRef(target as JsonObject);
+}
+
+/** The paths of the properties marked `x-secret: true` in a schema. */
+function secretPaths(schema: JsonObject, prefix: FieldPath = []): FieldPath[] {
+  const node = resolveRef(schema);
+  const paths: FieldPath[] = [];
+  for (const part of [...((node.allOf ?? []) as JsonObject[]), ...((node.oneOf ?? []) as JsonObject[]), ...((node.anyOf ?? []) as JsonObject[])]) {
+    paths.push(...secretPaths(part, prefix));
+  }
+  if (node.items !== undefined) paths.push(...secretPaths(node.items as JsonObject, [...prefix, '*']));
+  for (const [name, property] of Object.entries((node.properties ?? {}) as Record<string, JsonObject>)) {
+    if (resolveRef(property)['x-secret'] === true) paths.push([...prefix, name]);
+    else paths.push(...secretPaths(property, [...prefix, name]));
+  }
+  return paths;
+}
+
+const secretsByOperation = new Map<OperationId, FieldPath[]>();
+
+/** The secret fields of an operation's success response, from the contract (`x-secret: true`). */
+export function responseSecrets(operationId: OperationId): FieldPath[] {
+  let paths = secretsByOperation.get(operationId);
+  if (paths === undefined) {
+    const { method, path, successStatus } = operations[operationId];
+    const item = (openapiDocument.paths as Record<string, Record<string, JsonObject>>)[path]![method.toLowerCase()]!;
+    const response = resolveRef((item.responses as Record<string, JsonObject>)[String(successStatus)]!);
+    const schema = (response.content as Record<string, JsonObject> | undefined)?.['application/json']?.schema;
+    paths = schema === undefined ? [] : secretPaths(schema as JsonObject);
+    secretsByOperation.set(operationId, paths);
+  }
+  return paths;
+}
+
+/** A copy of `value` without the fields at `paths`. */
+export function withoutSecrets(value: unknown, paths: FieldPath[]): unknown {
+  if (paths.length === 0 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    const inner = paths.filter((p) => p[0] === '*').map((p) => p.slice(1));
+    return value.map((item) => withoutSecrets(item, inner));
+  }
+  const out: JsonObject = {};
+  for (const [name, member] of Object.entries(value)) {
+    const below = paths.filter((p) => p[0] === name);
+    if (below.some((p) => p.length === 1)) continue;
+    out[name] = withoutSecrets(member, below.map((p) => p.slice(1)));
+  }
+  return out;
+}
+
+function secretNotReplayable(stored: unknown): ApiError {
+  const id = stored !== null && typeof stored === 'object' && 'id' in stored ? String(stored.id) : undefined;
+  const created = id === undefined ? 'The first request with this Idempotency-Key succeeded' : `The first request with this Idempotency-Key created ${id}`;
+  return new ApiError(
+    'idempotency_secret_not_replayable',
+    `${created}, but its response held a secret, which is shown once and never stored. ` +
+      `If that response was lost, revoke ${id ?? 'what it created'} and repeat the request with a new key.`,
+  );
 }
 
 /**
@@ -56,6 +134,9 @@ function isFinal(status: number): boolean {
  * (the primary key settles races), runs, and stores its final status and body. A retry with the same request gets
  * the stored response; with another request, `idempotency_key_reused`; while the first still runs,
  * `idempotency_key_in_use`. Records expire after the configured TTL and are purged as new keys are claimed.
+ *
+ * A success body's secrets (`x-secret` in the contract, such as a new API token's) are never stored, so a success
+ * that had one is not replayed: the retry gets `idempotency_secret_not_replayable`, naming what was created.
  */
 export class IdempotencyStore {
   readonly #db: Kysely<DB>;
@@ -71,10 +152,11 @@ export class IdempotencyStore {
   }
 
   async run<R extends OperationResponse>(
-    request: IdempotentRequest,
+    received: IdempotentRequest,
     handle: () => Promise<R>,
   ): Promise<IdempotentOutcome<R>> {
-    const claim = await this.#claim(request, requestHash(request));
+    const request = { ...received, key: keyDigest(received.key) };
+    const claim = await this.#claim(request, requestHash(received));
     if ('stored' in claim) return { replayed: true, response: claim.stored };
     let response: R;
     try {
@@ -148,6 +230,7 @@ export class IdempotencyStore {
     }
     if (row.status !== null) {
       const body: unknown = row.response_body === null ? undefined : JSON.parse(row.response_body);
+      if (row.status < 300 && responseSecrets(request.operationId).length > 0) throw secretNotReplayable(body);
       return { stored: { status: row.status, body } };
     }
     if (now.getTime() - Date.parse(row.created_at) >= ABANDONED_AFTER_MS) {
@@ -169,7 +252,10 @@ export class IdempotencyStore {
       .updateTable('idempotency_keys')
       .set({
         status: response.status,
-        response_body: response.body === undefined ? null : JSON.stringify(response.body),
+        response_body:
+          response.body === undefined
+            ? null
+            : JSON.stringify(response.status < 300 ? withoutSecrets(response.body, responseSecrets(request.operationId)) : response.body),
       })
       .where('user_id', '=', request.userId)
       .where('key', '=', request.key)

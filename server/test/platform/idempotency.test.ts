@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/http/errors.js';
-import { canonicalJson } from '../../src/http/idempotency.js';
+import { canonicalJson, responseSecrets, withoutSecrets } from '../../src/http/idempotency.js';
 import {
   bearer,
   fakeHandlers,
@@ -19,6 +19,22 @@ describe('canonicalJson', () => {
     expect(canonicalJson({ b: 1, a: { d: [2, { y: 1, x: 0 }], c: undefined } })).toBe(
       '{"a":{"d":[2,{"x":0,"y":1}]},"b":1}',
     );
+  });
+});
+
+describe('the secrets of a response', () => {
+  it('are the fields the contract marks x-secret', () => {
+    expect(responseSecrets('createApiToken')).toEqual([['secret']]);
+    expect(responseSecrets('login')).toEqual([['accessToken'], ['refreshToken']]);
+    expect(responseSecrets('createUser')).toEqual([]);
+  });
+
+  it('are removed at every level, in arrays too', () => {
+    const paths = [['secret'], ['data', '*', 'token']];
+    expect(withoutSecrets({ id: 1, secret: 's', data: [{ token: 't', name: 'a' }, { name: 'b' }] }, paths)).toEqual({
+      id: 1,
+      data: [{ name: 'a' }, { name: 'b' }],
+    });
   });
 });
 

@@ -1,0 +1,112 @@
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DATABASE_FILE } from '../../src/db/database.js';
+import { startServer } from '../../src/index.js';
+import { PASSWORD, startApi, uniqueUsername, type Api } from './harness.js';
+
+let api: Api | undefined;
+
+afterEach(async () => {
+  await api?.close();
+  api = undefined;
+});
+
+function idempotencyRows(dataDir: string): Record<string, unknown>[] {
+  const reader = new BetterSqlite3(join(dataDir, DATABASE_FILE), { readonly: true, fileMustExist: true });
+  try {
+    return reader.prepare('select * from idempotency_keys').all() as Record<string, unknown>[];
+  } finally {
+    reader.close();
+  }
+}
+
+/** Every byte the database keeps on disk: the main file and its write-ahead log. */
+function databaseBytes(dataDir: string): string {
+  return readdirSync(dataDir)
+    .filter((name) => name.startsWith(DATABASE_FILE))
+    .map((name) => readFileSync(join(dataDir, name)).toString('latin1'))
+    .join('');
+}
+
+function mode(path: string): string {
+  return (statSync(path).mode & 0o777).toString(8);
+}
+
+describe('secrets at rest', () => {
+  it('never stores the secret of a token created with an Idempotency-Key, and refuses to replay it', async () => {
+    api = await startApi();
+    const member = await api.addCaller('member');
+    const request = { token: member.token, headers: { 'idempotency-key': 'create-ci-token-1' }, body: { name: 'ci', scopes: ['read'] } };
+    const created = await api.call('createApiToken', request);
+    expect(created.status).toBe(201);
+    const { id, secret } = created.body as { id: string; secret: string };
+
+    const rows = idempotencyRows(api.server.config.dataDir);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ operation_id: 'createApiToken', status: 201 });
+    expect(JSON.stringify(rows)).not.toContain(secret);
+    expect(JSON.parse(rows[0]!.response_body as string)).toMatchObject({ id, name: 'ci' });
+    expect(JSON.parse(rows[0]!.response_body as string)).not.toHaveProperty('secret');
+    expect(databaseBytes(api.server.config.dataDir)).not.toContain(secret);
+
+    const replay = await api.call('createApiToken', request);
+    expect([replay.status, replay.body.code]).toEqual([409, 'idempotency_secret_not_replayable']);
+    expect(replay.body.detail).toContain(id);
+    expect(JSON.stringify(replay.body)).not.toContain(secret);
+    const tokens = await api.call('listApiTokens', { token: member.token });
+    expect(tokens.body.data.map((t: { id: string }) => t.id)).toEqual([id]);
+
+    const other = await api.call('createApiToken', { ...request, body: { name: 'other', scopes: ['read'] } });
+    expect([other.status, other.body.code]).toEqual([422, 'idempotency_key_reused']);
+    const fresh = await api.call('createApiToken', { ...request, headers: { 'idempotency-key': 'create-ci-token-2' } });
+    expect(fresh.status).toBe(201);
+    expect(fresh.body.secret).not.toBe(secret);
+  });
+
+  it('keeps neither a password nor the Idempotency-Key of a created user in the clear, and still replays it', async () => {
+    api = await startApi();
+    const username = uniqueUsername();
+    const password = 'a-password-nobody-should-read';
+    const request = {
+      token: api.admin.token,
+      headers: { 'idempotency-key': 'onboard-user-key-7' },
+      body: { username, password, role: 'member' },
+    };
+    const created = await api.call('createUser', request);
+    expect(created.status).toBe(201);
+    const stored = JSON.stringify(idempotencyRows(api.server.config.dataDir));
+    expect(stored).not.toContain(password);
+    expect(stored).not.toContain('onboard-user-key-7');
+    expect(databaseBytes(api.server.config.dataDir)).not.toContain(password);
+
+    const replay = await api.call('createUser', request);
+    expect([replay.status, replay.headers.get('idempotent-replayed')]).toEqual([201, 'true']);
+    expect(replay.body).toEqual(created.body);
+    const changed = await api.call('createUser', { ...request, body: { ...request.body, password: `${PASSWORD}!` } });
+    expect([changed.status, changed.body.code]).toEqual([422, 'idempotency_key_reused']);
+  });
+
+  it('keeps the data directory 0700 and the database files 0600, and fixes them at start', async () => {
+    api = await startApi();
+    const { dataDir } = api.server.config;
+    await api.call('createApiToken', { token: api.admin.token, body: { name: 'ci', scopes: ['read'] } });
+    const files = () => readdirSync(dataDir).filter((name) => name.startsWith(DATABASE_FILE));
+    expect(files()).toEqual(expect.arrayContaining([DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`]));
+    expect(mode(dataDir)).toBe('700');
+    for (const name of files()) expect([name, mode(join(dataDir, name))]).toEqual([name, '600']);
+    expect(mode(join(dataDir, 'adbkey'))).toBe('600');
+
+    await api.server.close();
+    chmodSync(dataDir, 0o755);
+    for (const name of files()) chmodSync(join(dataDir, name), 0o644);
+    const again = await startServer({ host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', localAdb: 'off' });
+    try {
+      expect(mode(dataDir)).toBe('700');
+      for (const name of files()) expect([name, mode(join(dataDir, name))]).toEqual([name, '600']);
+    } finally {
+      await again.close();
+    }
+  });
+});
