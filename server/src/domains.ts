@@ -62,9 +62,17 @@ export interface Domains {
  * layer's ADB key is loaded (or created) in the data directory.
  */
 export async function createDomains({ db, clock, config, log }: DomainDeps): Promise<Domains> {
-  const users = new UserService({ db, clock, sessions: { revokeUserSessions } });
-  const auth = new AuthService({ db, clock, config });
-  const tokens = new ApiTokenService({ db, clock });
+  // Every WebSocket is a device session: credential changes close those opened with the ended credential.
+  const sessions = new DeviceSessions();
+  const users = new UserService({
+    db,
+    clock,
+    sessions: { revokeUserSessions },
+    leases: { endLeasesOfUser: (trx, userId, cause) => leases.endLeasesOfUser(trx, userId, cause) },
+    revocations: sessions,
+  });
+  const auth = new AuthService({ db, clock, config, revocations: sessions });
+  const tokens = new ApiTokenService({ db, clock, revocations: sessions });
   const me = new MeService({ users });
   const events = new EventService(db);
 
@@ -113,7 +121,6 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     leases,
     concurrency: config.installConcurrency,
   });
-  const sessions = new DeviceSessions();
   leases.onLeaseEnded(({ userId, deviceIds }) => sessions.leaseEnded(userId, deviceIds));
   // Installs still running on a lease's devices finish before the reset, which then undoes them too.
   leases.onLeaseEnded(({ deviceIds }) => installs.settledOn(deviceIds));

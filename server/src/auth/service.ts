@@ -8,6 +8,7 @@ import type { components } from '../generated/types.js';
 import { ApiError } from '../http/errors.js';
 import { findUserById, findUserByUsername, updateUserRow, type UserRow } from '../users/repository.js';
 import { toUser } from '../users/view.js';
+import { noRevocationListener, type RevocationListener } from '../revocations.js';
 import { verifyAgainstDummy, verifyPassword } from './passwords.js';
 import { newSecret, secretDigest } from './secrets.js';
 import {
@@ -63,11 +64,13 @@ export class AuthService {
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
   readonly #config: AuthConfig;
+  readonly #revocations: RevocationListener;
 
-  constructor(deps: { db: Kysely<DB>; clock: () => Date; config: AuthConfig }) {
+  constructor(deps: { db: Kysely<DB>; clock: () => Date; config: AuthConfig; revocations?: RevocationListener }) {
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#config = deps.config;
+    this.#revocations = deps.revocations ?? noRevocationListener;
   }
 
   /**
@@ -117,12 +120,15 @@ export class AuthService {
     });
   }
 
-  /** Ends the session of a refresh token, if it is live; unknown or ended sessions are not an error. */
+  /**
+   * Ends the session of a refresh token, if it is live, and then its WebSockets; unknown or ended sessions are not
+   * an error.
+   */
   async logout(refreshToken: string, origin: Origin): Promise<void> {
     const now = this.#clock();
-    await this.#db.transaction().execute(async (trx) => {
+    const ended = await this.#db.transaction().execute(async (trx) => {
       const session = await findSessionByRefreshDigest(trx, secretDigest(refreshToken));
-      if (session === undefined || !(await revokeSession(trx, session.id, now.toISOString()))) return;
+      if (session === undefined || !(await revokeSession(trx, session.id, now.toISOString()))) return undefined;
       const user = await findUserById(trx, session.user_id);
       await appendEvent(trx, {
         type: 'auth.logged_out',
@@ -132,7 +138,9 @@ export class AuthService {
         requestId: origin.requestId,
         occurredAt: now,
       });
+      return session.id;
     });
+    if (ended !== undefined) this.#revocations.revoked({ type: 'session', sessionId: ended, reason: 'logged out' });
   }
 
   /**

@@ -289,7 +289,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
       async (socket, { params, query, ctx }) => {
         const { deviceId } = params;
         const adb = operate(ctx, deviceId);
-        const session = sessions.track(deviceId, callerOf(ctx).userId, socket);
+        const session = sessions.track(deviceId, callerOf(ctx), socket);
         const opening = openShellSession(adb, {
           pty: query.pty ?? query.command === undefined,
           ...(query.command !== undefined ? { command: query.command } : {}),
@@ -343,7 +343,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
       async (socket, { params, query, ctx }) => {
         const { deviceId } = params;
         const adb = operate(ctx, deviceId);
-        const session = sessions.track(deviceId, callerOf(ctx).userId, socket);
+        const session = sessions.track(deviceId, callerOf(ctx), socket);
         try {
           for await (const entry of followLogcat(adb, logcatFilter(query), session.signal)) {
             if (socket.readyState !== socket.OPEN) break;
@@ -363,7 +363,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
       async (socket, { params, ctx }) => {
         const { deviceId } = params;
         const adb = operate(ctx, deviceId);
-        const session = sessions.track(deviceId, callerOf(ctx).userId, socket);
+        const session = sessions.track(deviceId, callerOf(ctx), socket);
         try {
           await serveAdbTunnel(createWebSocketStream(socket), adb, { signal: session.signal });
         } finally {

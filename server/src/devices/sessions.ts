@@ -1,10 +1,14 @@
 import type { WebSocket } from 'ws';
+import type { Principal } from '../http/handler.js';
+import type { Revocation, RevocationListener } from '../revocations.js';
 
 /** The WebSocket close code sent when the lease that allowed a session ends. */
 export const LEASE_ENDED_CLOSE_CODE = 4001;
+/** The WebSocket close code sent when the credential a session was opened with ends (the reason says how). */
+export const CREDENTIAL_REVOKED_CLOSE_CODE = 4001;
 
 export interface DeviceSession {
-  /** Aborted when the session must stop (its lease ended, the server is closing, or the socket closed). */
+  /** Aborted when the session must stop (its lease or credential ended, the server is closing, the socket closed). */
   readonly signal: AbortSignal;
   /** Runs `listener` when the session stops. */
   onEnd(listener: () => void): void;
@@ -15,19 +19,31 @@ export interface DeviceSession {
 interface Entry {
   deviceId: string;
   userId: string;
+  /** The credential the WebSocket was opened with: an API token's id, or a login session's. */
+  tokenId: string | undefined;
+  sessionId: string | undefined;
   socket: WebSocket;
   controller: AbortController;
 }
 
 /**
- * The open WebSocket sessions (shell, logcat, ADB tunnel) on each device, so that they stop when the lease that
- * allowed them ends: the socket is closed with 4001 "lease ended" before its work is aborted.
+ * The open WebSocket sessions (shell, logcat, ADB tunnel) on each device, with the user and the credential that
+ * opened each, so that they stop at once when the lease that allowed them ends or when that credential ends (token
+ * revoked, user disabled or deleted, password changed, logout): the socket is closed with 4001 and a reason before
+ * its work is aborted.
  */
-export class DeviceSessions {
+export class DeviceSessions implements RevocationListener {
   readonly #entries = new Set<Entry>();
 
-  track(deviceId: string, userId: string, socket: WebSocket): DeviceSession {
-    const entry: Entry = { deviceId, userId, socket, controller: new AbortController() };
+  track(deviceId: string, principal: Principal, socket: WebSocket): DeviceSession {
+    const entry: Entry = {
+      deviceId,
+      userId: principal.userId,
+      tokenId: principal.method === 'api_token' ? principal.tokenId : undefined,
+      sessionId: principal.method === 'session' ? principal.sessionId : undefined,
+      socket,
+      controller: new AbortController(),
+    };
     this.#entries.add(entry);
     socket.once('close', () => entry.controller.abort());
     return {
@@ -49,6 +65,13 @@ export class DeviceSessions {
     }
   }
 
+  /** Ends the sessions opened with a credential that just ended. */
+  revoked(revocation: Revocation): void {
+    for (const entry of [...this.#entries]) {
+      if (openedWith(entry, revocation)) this.#stop(entry, CREDENTIAL_REVOKED_CLOSE_CODE, revocation.reason);
+    }
+  }
+
   /** Ends every session, as the server shuts down. */
   closeAll(): void {
     for (const entry of [...this.#entries]) this.#stop(entry, 1001, 'server shutting down');
@@ -58,5 +81,18 @@ export class DeviceSessions {
     this.#entries.delete(entry);
     if (entry.socket.readyState === entry.socket.OPEN) entry.socket.close(code, reason);
     entry.controller.abort();
+  }
+}
+
+function openedWith(entry: Entry, revocation: Revocation): boolean {
+  switch (revocation.type) {
+    case 'api_token':
+      return entry.tokenId === revocation.tokenId;
+    case 'session':
+      return entry.sessionId === revocation.sessionId;
+    case 'user':
+      if (entry.userId !== revocation.userId) return false;
+      if (revocation.sessionsOnly === true && entry.sessionId === undefined) return false;
+      return revocation.keepSessionId === undefined || entry.sessionId !== revocation.keepSessionId;
   }
 }

@@ -10,7 +10,7 @@ export type UserChange = 'displayName' | 'role' | 'disabled' | 'password';
 
 export type LoginFailureReason = 'unknown_user' | 'wrong_password' | 'user_disabled' | 'throttled' | 'locked';
 
-export type LeaseReleaseReason = 'released' | 'force_released' | 'cancelled' | 'timed_out' | 'host_removed';
+export type LeaseReleaseReason = 'released' | 'force_released' | 'cancelled' | 'timed_out' | 'host_removed' | 'user_disabled';
 
 /** The `data` of each event type, as the contract's event schemas define it. */
 interface EventDataByType {

@@ -335,6 +335,17 @@ export async function leasesOnHost(db: Kysely<DB>, hostId: string): Promise<Leas
     .execute();
 }
 
+/** A user's queued and granted leases. */
+export async function activeLeasesOfUser(db: Kysely<DB>, userId: string): Promise<LeaseRow[]> {
+  return db
+    .selectFrom('leases')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('status', 'in', [...ACTIVE_STATUSES])
+    .orderBy('id')
+    .execute();
+}
+
 export async function usernameOf(db: Kysely<DB>, userId: string): Promise<string> {
   const row = await db.selectFrom('users').select('username').where('id', '=', userId).executeTakeFirst();
   return row?.username ?? '';

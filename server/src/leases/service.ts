@@ -11,6 +11,7 @@ import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
 import { Waiters } from '../waiters.js';
 import {
   ACTIVE_STATUSES,
+  activeLeasesOfUser,
   endLeaseRow,
   findBaseline,
   findLease,
@@ -501,6 +502,28 @@ export class LeaseService {
     return {
       leaseIds: effects.ended.map((ended) => ended.leaseId),
       deviceIds,
+      afterCommit: () => {
+        if (applied) return;
+        applied = true;
+        this.#afterCommit(effects);
+      },
+    };
+  }
+
+  /**
+   * Ends (user_disabled) a user's leases inside the caller's transaction, with their events: granted ones are
+   * released and their devices reset, queued ones cancelled. Call `afterCommit()` once committed.
+   */
+  async endLeasesOfUser(trx: Kysely<DB>, userId: string, cause: Cause): Promise<{ afterCommit(): void }> {
+    const now = this.#clock();
+    const effects = newEffects();
+    const endedBy = cause.actor.type === 'user' ? cause.actor.id : null;
+    for (const row of await activeLeasesOfUser(trx, userId)) {
+      const status = row.status === 'granted' ? 'released' : 'cancelled';
+      await this.#endLease(trx, row, status, 'user_disabled', endedBy, cause, now, effects, true);
+    }
+    let applied = false;
+    return {
       afterCommit: () => {
         if (applied) return;
         applied = true;

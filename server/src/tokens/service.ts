@@ -8,6 +8,7 @@ import { scopesAllow, scopesOfRole, type Scope } from '../http/access.js';
 import { ApiError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
 import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
+import { noRevocationListener, type RevocationListener } from '../revocations.js';
 import { findApiToken, insertApiToken, queryApiTokens, revokeApiTokenRow, type ApiTokenRow } from './repository.js';
 import { toApiToken, toApiTokenSummary, type ApiToken, type CreatedApiToken } from './view.js';
 
@@ -46,9 +47,12 @@ export class ApiTokenService {
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
 
-  constructor(deps: { db: Kysely<DB>; clock: () => Date }) {
+  readonly #revocations: RevocationListener;
+
+  constructor(deps: { db: Kysely<DB>; clock: () => Date; revocations?: RevocationListener }) {
     this.#db = deps.db;
     this.#clock = deps.clock;
+    this.#revocations = deps.revocations ?? noRevocationListener;
   }
 
   /** The caller's tokens; with `userId` another user's, with `allUsers` everyone's (both for admins only). */
@@ -112,7 +116,7 @@ export class ApiTokenService {
     return toApiToken(visible(principal, id, await findApiToken(this.#db, id)));
   }
 
-  /** Revokes a token; revoking it again changes nothing. */
+  /** Revokes a token (its open WebSockets close once that is committed); revoking it again changes nothing. */
   async revoke(principal: Principal, id: string, requestId: string | null): Promise<void> {
     const now = this.#clock();
     await this.#db.transaction().execute(async (trx) => {
@@ -127,6 +131,7 @@ export class ApiTokenService {
         occurredAt: now,
       });
     });
+    this.#revocations.revoked({ type: 'api_token', tokenId: id, reason: 'token revoked' });
   }
 }
 

@@ -8,6 +8,7 @@ import { systemCause, type Cause, type UserChange } from '../events/types.js';
 import type { Role } from '../http/access.js';
 import { ApiError } from '../http/errors.js';
 import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
+import { noRevocationListener, type Revocation, type RevocationListener } from '../revocations.js';
 import {
   countEnabledAdmins,
   countUsers,
@@ -25,6 +26,12 @@ import { toUser, toUserSummary, type User } from './view.js';
 export interface SessionRevoker {
   /** Revokes every live session of the user except the one with id `keep`. */
   revokeUserSessions(db: Kysely<DB>, userId: string, at: Date, keep?: string): Promise<void>;
+}
+
+/** Ends a disabled user's leases, for the lease domain that owns them; called inside the caller's transaction. */
+export interface UserLeaseEnder {
+  /** Ends the user's active leases with their events; `afterCommit` resets the devices once committed. */
+  endLeasesOfUser(db: Kysely<DB>, userId: string, cause: Cause): Promise<{ afterCommit(): void }>;
 }
 
 export interface NewUser {
@@ -65,11 +72,21 @@ export class UserService {
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
   readonly #sessions: SessionRevoker;
+  readonly #leases: UserLeaseEnder | undefined;
+  readonly #revocations: RevocationListener;
 
-  constructor(deps: { db: Kysely<DB>; clock: () => Date; sessions: SessionRevoker }) {
+  constructor(deps: {
+    db: Kysely<DB>;
+    clock: () => Date;
+    sessions: SessionRevoker;
+    leases?: UserLeaseEnder;
+    revocations?: RevocationListener;
+  }) {
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#sessions = deps.sessions;
+    this.#leases = deps.leases;
+    this.#revocations = deps.revocations ?? noRevocationListener;
   }
 
   async list(query: UserListQuery): Promise<Page<User>> {
@@ -101,13 +118,16 @@ export class UserService {
 
   /**
    * Applies the fields of `patch` that differ from the user. Disabling or setting a password ends the user's
-   * sessions (except `keepSessionId`); a new password also clears the login throttle. A patch that changes nothing
-   * writes nothing.
+   * sessions (except `keepSessionId`); a new password also clears the login throttle. Disabling ends the user's
+   * leases too. Once committed, the WebSockets of every credential that ended are closed. A patch that changes
+   * nothing writes nothing.
    */
   async update(id: string, patch: UserPatch, cause: Cause, keepSessionId?: string): Promise<User> {
     const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
     const now = this.#clock();
-    return this.#db.transaction().execute(async (trx) => {
+    let revocation: Revocation | undefined;
+    let leasesEnded: { afterCommit(): void } | undefined;
+    const result = await this.#db.transaction().execute(async (trx) => {
       const user = await findUserById(trx, id);
       if (user === undefined) throw noSuchUser(id);
       const changes: UserChange[] = [];
@@ -139,6 +159,12 @@ export class UserService {
       if (set.disabled === 1 || passwordHash !== undefined) {
         await this.#sessions.revokeUserSessions(trx, id, now, keepSessionId);
       }
+      if (set.disabled === 1) {
+        leasesEnded = await this.#leases?.endLeasesOfUser(trx, id, cause);
+        revocation = { type: 'user', userId: id, reason: 'user disabled' };
+      } else if (passwordHash !== undefined) {
+        revocation = { type: 'user', userId: id, reason: 'password changed', sessionsOnly: true, keepSessionId };
+      }
       await appendEvent(trx, {
         type: 'user.updated',
         ...cause,
@@ -148,6 +174,9 @@ export class UserService {
       });
       return toUser(updated);
     });
+    if (revocation !== undefined) this.#revocations.revoked(revocation);
+    leasesEnded?.afterCommit();
+    return result;
   }
 
   /** Deletes a user with their sessions and API tokens; the events about them stay in the log. */
@@ -166,6 +195,7 @@ export class UserService {
         occurredAt: now,
       });
     });
+    this.#revocations.revoked({ type: 'user', userId: id, reason: 'user deleted' });
   }
 
   async checkPassword(id: string, password: string): Promise<boolean> {
