@@ -17,6 +17,7 @@ import { registerReference } from './http/reference.js';
 import { requestIdOf } from './http/request-id.js';
 import { RequestLogController } from './http/request-log.js';
 import { contractValidatorCompiler } from './http/validation.js';
+import { WebSocketSessionLog } from './http/websocket-log.js';
 import { createLogger } from './logger.js';
 
 /** What the HTTP layer needs from the domains: one handler per operation and a way to authenticate callers. */
@@ -47,6 +48,7 @@ export interface AppOptions {
 export function buildApp(options: AppOptions): FastifyInstance {
   const { config, database, domains, clock } = options;
   const routes = new AllowedMethods();
+  const webSocketSessions = new WebSocketSessionLog();
   let draining = false;
   const { started } = options;
   let starting = started !== undefined;
@@ -81,6 +83,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (draining) reply.header('connection', 'close');
+    if (request.headers.upgrade !== undefined) webSocketSessions.upgrading(request);
     if (starting) {
       await started!.catch(() => {
         throw new ApiError('service_unavailable', 'The server failed to start.');
@@ -103,6 +106,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     errorHandler: closeOnError,
     preClose: closeWebSockets,
     options: { maxPayload: WEBSOCKET_MAX_PAYLOAD },
+  });
+  app.addHook('onReady', async function () {
+    webSocketSessions.follow((this as FastifyInstance & { websocketServer: import('ws').WebSocketServer }).websocketServer);
   });
   // In a child scope so that @fastify/websocket's route hook (it loads with the plugin) sees the routes.
   app.register(async (scope) => {

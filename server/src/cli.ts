@@ -1,5 +1,7 @@
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { VirtualDeviceFlags } from './adb/command.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -7,7 +9,6 @@ import { backupDatabase } from './db/backup.js';
 import { openDataDir } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { startServer } from './index.js';
-import { humanLogStream } from './logger.js';
 
 const EXIT_ERROR = 1;
 const EXIT_USAGE = 2;
@@ -23,16 +24,14 @@ interface StartFlags {
   port?: string;
   dataDir?: string;
   logLevel?: string;
+  logFormat?: string;
   virtualDevices?: string;
   adbServers?: string;
   adbDevices?: string;
 }
 
 async function start(flags: StartFlags): Promise<void> {
-  const server = await startServer({
-    ...flags,
-    ...(process.stdout.isTTY ? { logStream: humanLogStream(process.stdout) } : {}),
-  });
+  const server = await startServer(flags);
 
   // Handlers go in before the server says it is up, so a signal sent on that cue is never missed. A second
   // signal during shutdown gets Node's default handling and ends the process at once.
@@ -59,11 +58,35 @@ async function start(flags: StartFlags): Promise<void> {
       ...(admin
         ? [
             `Created user "${admin.username}" with password ${admin.password}`,
-            `Log in: cloudphone login --api-url ${server.url} --username ${admin.username}`,
+            `Log in: ${loginCommand(server.url, admin.username)}`,
           ]
         : []),
     ].join('\n'),
   );
+}
+
+/**
+ * The command that logs in to this server: `npx cloudphone login …` when a `node_modules/.bin/cloudphone` sits
+ * beside the server (a checkout, or a project that installed both packages), prefixed with `cd` to that folder
+ * unless the server runs from there; `cloudphone login …` otherwise, for a CLI installed on its own.
+ */
+export function loginCommand(url: string, username: string, cwd = process.cwd()): string {
+  const command = `cloudphone login --api-url ${url} --username ${username}`;
+  const project = projectWithCli(fileURLToPath(new URL('..', import.meta.url)));
+  if (project === undefined) return command;
+  return project === resolve(cwd) ? `npx ${command}` : `cd ${shellWord(project)} && npx ${command}`;
+}
+
+/** The nearest folder at or above `from` whose `node_modules/.bin` has `cloudphone`: where `npx cloudphone` runs it. */
+function projectWithCli(from: string): string | undefined {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'node_modules', '.bin', 'cloudphone'))) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 async function migrate(flags: { dataDir?: string }): Promise<void> {
@@ -101,6 +124,10 @@ function program(): Command {
     .option(
       '--log-level <level>',
       'fatal, error, warn, info, debug, trace or silent (env CLOUDPHONE_LOG_LEVEL, default info)',
+    )
+    .option(
+      '--log-format <format>',
+      'auto (readable on a terminal, JSON otherwise), json or pretty (env CLOUDPHONE_LOG_FORMAT, default auto)',
     )
     .option('--virtual-devices <count>', 'run this many in-process virtual devices (env CLOUDPHONE_VIRTUAL_DEVICES, default 0)')
     .option('--adb-servers <list>', 'ADB servers to track, host:port,… (env CLOUDPHONE_ADB_SERVERS)')

@@ -5,6 +5,10 @@ import { z } from 'zod';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** `auto`: readable lines when standard output is a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export const LOCAL_ADB_MODES = ['auto', 'on', 'off'] as const;
 export type LocalAdb = (typeof LOCAL_ADB_MODES)[number];
 
@@ -26,6 +30,7 @@ export interface ServerConfig {
   /** Holds the database; created with mode 0700. Always absolute. */
   dataDir: string;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   /** The first admin's password; generated when unset. */
   adminPassword?: string;
   accessTokenTtlSeconds: number;
@@ -130,6 +135,7 @@ const configSchema = z.object({
     .min(1)
     .transform((p) => resolve(p)),
   logLevel: z.enum(LOG_LEVELS),
+  logFormat: z.string().trim().toLowerCase().pipe(z.enum(LOG_FORMATS)),
   adminPassword: z.string().min(12).max(256).optional(),
   accessTokenTtlSeconds: duration,
   refreshTokenTtlSeconds: duration,
@@ -164,6 +170,7 @@ const settings: Record<keyof ServerConfig, Setting> = {
   port: { env: 'CLOUDPHONE_PORT', expected: 'an integer from 0 to 65535' },
   dataDir: { env: 'CLOUDPHONE_DATA_DIR', expected: 'a directory path' },
   logLevel: { env: 'CLOUDPHONE_LOG_LEVEL', expected: `one of ${LOG_LEVELS.join(', ')}` },
+  logFormat: { env: 'CLOUDPHONE_LOG_FORMAT', expected: `one of ${LOG_FORMATS.join(', ')}` },
   adminPassword: { env: 'CLOUDPHONE_ADMIN_PASSWORD', expected: 'a password of 12 to 256 characters', secret: true },
   accessTokenTtlSeconds: {
     env: 'CLOUDPHONE_ACCESS_TOKEN_TTL',
@@ -206,6 +213,7 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
     port: 8080,
     dataDir: join(dataHome, 'cloudphone'),
     logLevel: 'info',
+    logFormat: 'auto',
     accessTokenTtlSeconds: 900,
     refreshTokenTtlSeconds: 30 * 86_400,
     bodyLimitBytes: 1024 ** 2,

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { buildApp } from './app.js';
-import { loadConfig, type ConfigInput, type ServerConfig } from './config.js';
+import { loadConfig, type ConfigInput, type LogFormat, type ServerConfig } from './config.js';
 import { openDataDir, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { createDomains, type Domains } from './domains.js';
@@ -14,6 +14,7 @@ export {
   loadConfig,
   type ConfigInput,
   type LoginThrottle,
+  type LogFormat,
   type LogLevel,
   type ServerConfig,
 } from './config.js';
@@ -27,7 +28,7 @@ export { createLogger, humanLogStream } from './logger.js';
 export interface StartOptions extends ConfigInput {
   /** The time source of the domains and idempotency records; tests inject one. */
   clock?: () => Date;
-  /** Where log lines go; standard output by default. */
+  /** Where log lines go; standard output by default. With a stream, the `auto` log format is JSON. */
   logStream?: DestinationStream;
 }
 
@@ -86,7 +87,11 @@ function running(
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const { clock = () => new Date(), logStream, ...settings } = options;
   const config = loadConfig(settings);
-  const logger = createLogger({ level: config.logLevel, ...(logStream ? { stream: logStream } : {}) });
+  const logger = createLogger({
+    level: config.logLevel,
+    format: logFormat(config.logFormat, logStream === undefined && process.stdout.isTTY === true),
+    ...(logStream ? { stream: logStream } : {}),
+  });
   const database = openDataDir(config.dataDir);
   const startup = settlement();
   let app: FastifyInstance | undefined;
@@ -108,6 +113,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await database.close();
     throw error;
   }
+}
+
+/** The format of the log lines: `auto` is `pretty` on a terminal and `json` elsewhere. */
+export function logFormat(setting: LogFormat, terminal: boolean): 'json' | 'pretty' {
+  if (setting === 'auto') return terminal ? 'pretty' : 'json';
+  return setting;
 }
 
 /** A promise with its resolve and reject functions (`Promise.withResolvers` arrived in Node 22). */

@@ -14,22 +14,29 @@ const REDACT_PATHS = [
 
 export interface LoggerOptions {
   level: LogLevel;
-  /** Where JSON lines go; standard output by default. */
+  /** `json` (the default): one JSON object per line; `pretty`: one readable line per entry (`humanLogStream`). */
+  format?: 'json' | 'pretty';
+  /** Where lines go; standard output by default. */
   stream?: DestinationStream;
 }
 
 /**
- * The server's logger: pino JSON lines with credentials redacted. Standard output is written asynchronously, so a
- * busy server batches lines into few writes instead of one blocking write per request; pino flushes it at exit.
+ * The server's logger: pino JSON lines with credentials redacted (before formatting, so in both formats). Standard
+ * output is written asynchronously in JSON, so a busy server batches lines into few writes instead of one blocking
+ * write per request; pino flushes it at exit.
  */
 export function createLogger(options: LoggerOptions): FastifyBaseLogger {
+  const destination =
+    options.format === 'pretty'
+      ? humanLogStream(options.stream ?? process.stdout)
+      : (options.stream ?? pino.destination({ dest: 1, sync: false }));
   return pino(
     {
       level: options.level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    options.stream ?? pino.destination({ dest: 1, sync: false }),
+    destination,
   );
 }
 
@@ -51,7 +58,7 @@ function formatValue(value: unknown): string {
  * A compact human format for a terminal: `12:04:05.123 INFO  request completed method=GET status=200 …`.
  * Errors keep their stack on the following lines.
  */
-export function humanLogStream(out: NodeJS.WritableStream): DestinationStream {
+export function humanLogStream(out: { write(text: string): unknown }): DestinationStream {
   return {
     write(line: string): void {
       const entry = JSON.parse(line) as Record<string, unknown>;

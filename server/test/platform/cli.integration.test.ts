@@ -18,22 +18,29 @@ interface Started {
   child: ChildProcess;
   url: string;
   stderr: () => string;
+  stdout: () => string;
   exited: Promise<number | null>;
 }
 
 /** Spawns `start` and resolves once its standard error matches `ready`. */
-function start(dataDir: string, ready: RegExp): Promise<Started> {
-  const child = spawn(process.execPath, [bin, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], {
-    env,
-  });
+function start(dataDir: string, ready: RegExp, ...flags: string[]): Promise<Started> {
+  const child = spawn(
+    process.execPath,
+    [bin, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...flags],
+    { env },
+  );
   let stderr = '';
+  let stdout = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
       stderr += chunk;
       const url = /listening on (http:\/\/\S+)\n/.exec(stderr)?.[1];
-      if (url && ready.test(stderr)) resolve({ child, url, stderr: () => stderr, exited });
+      if (url && ready.test(stderr)) resolve({ child, url, stderr: () => stderr, stdout: () => stdout, exited });
     });
     void exited.then((code) => reject(new Error(`start exited with ${code}: ${stderr}`)));
   });
@@ -44,6 +51,23 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
     execFile(process.execPath, [bin, ...args], { env, timeout: 20_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
+  });
+}
+
+/** Runs a command line with `sh -c` in the checkout, `input` on its standard input, never asking the registry. */
+function shell(
+  command: string,
+  input: string,
+  extraEnv: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'sh',
+      ['-c', command],
+      { cwd: root, env: { ...env, ...extraEnv, npm_config_yes: 'false', npm_config_offline: 'true' }, timeout: 20_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    );
+    child.stdin!.end(input);
   });
 }
 
@@ -76,7 +100,13 @@ describe('cloudphone-server', () => {
       const password = /Created user "admin" with password (\S+)\n/.exec(first.stderr())?.[1];
       expect(password).toBeDefined();
       expect(first.stderr()).toContain(`API reference: ${first.url}/docs\n`);
-      expect(first.stderr()).toContain(`Log in: cloudphone login --api-url ${first.url} --username admin\n`);
+      // From the checkout (where the server was started), the hint works as printed, without a global install.
+      const hint = `npx cloudphone login --api-url ${first.url} --username admin`;
+      expect(first.stderr()).toContain(`Log in: ${hint}\n`);
+      const configHome = mkdtempSync(join(dir, 'config-'));
+      const loggedIn = await shell(`${hint} --password-stdin`, `${password}`, { XDG_CONFIG_HOME: configHome });
+      expect(loggedIn).toMatchObject({ code: 0 });
+      expect(loggedIn.stderr + loggedIn.stdout).toContain('Logged in to');
 
       const login = await fetch(`${first.url}/v1/auth/login`, {
         method: 'POST',
@@ -107,9 +137,12 @@ describe('cloudphone-server', () => {
     }
     expect(await first.exited).toBe(0);
 
-    const second = await start(dataDir, /API reference: \S+\n/);
+    const second = await start(dataDir, /API reference: \S+\n/, '--log-level', 'info', '--log-format', 'pretty');
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);
+    const lines = second.stdout().trimEnd().split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} INFO  shutting down signal=SIGINT$/));
+    for (const line of lines) expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} (INFO |WARN |ERROR) \S/);
     expect(second.stderr()).not.toContain('Created user');
     expect(second.stderr()).not.toContain('Log in:');
   });
@@ -136,7 +169,7 @@ describe('cloudphone-server', () => {
     const dataDir = join(dir, 'migrate');
     expect(await run('migrate', '--data-dir', dataDir)).toEqual({
       code: 0,
-      stdout: 'Applied 0001_initial\nApplied 0002_devices\nApplied 0003_apps\n',
+      stdout: 'Applied 0001_initial\nApplied 0002_devices\nApplied 0003_apps\nApplied 0004_spent_refresh_tokens\n',
       stderr: '',
     });
     expect(await run('migrate', '--data-dir', dataDir)).toEqual({

@@ -1,5 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { logFormat } from '../../src/index.js';
 import { createLogger, humanLogStream } from '../../src/logger.js';
 import { LogCapture } from './fixtures.js';
 
@@ -36,6 +37,31 @@ describe('createLogger', () => {
     log.info('hidden');
     log.warn('shown');
     expect(logs.entries.map((e) => e.msg)).toEqual(['shown']);
+  });
+});
+
+describe('the pretty format', () => {
+  it('writes readable lines, credentials redacted as in JSON', () => {
+    const logs = new LogCapture();
+    const log = createLogger({ level: 'info', format: 'pretty', stream: logs });
+    log.info({ password: 'p1', body: { refreshToken: 'cpr_x' }, userId: 'usr_1' }, 'sample');
+    log.warn('careful');
+    expect(logs.lines).toEqual([
+      expect.stringMatching(
+        /^\d\d:\d\d:\d\d\.\d{3} INFO  sample password=\[redacted\] body=\{"refreshToken":"\[redacted\]"\} userId=usr_1\n$/,
+      ),
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} WARN  careful\n$/),
+    ]);
+    expect(logs.text).not.toMatch(/p1|cpr_/);
+  });
+
+  it.each([
+    ['auto', true, 'pretty'],
+    ['auto', false, 'json'],
+    ['json', true, 'json'],
+    ['pretty', false, 'pretty'],
+  ] as const)('%s with a terminal %s is %s', (setting, terminal, format) => {
+    expect(logFormat(setting, terminal)).toBe(format);
   });
 });
 

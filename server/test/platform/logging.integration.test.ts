@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { startServer, type RunningServer } from '../../src/index.js';
 import { LogCapture } from './fixtures.js';
 
@@ -15,7 +16,14 @@ describe('logs of a real server', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-logging-'));
-    server = await startServer({ dataDir, port: 0, adminPassword, logLevel: 'trace', logStream: logs });
+    server = await startServer({
+      dataDir,
+      port: 0,
+      adminPassword,
+      logLevel: 'trace',
+      logStream: logs,
+      virtualDevices: 1,
+    });
   });
 
   afterAll(async () => {
@@ -71,5 +79,44 @@ describe('logs of a real server', () => {
     for (const secretText of ['cpa_', 'cpr_', 'cpt_', adminPassword, wrongPassword]) {
       expect(logs.text).not.toContain(secretText);
     }
+  });
+
+  it('record each WebSocket session when it opens and when it closes, with its duration and bytes', async () => {
+    const login = await call('POST', '/v1/auth/login', { body: { username: 'admin', password: adminPassword } });
+    const token = login.body!.accessToken as string;
+    const lease = await call('POST', '/v1/leases', { token, body: { count: 1, waitSeconds: 30 } });
+    expect(lease.status).toBe(201);
+    const deviceId = lease.body!.devices[0].id as string;
+
+    const socket = new WebSocket(
+      `${server.url.replace('http', 'ws')}/v1/devices/${deviceId}/shell/stream?command=${encodeURIComponent('echo hello')}`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
+    const received: Buffer[] = [];
+    socket.on('message', (data: Buffer) => received.push(data));
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    expect(await closed).toBe(1000);
+    expect(Buffer.concat(received).toString()).toContain('"type":"exit"');
+
+    const sessionLines = async () => {
+      for (let i = 0; i < 50 && !logs.entries.some((e) => e.msg === 'websocket closed'); i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return logs.entries.filter((e) => e.msg === 'websocket opened' || e.msg === 'websocket closed');
+    };
+    const [opened, ended, ...rest] = await sessionLines();
+    expect(rest).toEqual([]);
+    const common = {
+      operationId: 'openDeviceShell',
+      path: `/v1/devices/${deviceId}/shell/stream`,
+      userId: login.body!.user?.id ?? expect.stringMatching(/^usr_/),
+    };
+    expect(opened).toMatchObject({ ...common, msg: 'websocket opened', requestId: expect.stringMatching(/^req_/) });
+    expect(ended).toMatchObject({ ...common, msg: 'websocket closed', requestId: opened!.requestId, code: 1000 });
+    expect(ended!.ms).toEqual(expect.any(Number));
+    // The server sent the output and the exit frame; the client sent at least its close frame.
+    expect(ended!.bytesOut).toBeGreaterThanOrEqual(Buffer.concat(received).length);
+    expect(ended!.bytesIn).toBeGreaterThan(0);
+    expect(logs.text).not.toContain(token);
   });
 });
