@@ -11,7 +11,7 @@ import { registerHealth } from './http/health.js';
 import { IdempotencyStore } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
 import { ApiError } from './http/errors.js';
-import { assertHandlersMatchContract, registerOperations } from './http/operations.js';
+import { assertHandlersMatchContract, longestPathParameter, registerOperations } from './http/operations.js';
 import { clientErrorHandler, frameworkErrorHandler, registerProblemHandling } from './http/problems.js';
 import { registerReference } from './http/reference.js';
 import { requestIdOf } from './http/request-id.js';
@@ -65,6 +65,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     genReqId: requestIdOf,
     requestIdHeader: false,
     bodyLimit: config.bodyLimitBytes,
+    routerOptions: { maxParamLength: longestPathParameter() },
     trustProxy: config.trustProxy,
     // During shutdown, requests still arriving on open connections are served (and told to close the
     // connection) while /readyz answers 503, rather than Fastify answering them all with a bare 503.

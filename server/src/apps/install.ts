@@ -97,8 +97,6 @@ export interface InstallJobListQuery {
 
 const jobPosition = idPosition(/^ijb_[0-9A-Z]{26}$/);
 
-export const PACKAGE_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$/;
-
 type InstallEvent =
   | { type: 'app.install.started'; data: EventData<'app.install.started'> }
   | { type: 'app.install.succeeded'; data: EventData<'app.install.succeeded'> }
@@ -418,15 +416,11 @@ export class InstallService {
   }
 
   /**
-   * Uninstalls a package from a device: 400 for a malformed name, 404 `device_not_found`, 403 `lease_required`,
-   * 409 `device_offline`, 404 `package_not_installed`, 502 `device_command_failed` for other refusals.
+   * Uninstalls a package from a device (the name has the contract's form, checked before the handler runs): 404
+   * `device_not_found`, 403 `lease_required`, 409 `device_offline`, 404 `package_not_installed`, 502
+   * `device_command_failed` for other refusals.
    */
   async uninstall(principal: Principal, deviceId: string, packageName: string): Promise<void> {
-    if (packageName.length > 255 || !PACKAGE_NAME.test(packageName)) {
-      throw new ApiError('validation_failed', `${JSON.stringify(packageName)} is not a package name.`, {
-        errors: [{ field: '/packageName', message: 'must be a Java-style package name such as com.example.app' }],
-      });
-    }
     await this.#inventory.get(deviceId);
     this.#leases.assertCanOperate(principal, deviceId);
     const adb = this.#inventory.adbFor(deviceId);

@@ -30,6 +30,17 @@ export const BINARY_CONTENT_TYPE = 'application/octet-stream';
 
 const IDEMPOTENCY_KEY = 'Idempotency-Key';
 
+/** The router's default limit on the length of one path parameter. */
+const ROUTER_MAX_PARAM_LENGTH = 100;
+
+/** The longest path parameter the contract allows (a package name: 255), so the router never refuses one first. */
+export function longestPathParameter(): number {
+  const lengths = Object.values(requestSchemas).flatMap(({ schemas }) =>
+    Object.values((schemas.params?.properties ?? {}) as Record<string, { maxLength?: number }>).map((p) => p.maxLength ?? 0),
+  );
+  return Math.max(ROUTER_MAX_PARAM_LENGTH, ...lengths);
+}
+
 /** Throws unless `handlers` has exactly one handler per operation of the contract. */
 export function assertHandlersMatchContract(handlers: Record<string, unknown>): void {
   const expected = Object.keys(operations);
@@ -113,6 +124,50 @@ export interface OperationRoutesOptions {
   handlers: Handlers;
   authenticator: Authenticator;
   idempotency: IdempotencyStore;
+  /** The largest body each binary operation takes (its handler enforces it on the stream too). */
+  binaryBodyLimits: Partial<Record<OperationId, number>>;
+}
+
+/** Whether a request carries a body (a length above zero, or chunks), before any of it is read. */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Checks of the body that come before it is read: a body sent to an operation that takes none is 400, and a binary
+ * body whose `Content-Length` already says it is over the operation's limit is 413 at once, not after reading it.
+ */
+function bodyChecks(operationId: OperationId, schemas: RequestSchemas, limit: number | undefined) {
+  const meta = operations[operationId];
+  const takesBody = schemas.body !== undefined || meta.binaryBody !== null;
+  return async (request: FastifyRequest): Promise<void> => {
+    if (!takesBody) {
+      // A GET's body has no meaning in HTTP and is never read; other methods say what they take.
+      if (meta.method !== 'GET' && hasBody(request)) {
+        throw new ApiError('validation_failed', 'This operation takes no request body.', {
+          errors: [{ field: '', message: 'must be absent' }],
+        });
+      }
+      return;
+    }
+    const length = Number(request.headers['content-length']);
+    if (limit !== undefined && length > limit) {
+      throw new ApiError('payload_too_large', `The request body is larger than the limit of ${limit} bytes.`);
+    }
+  };
+}
+
+/**
+ * An optional JSON body may be absent (Fastify validates absence as `null`, so the generated schema admits `null`),
+ * but a body that is the JSON `null` is not an object the contract describes.
+ */
+async function refuseNullBody(request: FastifyRequest): Promise<void> {
+  if (request.body === null) {
+    throw new ApiError('validation_failed', 'Invalid request body: must be object.', {
+      errors: [{ field: '', message: 'must be object' }],
+    });
+  }
 }
 
 /**
@@ -136,12 +191,17 @@ export function registerOperations(app: FastifyInstance, options: OperationRoute
     const handler = options.handlers[operationId] as unknown as AnyHandler;
     const binaryBody = meta.binaryBody;
     const binaryResponse = meta.binaryResponse;
+    if (meta.method !== 'GET' && binaryBody !== null && options.binaryBodyLimits[operationId] === undefined) {
+      throw new Error(`No body limit for the binary operation ${operationId}.`);
+    }
     app.route({
       method: meta.method,
       url: routePath(meta.path),
       schema: schemas,
       config: { operationId },
       ...onRequest,
+      preParsing: bodyChecks(operationId, schemas, options.binaryBodyLimits[operationId]),
+      ...(schemas.body === undefined ? {} : { preValidation: refuseNullBody }),
       handler: async (request, reply) => {
         const input = inputOf(request, headerNames);
         if (binaryBody !== null) input.body = binaryBodyOf(request, binaryBody) as never;

@@ -1,5 +1,8 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ErrorObject } from 'ajv/dist/2020.js';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { newId } from '../db/ids.js';
 import { bearerChallenge } from './auth.js';
 import { ApiError } from './errors.js';
 import { fieldErrors, validationDetail, type RequestPart } from './validation.js';
@@ -43,6 +46,10 @@ export function problemFor(error: unknown, bodyLimitBytes: number): ApiError | n
       return new ApiError('payload_too_large', `The request body is larger than ${bodyLimitBytes} bytes.`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError('unsupported_media_type', 'Send request bodies as application/json.');
+    case 'FST_ERR_BAD_URL':
+      return new ApiError('invalid_encoding', 'The URL holds a percent-encoded sequence that is not UTF-8.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError('malformed_request', 'The request body is not as long as its Content-Length says.');
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return new ApiError('validation_failed', error.message);
@@ -89,5 +96,58 @@ export function registerProblemHandling(app: FastifyInstance, options: ProblemHa
 export function frameworkErrorHandler(bodyLimitBytes: number) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
     replyWithError(error, request, reply, bodyLimitBytes);
+  };
+}
+
+/** The path of a raw request's first line (`FOO /v1/users HTTP/1.1`), or `null`. */
+function pathOfRawRequest(raw: unknown): string | null {
+  const line = Buffer.isBuffer(raw) ? raw.toString('latin1').split('\r\n', 1)[0]! : '';
+  const target = line.split(' ')[1];
+  return target?.startsWith('/') ? target.split('?', 1)[0]! : null;
+}
+
+/** What Node's HTTP parser refuses before Fastify sees a request, as the problem to answer. */
+function clientProblem(error: ConnectionError, allowedMethods: (path: string) => string[]) {
+  switch (error.code) {
+    case 'HPE_INVALID_METHOD': {
+      const path = pathOfRawRequest((error as { rawPacket?: unknown }).rawPacket);
+      if (path === null) return { problem: new ApiError('malformed_request', 'The request is not well-formed HTTP/1.1.'), allow: null };
+      const allowed = allowedMethods(path);
+      if (allowed.length === 0) return { problem: new ApiError('not_found', `No route ${path}.`), allow: null };
+      return { problem: new ApiError('method_not_allowed', `${path} allows ${allowed.join(', ')}.`), allow: allowed.join(', ') };
+    }
+    case 'HPE_HEADER_OVERFLOW':
+      return { problem: new ApiError('request_headers_too_large', 'The request headers are larger than the server takes.'), allow: null };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { problem: new ApiError('request_timeout', 'The request did not arrive in time.'), allow: null };
+    default:
+      return { problem: new ApiError('malformed_request', 'The request is not well-formed HTTP/1.1.'), allow: null };
+  }
+}
+
+/**
+ * For Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses (an unknown method, headers over the size
+ * limit, malformed HTTP, a request too slow to arrive) are answered as problems too, then the connection is closed.
+ */
+export function clientErrorHandler(allowedMethods: (path: string) => string[]) {
+  return function (this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const { problem, allow } = clientProblem(error, allowedMethods);
+    const requestId = newId('req');
+    this.log.debug({ err: error, requestId }, 'client error');
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(problem.toProblem(requestId));
+    const head = [
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}`,
+      'content-type: application/problem+json',
+      `content-length: ${Buffer.byteLength(body)}`,
+      `x-request-id: ${requestId}`,
+      ...(allow === null ? [] : [`allow: ${allow}`]),
+      'connection: close',
+    ];
+    socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
   };
 }

@@ -119,8 +119,8 @@ describe('problem responses', () => {
     expect(response.headers.allow).toBe('DELETE, GET, HEAD, PATCH');
   });
 
-  it('maps a malformed URL to a 400 problem', async () => {
-    expectProblem(await t.app.inject({ method: 'GET', url: '/v1/users/%E0%A4%A' }), 400, 'validation_failed');
+  it('maps a malformed percent-encoding in the URL to 400 invalid_encoding', async () => {
+    expectProblem(await t.app.inject({ method: 'GET', url: '/v1/users/%E0%A4%A' }), 400, 'invalid_encoding');
   });
 
   it.each([

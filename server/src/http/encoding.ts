@@ -1,0 +1,82 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError } from './errors.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Whether a string is well-formed Unicode: no surrogate without its pair. */
+function isWellFormed(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
+function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/** The JSON pointer of the first string or key in `value` that is not well-formed Unicode (a lone surrogate), or `null`. */
+export function illFormedAt(value: unknown, pointer = ''): string | null {
+  if (typeof value === 'string') return isWellFormed(value) ? null : pointer;
+  if (value === null || typeof value !== 'object') return null;
+  for (const [key, item] of Object.entries(value)) {
+    const at = `${pointer}/${escapePointer(key)}`;
+    if (!isWellFormed(key)) return at;
+    const found = illFormedAt(item, at);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+function illFormedBody(pointer: string): ApiError {
+  return new ApiError('invalid_encoding', 'The request body holds a string that is not well-formed Unicode.', {
+    errors: [{ field: pointer, message: 'is not well-formed Unicode (a lone surrogate)' }],
+  });
+}
+
+/** Decodes one percent-encoded URL component strictly: its bytes must be UTF-8 of well-formed Unicode. */
+function decodesStrictly(component: string): boolean {
+  try {
+    return isWellFormed(decodeURIComponent(component.replace(/\+/g, ' ')));
+  } catch {
+    return false;
+  }
+}
+
+/** Throws 400 `invalid_encoding` unless every path segment and query name and value of `url` decodes as UTF-8. */
+export function assertUrlEncoding(url: string): void {
+  const at = url.indexOf('?');
+  const path = at < 0 ? url : url.slice(0, at);
+  const query = at < 0 ? '' : url.slice(at + 1);
+  const components = [...path.split('/'), ...query.split(/[&=]/)];
+  if (!components.every(decodesStrictly)) {
+    throw new ApiError('invalid_encoding', 'The URL holds a percent-encoded sequence that is not UTF-8.');
+  }
+}
+
+/**
+ * Text reaches the API as UTF-8 of well-formed Unicode or not at all (400 `invalid_encoding`), before anything is
+ * routed to a handler: JSON bodies are decoded strictly (a lenient decoder would turn bad bytes into U+FFFD and
+ * store them), and neither a body's strings (a `\ud800` escape) nor the URL's components may hold lone surrogates.
+ * Fastify's own JSON parser still does the parsing, with its defences against prototype poisoning.
+ */
+export function registerEncodingChecks(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request: FastifyRequest, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new ApiError('invalid_encoding', 'The request body is not valid UTF-8.'), undefined);
+      return;
+    }
+    parseJson(request, text, (error: Error | null, value?: unknown) => {
+      if (error) return done(error, undefined);
+      const pointer = illFormedAt(value);
+      if (pointer !== null) return done(illFormedBody(pointer), undefined);
+      done(null, value);
+    });
+  });
+  app.addHook('onRequest', async (request) => {
+    assertUrlEncoding(request.url);
+  });
+}
