@@ -152,7 +152,7 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     },
     async drain() {
       sessions.closeAll();
-      await Promise.all([leases.close(), installs.close()]);
+      await Promise.all([leases.close(), installs.close(), apps.close()]);
     },
     async close() {
       await leases.close();

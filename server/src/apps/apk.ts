@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { Readable } from 'node:stream';
+import { crc32, inflateRaw } from 'node:zlib';
 
 const require = createRequire(import.meta.url);
 
@@ -12,11 +12,14 @@ interface ZipEntry {
   fileName: string;
   uncompressedSize: number;
   compressedSize: number;
+  compressionMethod: number;
+  generalPurposeBitFlag: number;
+  crc32: number;
+  relativeOffsetOfLocalHeader: number;
 }
 interface ZipFile {
   entryCount: number;
   readEntry(): void;
-  openReadStream(entry: ZipEntry, callback: (error: Error | null, stream?: Readable) => void): void;
   close(): void;
   on(event: 'entry', listener: (entry: ZipEntry) => void): this;
   on(event: 'end', listener: () => void): this;
@@ -36,7 +39,6 @@ interface RandomAccessReader {
     position: number,
     callback: (error?: Error | null) => void,
   ): void;
-  _readStreamForRange(start: number, end: number): Readable;
   close(callback: (error?: Error | null) => void): void;
 }
 interface Yauzl {
@@ -134,53 +136,73 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 /**
  * Validates the zip structure of the APK at `path` (before anything reads its contents), then reads its manifest
- * and, when the resource table resolves them, its label and launcher icon.
+ * and, when the resource table resolves them, its label and launcher icon. When `signal` aborts, the archive is
+ * closed at once and the promise rejects with the signal's reason.
  */
-export async function inspectApk(path: string, limits: ApkLimits = DEFAULT_APK_LIMITS): Promise<ApkInspection> {
-  const zip = await openZip(path);
-  try {
-    const entries = await validateEntries(zip, limits);
-    const manifest = await readManifest(zip, entries);
-    const packageName = manifest.package;
-    if (typeof packageName !== 'string' || packageName === '') {
-      throw new InvalidApkError('AndroidManifest.xml has no package name.');
-    }
-    const application = manifest.application ?? {};
-    const label = typeof application.label === 'string' ? application.label : null;
-    const icon = typeof application.icon === 'string' ? application.icon : null;
-    const resolved = await resolveLabelAndIcon(zip, entries, label, icon);
-    const minSdk = manifest.usesSdk?.minSdkVersion ?? null;
-    return {
-      packageName,
-      versionCode: manifest.versionCode ?? null,
-      versionName: manifest.versionName ?? null,
-      minSdk,
-      targetSdk: manifest.usesSdk?.targetSdkVersion ?? null,
-      label: resolved.label,
-      permissions: [
-        ...new Set((manifest.usesPermissions ?? []).flatMap((p) => (typeof p.name === 'string' ? [p.name] : []))),
-      ],
-      launchableActivity: launchableActivity(packageName, application),
-      instrumentation:
-        manifest.instrumentation == null
-          ? null
-          : {
-              runner: resolveClassName(packageName, manifest.instrumentation.name),
-              targetPackage: manifest.instrumentation.targetPackage,
-            },
-      abis: abisOf(entries),
-      debuggable: application.debuggable === true,
-      icon: resolved.icon,
+export async function inspectApk(
+  path: string,
+  limits: ApkLimits = DEFAULT_APK_LIMITS,
+  signal?: AbortSignal,
+): Promise<ApkInspection> {
+  signal?.throwIfAborted();
+  const { zip, reader } = await openZip(path);
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      zip.close();
+      reject(signal!.reason);
     };
+  });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (signal?.aborted) onAbort();
+    return await Promise.race([inspectZip(zip, reader, limits), aborted]);
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     zip.close();
   }
 }
 
-async function openZip(path: string): Promise<ZipFile> {
+async function inspectZip(zip: ZipFile, reader: CachedReader, limits: ApkLimits): Promise<ApkInspection> {
+  const entries = await validateEntries(zip, limits);
+  const manifest = await readManifest(reader, entries);
+  const packageName = manifest.package;
+  if (typeof packageName !== 'string' || packageName === '') {
+    throw new InvalidApkError('AndroidManifest.xml has no package name.');
+  }
+  const application = manifest.application ?? {};
+  const label = typeof application.label === 'string' ? application.label : null;
+  const icon = typeof application.icon === 'string' ? application.icon : null;
+  const resolved = await resolveLabelAndIcon(reader, entries, label, icon);
+  const minSdk = manifest.usesSdk?.minSdkVersion ?? null;
+  return {
+    packageName,
+    versionCode: manifest.versionCode ?? null,
+    versionName: manifest.versionName ?? null,
+    minSdk,
+    targetSdk: manifest.usesSdk?.targetSdkVersion ?? null,
+    label: resolved.label,
+    permissions: [
+      ...new Set((manifest.usesPermissions ?? []).flatMap((p) => (typeof p.name === 'string' ? [p.name] : []))),
+    ],
+    launchableActivity: launchableActivity(packageName, application),
+    instrumentation:
+      manifest.instrumentation == null
+        ? null
+        : {
+            runner: resolveClassName(packageName, manifest.instrumentation.name),
+            targetPackage: manifest.instrumentation.targetPackage,
+          },
+    abis: abisOf(entries),
+    debuggable: application.debuggable === true,
+    icon: resolved.icon,
+  };
+}
+
+async function openZip(path: string): Promise<{ zip: ZipFile; reader: CachedReader }> {
   const reader = await CachedReader.open(path);
   try {
-    return await new Promise<ZipFile>((resolve, reject) => {
+    const zip = await new Promise<ZipFile>((resolve, reject) => {
       yauzl.fromRandomAccessReader(
         reader,
         reader.size,
@@ -188,6 +210,7 @@ async function openZip(path: string): Promise<ZipFile> {
         (error, zip) => (error || zip === undefined ? reject(error ?? new Error('no zip')) : resolve(zip)),
       );
     });
+    return { zip, reader };
   } catch (error) {
     reader.close(() => undefined);
     const message = errorMessage(error);
@@ -209,12 +232,14 @@ const MAX_CACHED_DIRECTORY = 64 * 1024 * 1024;
 /**
  * A yauzl reader that serves the central directory from memory. yauzl reads each directory entry with two small
  * reads, which for the 3,841 entries of an 18 MB APK cost ~130 ms through streams; from memory it is a few ms.
+ * Once closed it refuses to read (its descriptor's number may already name another file).
  */
 class CachedReader extends yauzl.RandomAccessReader {
   readonly fd: number;
   readonly size: number;
   #cacheStart: number;
   #cache: Buffer;
+  #closed = false;
 
   private constructor(fd: number, size: number, cacheStart: number, cache: Buffer) {
     super();
@@ -255,6 +280,10 @@ class CachedReader extends yauzl.RandomAccessReader {
     position: number,
     callback: (error?: Error | null) => void,
   ): void {
+    if (this.#closed) {
+      process.nextTick(callback, new Error('the archive is closed'));
+      return;
+    }
     if (position >= this.#cacheStart && position + length <= this.#cacheStart + this.#cache.length) {
       this.#cache.copy(buffer, offset, position - this.#cacheStart, position - this.#cacheStart + length);
       process.nextTick(callback);
@@ -265,28 +294,17 @@ class CachedReader extends yauzl.RandomAccessReader {
     );
   }
 
-  override _readStreamForRange(start: number, end: number): Readable {
-    // Positional reads on the shared descriptor (an fs.ReadStream would close it when destroyed).
-    const fd = this.fd;
-    let position = start;
-    return new Readable({
-      read(size) {
-        const length = Math.min(size, 64 * 1024, end - position);
-        if (length <= 0) {
-          this.push(null);
-          return;
-        }
-        fs.read(fd, Buffer.alloc(length), 0, length, position, (error, bytesRead, buffer) => {
-          if (error) return this.destroy(error);
-          if (bytesRead === 0) return this.destroy(new Error('unexpected EOF'));
-          position += bytesRead;
-          this.push(buffer.subarray(0, bytesRead));
-        });
-      },
-    });
+  /** `length` bytes at `position`; fewer only at the end of the file. */
+  async readRange(position: number, length: number): Promise<Buffer> {
+    if (this.#closed) throw new Error('the archive is closed');
+    if (position >= this.#cacheStart && position + length <= this.#cacheStart + this.#cache.length) {
+      return Buffer.from(this.#cache.subarray(position - this.#cacheStart, position - this.#cacheStart + length));
+    }
+    return readAt(this.fd, position, length);
   }
 
   override close(callback: (error?: Error | null) => void): void {
+    this.#closed = true;
     this.#cache = Buffer.alloc(0);
     this.#cacheStart = 0;
     fs.close(this.fd, callback);
@@ -373,9 +391,10 @@ async function validateEntries(zip: ZipFile, limits: ApkLimits): Promise<Map<str
 }
 
 /** Parses AndroidManifest.xml from the zip already validated (not by opening the file again). */
-async function readManifest(zip: ZipFile, entries: Map<string, ZipEntry>): Promise<Manifest> {
+async function readManifest(reader: CachedReader, entries: Map<string, ZipEntry>): Promise<Manifest> {
+  const bytes = await readEntry(reader, entries.get(MANIFEST)!);
   try {
-    return new ManifestParser(await readEntry(zip, entries.get(MANIFEST)!)).parse();
+    return new ManifestParser(bytes).parse();
   } catch (error) {
     throw new InvalidApkError(`AndroidManifest.xml cannot be parsed: ${errorMessage(error)}.`);
   }
@@ -414,7 +433,7 @@ function abisOf(entries: Map<string, ZipEntry>): string[] {
 const RESOURCE_REFERENCE = /^resourceId:0x([0-9a-f]{8})$/i;
 
 async function resolveLabelAndIcon(
-  zip: ZipFile,
+  reader: CachedReader,
   entries: Map<string, ZipEntry>,
   label: string | null,
   icon: string | null,
@@ -426,8 +445,9 @@ async function resolveLabelAndIcon(
   if (labelRef !== undefined || iconRef !== undefined) {
     const entry = entries.get(RESOURCES);
     if (entry !== undefined && entry.uncompressedSize <= MAX_RESOURCE_TABLE_BYTES) {
+      const bytes = await readEntry(reader, entry);
       try {
-        const table = new ResourceTable(await readEntry(zip, entry));
+        const table = new ResourceTable(bytes);
         if (labelRef !== undefined) resolvedLabel = table.label(Number.parseInt(labelRef, 16));
         if (iconRef !== undefined) iconPaths = table.iconPaths(Number.parseInt(iconRef, 16));
       } catch {
@@ -439,32 +459,69 @@ async function resolveLabelAndIcon(
   for (const path of iconPaths) {
     const entry = entries.get(path);
     if (entry === undefined || !path.endsWith('.png') || entry.uncompressedSize > MAX_ICON_BYTES) continue;
-    try {
-      const bytes = await readEntry(zip, entry);
-      if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
-        iconBytes = bytes;
-        break;
-      }
-    } catch {
-      // try the next density
+    const bytes = await readEntry(reader, entry);
+    if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
+      iconBytes = bytes;
+      break;
     }
   }
   return { label: resolvedLabel === '' ? null : resolvedLabel, icon: iconBytes };
 }
 
-async function readEntry(zip: ZipFile, entry: ZipEntry): Promise<Buffer> {
-  const stream = await new Promise<Readable>((resolve, reject) => {
-    zip.openReadStream(entry, (error, stream) =>
-      error || stream === undefined ? reject(error ?? new Error('no stream')) : resolve(stream),
+const LOCAL_HEADER_SIGNATURE = 0x04034b50;
+const LOCAL_HEADER_BYTES = 30;
+const STORED = 0;
+const DEFLATED = 8;
+
+/**
+ * An entry's bytes, read and inflated here rather than through yauzl's read streams: on a size mismatch those
+ * streams report the error to a `destroy` that yauzl replaces with its own, so they neither end nor fail and the
+ * upload waits forever. Every way the data can disagree with the central directory (no local header, data past the
+ * end of the file, corrupt deflate data, a size or CRC-32 other than declared) is an `InvalidApkError`.
+ */
+async function readEntry(reader: CachedReader, entry: ZipEntry): Promise<Buffer> {
+  const name = entry.fileName;
+  if ((entry.generalPurposeBitFlag & 0x1) !== 0) throw new InvalidApkError(`Entry '${name}' is encrypted.`);
+  if (entry.compressionMethod !== STORED && entry.compressionMethod !== DEFLATED) {
+    throw new InvalidApkError(`Entry '${name}' uses compression method ${entry.compressionMethod}, not stored or deflate.`);
+  }
+  // Deflate never grows data by more than 5 bytes per 16 KiB block (plus a little): more is not deflate data.
+  if (entry.compressedSize > entry.uncompressedSize + Math.ceil(entry.uncompressedSize / 16384) * 5 + 64) {
+    throw new InvalidApkError(
+      `Entry '${name}' has ${entry.compressedSize} compressed bytes for ${entry.uncompressedSize} uncompressed.`,
     );
-  });
-  // Listeners rather than `for await`: yauzl's streams (old-style Transform subclasses) never end an async iterator.
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
+  }
+  const offset = entry.relativeOffsetOfLocalHeader;
+  const header = await reader.readRange(offset, LOCAL_HEADER_BYTES);
+  if (header.length < LOCAL_HEADER_BYTES || header.readUInt32LE(0) !== LOCAL_HEADER_SIGNATURE) {
+    throw new InvalidApkError(`Entry '${name}' has no local header at offset ${offset}.`);
+  }
+  const start = offset + LOCAL_HEADER_BYTES + header.readUInt16LE(26) + header.readUInt16LE(28);
+  const raw = await reader.readRange(start, entry.compressedSize);
+  if (raw.length < entry.compressedSize) throw new InvalidApkError(`Entry '${name}' runs past the end of the archive.`);
+  const data = entry.compressionMethod === STORED ? raw : await inflate(name, raw, entry.uncompressedSize);
+  if (crc32(data) !== entry.crc32) throw new InvalidApkError(`Entry '${name}' fails its CRC-32 check.`);
+  return data;
+}
+
+/** Inflates `raw`, which must give exactly `declared` bytes; never produces more than that. */
+async function inflate(name: string, raw: Buffer, declared: number): Promise<Buffer> {
+  const data = await new Promise<Buffer>((resolve, reject) =>
+    inflateRaw(raw, { maxOutputLength: Math.max(1, declared) }, (error, result) => {
+      if (error === null) return resolve(result);
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        return reject(new InvalidApkError(`Entry '${name}' inflates to more than the ${declared} bytes it declares.`));
+      }
+      reject(new InvalidApkError(`Entry '${name}' has corrupt compressed data: ${error.message}.`));
+    }),
+  );
+  if (data.length > declared) {
+    throw new InvalidApkError(`Entry '${name}' inflates to more than the ${declared} bytes it declares.`);
+  }
+  if (data.length < declared) {
+    throw new InvalidApkError(`Entry '${name}' inflates to ${data.length} bytes, not the ${declared} it declares.`);
+  }
+  return data;
 }
 
 const RES_STRING_POOL = 0x0001;

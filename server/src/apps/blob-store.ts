@@ -44,14 +44,18 @@ export class BlobStore {
 
   /**
    * Streams `source` into a temporary file, hashing as it goes. Past `limit` bytes the source is abandoned, the
-   * temporary file removed and `payload_too_large` thrown; on any other failure the temporary file is removed too.
+   * temporary file removed and `payload_too_large` thrown; a source that fails before its end (a client gone
+   * mid-upload) is `validation_failed`; on any failure, `signal` aborting included, the source is destroyed and
+   * the temporary file removed.
    */
-  async ingest(source: Readable, options: { limit: number }): Promise<IngestedFile> {
+  async ingest(source: Readable, options: { limit: number; signal?: AbortSignal }): Promise<IngestedFile> {
     await mkdir(this.#tmp, { recursive: true, mode: 0o700 });
     const tempPath = join(this.#tmp, randomBytes(16).toString('hex'));
     const hash = createHash('sha256');
     let size = 0;
     let tooLarge = false;
+    // Which stream failed first: the others then fail with its error.
+    let firstFailure: 'source' | 'store' | undefined;
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         size += chunk.length;
@@ -64,12 +68,24 @@ export class BlobStore {
         callback(null, chunk);
       },
     });
+    const sink = createWriteStream(tempPath, { flags: 'wx', mode: 0o600 });
+    source.on('error', () => (firstFailure ??= 'source'));
+    meter.on('error', () => (firstFailure ??= 'store'));
+    sink.on('error', () => (firstFailure ??= 'store'));
     try {
-      await pipeline(source, meter, createWriteStream(tempPath, { flags: 'wx', mode: 0o600 }));
+      await pipeline(
+        source,
+        meter,
+        sink,
+        options.signal === undefined ? {} : { signal: options.signal },
+      );
     } catch (error) {
       await rm(tempPath, { force: true });
       if (tooLarge) {
         throw new ApiError('payload_too_large', `The file is larger than the limit of ${options.limit} bytes.`);
+      }
+      if (firstFailure === 'source' && options.signal?.aborted !== true) {
+        throw new ApiError('validation_failed', 'The request body ended before it was complete.');
       }
       throw error;
     }

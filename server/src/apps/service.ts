@@ -38,6 +38,8 @@ import { parseMetadata, toApp, toAppSummary, type App, type AppKind } from './vi
 export const APK_EXT = '.apk';
 export const ICON_EXT = '.png';
 export const DEFAULT_MAX_APP_BYTES = 512 * 1024 * 1024;
+/** How long inspecting one APK may take before it is refused: real ones take well under a second. */
+export const DEFAULT_INSPECT_TIMEOUT_MS = 30_000;
 
 const appPosition = idPosition(/^app_[0-9A-Z]{26}$/);
 
@@ -50,9 +52,11 @@ export interface AppServiceDeps {
   log: AppLog;
   /** Largest APK accepted (CLOUDPHONE_MAX_APP). */
   maxAppBytes: number;
-  /** The APK parser; tests count its calls. */
-  inspect?: (path: string, limits: ApkLimits) => Promise<ApkInspection>;
+  /** The APK parser; tests count its calls. It stops when `signal` aborts. */
+  inspect?: (path: string, limits: ApkLimits, signal: AbortSignal) => Promise<ApkInspection>;
   apkLimits?: ApkLimits;
+  /** The deadline of one inspection, past which the APK is `invalid_apk`. */
+  inspectTimeoutMs?: number;
 }
 
 export interface UploadOptions {
@@ -109,9 +113,13 @@ export class AppService {
   readonly #store: BlobStore;
   readonly #log: AppLog;
   readonly #maxAppBytes: number;
-  readonly #inspect: (path: string, limits: ApkLimits) => Promise<ApkInspection>;
+  readonly #inspect: (path: string, limits: ApkLimits, signal: AbortSignal) => Promise<ApkInspection>;
   readonly #apkLimits: ApkLimits;
+  readonly #inspectTimeoutMs: number;
   readonly #locks = new Map<string, Promise<unknown>>();
+  /** Aborts, at shutdown, every upload still receiving its body or being inspected. */
+  readonly #stopping = new AbortController();
+  readonly #uploads = new Set<Promise<unknown>>();
 
   constructor(deps: AppServiceDeps) {
     this.#db = deps.db;
@@ -121,6 +129,7 @@ export class AppService {
     this.#maxAppBytes = deps.maxAppBytes;
     this.#inspect = deps.inspect ?? inspectApk;
     this.#apkLimits = deps.apkLimits ?? DEFAULT_APK_LIMITS;
+    this.#inspectTimeoutMs = deps.inspectTimeoutMs ?? DEFAULT_INSPECT_TIMEOUT_MS;
   }
 
   /**
@@ -148,14 +157,48 @@ export class AppService {
     return { temporary, orphans };
   }
 
-  /** Streams an APK into the store (413 past the limit, 422 `invalid_apk`) and names it for the caller. */
+  /**
+   * At shutdown: cuts the uploads in progress (a body still arriving is abandoned, an inspection stops, both
+   * answer 503 where the client still listens) and resolves once their temporary files are gone.
+   */
+  async close(): Promise<void> {
+    this.#stopping.abort(new ApiError('service_unavailable', 'The server is stopping: upload the app again later.'));
+    await Promise.allSettled(this.#uploads);
+  }
+
+  /**
+   * Streams an APK into the store (413 past the limit, 422 `invalid_apk`, also when inspecting it takes longer
+   * than the deadline) and names it for the caller. The temporary file is gone when the promise settles.
+   */
   async upload(
     principal: Principal,
     body: Readable,
     options: UploadOptions,
     requestId: string | null,
   ): Promise<UploadedApp> {
-    const ingested = await this.#store.ingest(body, { limit: this.#maxAppBytes });
+    if (this.#stopping.signal.aborted) {
+      body.destroy();
+      throw this.#stopping.signal.reason;
+    }
+    const upload = this.#upload(principal, body, options, requestId);
+    this.#uploads.add(upload);
+    try {
+      return await upload;
+    } finally {
+      this.#uploads.delete(upload);
+    }
+  }
+
+  async #upload(
+    principal: Principal,
+    body: Readable,
+    options: UploadOptions,
+    requestId: string | null,
+  ): Promise<UploadedApp> {
+    const stopping = this.#stopping.signal;
+    const ingested = await this.#store.ingest(body, { limit: this.#maxAppBytes, signal: stopping }).catch((error: unknown) => {
+      throw stopping.aborted ? stopping.reason : error;
+    });
     const { sha256, size, tempPath } = ingested;
     try {
       return await this.#withBlobLock(sha256, async () => {
@@ -166,10 +209,18 @@ export class AppService {
           return this.#db.transaction().execute((trx) => this.#nameBlob(trx, principal, sha256, options, requestId));
         }
         let inspection: ApkInspection;
+        const deadline = AbortSignal.timeout(this.#inspectTimeoutMs);
         try {
-          inspection = await this.#inspect(tempPath, this.#apkLimits);
+          inspection = await this.#inspect(tempPath, this.#apkLimits, AbortSignal.any([stopping, deadline]));
         } catch (error) {
           if (error instanceof InvalidApkError) throw new ApiError('invalid_apk', error.message);
+          if (stopping.aborted) throw stopping.reason;
+          if (deadline.aborted) {
+            throw new ApiError(
+              'invalid_apk',
+              `The APK could not be inspected within ${this.#inspectTimeoutMs / 1000} s: it is not an archive we accept.`,
+            );
+          }
           throw error;
         }
         const { icon, ...metadata } = inspection;

@@ -169,3 +169,86 @@ describe('inspectApk rejects bad archives', () => {
     );
   });
 });
+
+/** Fails the test instead of waiting for the test timeout when `promise` does not settle within `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
+    promise.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
+describe('inspectApk rejects archives whose entries do not match their headers', () => {
+  async function malformed(name: string, zip: Buffer): Promise<string> {
+    const error = await within(inspectApk(file(name, zip)), 5000).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InvalidApkError);
+    return (error as InvalidApkError).message;
+  }
+
+  it('an entry that inflates to more bytes than it declares', async () => {
+    const manifest = await zipEntry(APKS.unlock, 'AndroidManifest.xml');
+    const zip = buildZip([{ name: 'AndroidManifest.xml', data: manifest, deflate: true, declaredSize: manifest.length - 100 }]);
+    expect(await malformed('more.apk', zip)).toMatch(/'AndroidManifest\.xml' inflates to more than the \d+ bytes it declares/);
+  });
+
+  it('an entry that inflates to fewer bytes than it declares', async () => {
+    const manifest = await zipEntry(APKS.unlock, 'AndroidManifest.xml');
+    const zip = buildZip([{ name: 'AndroidManifest.xml', data: manifest, deflate: true, declaredSize: manifest.length + 100 }]);
+    expect(await malformed('less.apk', zip)).toMatch(
+      new RegExp(`'AndroidManifest\\.xml' inflates to ${manifest.length} bytes, not the ${manifest.length + 100} it declares`),
+    );
+  });
+
+  it('a stored entry whose sizes disagree', async () => {
+    const manifest = await zipEntry(APKS.unlock, 'AndroidManifest.xml');
+    const zip = buildZip([{ name: 'AndroidManifest.xml', data: manifest, declaredSize: manifest.length + 1 }]);
+    expect(await malformed('stored.apk', zip)).toMatch(/size mismatch for stored file/);
+  });
+
+  it('corrupt deflate data, and data that inflates but fails its CRC', async () => {
+    const manifest = await zipEntry(APKS.unlock, 'AndroidManifest.xml');
+    const good = buildZip([{ name: 'AndroidManifest.xml', data: manifest, deflate: true }]);
+    const dataStart = 30 + 'AndroidManifest.xml'.length;
+    const garbage = Buffer.from(good);
+    garbage.fill(0xff, dataStart, dataStart + 16);
+    expect(await malformed('deflate.apk', garbage)).toMatch(/'AndroidManifest\.xml' has corrupt compressed data/);
+    const crc = Buffer.from(good);
+    crc.writeUInt32LE((crc.readUInt32LE(14) ^ 1) >>> 0, 14);
+    const directory = crc.lastIndexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+    crc.writeUInt32LE((crc.readUInt32LE(directory + 16) ^ 1) >>> 0, directory + 16);
+    expect(await malformed('crc.apk', crc)).toMatch(/'AndroidManifest\.xml' fails its CRC-32 check/);
+  });
+
+  it('a truncated central directory', async () => {
+    const manifest = await zipEntry(APKS.unlock, 'AndroidManifest.xml');
+    const zip = buildZip([
+      { name: 'AndroidManifest.xml', data: manifest, deflate: true },
+      { name: 'classes.dex', data: Buffer.from('dex') },
+    ]);
+    // The end record still counts two entries and the directory's full size, but the second record is gone.
+    const end = zip.length - 22;
+    const second = 46 + 'classes.dex'.length;
+    const truncated = Buffer.concat([zip.subarray(0, end - second), zip.subarray(end)]);
+    expect(await malformed('directory.apk', truncated)).toMatch(/zip archive is invalid/);
+  });
+
+  it('a local header that is not where the directory says', async () => {
+    const manifest = await zipEntry(APKS.unlock, 'AndroidManifest.xml');
+    const zip = buildZip([{ name: 'AndroidManifest.xml', data: manifest, deflate: true }]);
+    zip.writeUInt32LE(0, 0);
+    expect(await malformed('local.apk', zip)).toMatch(/'AndroidManifest\.xml' has no local header/);
+  });
+
+  it('a resource table that inflates to another size than it declares', async () => {
+    const manifest = await zipEntry(APKS.settings, 'AndroidManifest.xml');
+    const table = await zipEntry(APKS.settings, 'resources.arsc');
+    const zip = buildZip([
+      { name: 'AndroidManifest.xml', data: manifest, deflate: true },
+      { name: 'resources.arsc', data: table, deflate: true, declaredSize: table.length - 1 },
+    ]);
+    expect(await malformed('arsc.apk', zip)).toMatch(/'resources\.arsc' inflates to more than/);
+  });
+});

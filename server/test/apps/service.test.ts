@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { inspectApk, type ApkLimits } from '../../src/apps/apk.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { inspectApk, type ApkInspection, type ApkLimits } from '../../src/apps/apk.js';
 import { BlobStore } from '../../src/apps/blob-store.js';
 import { AppService, parseRange } from '../../src/apps/service.js';
 import { openDatabase } from '../../src/db/database.js';
@@ -22,7 +22,14 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function fixture(options: { maxAppBytes?: number } = {}) {
+interface FixtureOptions {
+  maxAppBytes?: number;
+  /** Replaces the real parser (which `inspected` still records). */
+  inspect?: (path: string, limits: ApkLimits, signal: AbortSignal) => Promise<ApkInspection>;
+  inspectTimeoutMs?: number;
+}
+
+async function fixture(options: FixtureOptions = {}) {
   const database = openDatabase(':memory:');
   const { db } = database;
   await migrateToLatest(db);
@@ -38,10 +45,11 @@ async function fixture(options: { maxAppBytes?: number } = {}) {
     store,
     log: { warn: (o: unknown) => warnings.push(o), error: (o: unknown) => warnings.push(o) } as never,
     maxAppBytes: options.maxAppBytes ?? 64 * 1024 * 1024,
-    inspect: (path: string, limits: ApkLimits) => {
+    inspect: (path: string, limits: ApkLimits, signal: AbortSignal) => {
       inspected.push(path);
-      return inspectApk(path, limits);
+      return (options.inspect ?? inspectApk)(path, limits, signal);
     },
+    ...(options.inspectTimeoutMs === undefined ? {} : { inspectTimeoutMs: options.inspectTimeoutMs }),
   });
   const at = clock.now().toISOString();
   const user = (username: string, role: Role = 'member'): Promise<Principal> => insertUser(db, username, role, at);
@@ -194,6 +202,65 @@ describe('AppService upload', () => {
     expect(new Set(results.map((r) => r.app.id)).size).toBe(1);
     expect(f.inspected).toHaveLength(1);
     expect(f.files().filter((name) => name.startsWith('tmp'))).toEqual([]);
+  });
+
+  /** A parser that never finishes on its own: it only ends when its signal aborts. */
+  const stuck = (_path: string, _limits: ApkLimits, signal: AbortSignal) =>
+    new Promise<ApkInspection>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+
+  it('refuses an APK whose inspection passes the deadline as invalid_apk and removes its file', async () => {
+    const f = await fixture({ inspect: stuck, inspectTimeoutMs: 200 });
+    const alice = await f.user('alice');
+    const started = Date.now();
+    const error = await apiError(f.apps.upload(alice, upload(APKS.unlock), {}, null));
+    expect(error.code).toBe('invalid_apk');
+    expect(error.message).toMatch(/could not be inspected within 0\.2 s/);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(f.inspected).toHaveLength(1);
+    expect(f.files()).toEqual([]);
+    expect(await f.counts()).toEqual({ apps: 0, blobs: 0 });
+  });
+
+  it('close() cuts an inspection in progress with service_unavailable, removes its file, and refuses new uploads', async () => {
+    const f = await fixture({ inspect: stuck });
+    const alice = await f.user('alice');
+    const uploading = apiError(f.apps.upload(alice, upload(APKS.unlock), {}, null));
+    await vi.waitFor(() => expect(f.inspected).toHaveLength(1));
+    await f.apps.close();
+    const error = await uploading;
+    expect(error.code).toBe('service_unavailable');
+    expect(error.status).toBe(503);
+    expect(f.files()).toEqual([]);
+    const body = upload(APKS.unlock);
+    expect((await apiError(f.apps.upload(alice, body, {}, null))).code).toBe('service_unavailable');
+    expect(body.destroyed).toBe(true);
+    expect(await f.counts()).toEqual({ apps: 0, blobs: 0 });
+  });
+
+  /** An upload whose body sends its first bytes and then waits; resolves once they are in a temporary file. */
+  async function stalledUpload(f: Awaited<ReturnType<typeof fixture>>) {
+    const body = new Readable({ read() {} });
+    body.push(readFileSync(APKS.unlock).subarray(0, 1000));
+    const uploading = apiError(f.apps.upload(await f.user('alice'), body, {}, null));
+    await vi.waitFor(() => expect(f.files()).toHaveLength(1));
+    return { body, uploading };
+  }
+
+  it('close() cuts a body still arriving and removes its temporary file', async () => {
+    const f = await fixture();
+    const { uploading } = await stalledUpload(f);
+    await f.apps.close();
+    expect((await uploading).code).toBe('service_unavailable');
+    expect(f.files()).toEqual([]);
+    expect(f.inspected).toEqual([]);
+  });
+
+  it('a body that fails before its end (a client gone) is validation_failed, with no file left', async () => {
+    const f = await fixture();
+    const { body, uploading } = await stalledUpload(f);
+    body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    expect((await uploading).code).toBe('validation_failed');
+    expect(f.files()).toEqual([]);
   });
 });
 
