@@ -37,6 +37,7 @@ describe('buildRequest with x-cli-flag / x-cli-env path parameters', () => {
     pathFallbacks: { 'device-id': { flag: 'device', env: DEVICE_ENV } },
     query: {},
     body: null,
+    list: null,
     paginated: false,
     idempotent: false,
     destructive: false,

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { emitCli, handwrittenCommands } from '../../openapi/generate/cli.js';
+import { emitCli, handwrittenCommands, listRows } from '../../openapi/generate/cli.js';
 import type { GeneratedFile } from '../../openapi/generate/main.js';
 import { kebab, loadSpec, type Operation, type Spec } from '../../openapi/generate/spec.js';
 import type { OperationCommand } from '../src/base/operation-command.js';
@@ -64,6 +64,7 @@ describe('the CLI generator', () => {
         const fallback = fallbacks.find((p) => kebab(p.name) === name);
         expect(arg.required, `${op.id} ${name}`).toBe(fallback === undefined);
         if (fallback?.cliFlag) expect(Object.keys(command.flags ?? {})).toContain(fallback.cliFlag);
+        if (fallback?.cliChar) expect(command.flags?.[fallback.cliFlag!]?.char).toBe(fallback.cliChar);
         if (fallback) expect(command.operation.pathFallbacks?.[name]).toEqual({ flag: fallback.cliFlag, env: fallback.cliEnv });
       }
 
@@ -72,6 +73,8 @@ describe('the CLI generator', () => {
       for (const p of op.parameters.filter((p) => p.in === 'query' && !pagination.includes(p.name))) {
         expect(flags).toContain(kebab(p.name));
         expect(command.operation.query[kebab(p.name)]).toBe(p.name);
+        // A required query parameter is a required flag: oclif refuses the command line (exit 2) before any request.
+        expect(command.flags?.[kebab(p.name)]?.required ?? false, `${op.id} --${kebab(p.name)}`).toBe(p.required);
       }
       // Object-valued properties (labels) have no flag: they come through --data.
       const properties = Object.entries((spec.resolve(op.body?.schema ?? {}).properties ?? {}) as Record<string, { type?: unknown }>)
@@ -86,7 +89,32 @@ describe('the CLI generator', () => {
       expect(flags.includes('limit') && flags.includes('all')).toBe(op.paginated);
       expect(flags.includes('yes')).toBe(Boolean(op.cli.destructive));
       expect(command.operation.columns).toEqual(op.cli.columns ?? []);
+      expect(command.operation.list).toEqual(listRows(spec, op));
     }
+  });
+
+  it('finds the rows of every list response in the contract', () => {
+    const rows = (id: string) => listRows(spec, spec.operations.find((op) => op.id === id)!);
+    expect(rows('listUsers')).toEqual({ field: 'data' });
+    expect(rows('listHosts')).toEqual({ field: 'data' });
+    expect(rows('listDevicePackages')).toEqual({ field: 'data' });
+    expect(rows('listDeviceFiles')).toEqual({ field: 'entries' });
+    expect(rows('getLease')).toBeNull();
+    expect(rows('getAppIcon')).toBeNull();
+    const getUser = spec.operations.find((op) => op.id === 'getUser')!;
+    const array = { type: 'array', items: { type: 'object' } };
+    const bare: Operation = { ...getUser, id: 'getUsers', success: { ...getUser.success, schemaRef: array } };
+    expect(listRows(spec, bare)).toEqual({});
+    const twoArrays = { type: 'object', properties: { data: array, more: array } };
+    const ambiguous: Operation = { ...getUser, id: 'listThings', success: { ...getUser.success, schemaRef: twoArrays } };
+    expect(() => listRows(spec, ambiguous)).toThrow('cli: listThings is a list');
+  });
+
+  it('puts required query flags in every example', async () => {
+    const { default: DevicesLs } = (await import(join(root, 'cli/src/generated/commands/devices/ls.ts'))) as {
+      default: typeof OperationCommand;
+    };
+    for (const example of DevicesLs.examples as { command: string }[]) expect(example.command).toContain('--path ');
   });
 
   it('types flags after their schemas', async () => {

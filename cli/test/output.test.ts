@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { columnHeader, formatCell, formatJson, renderKeyValue, renderTable, useColor, valueAt } from '../src/lib/output.js';
+import { columnHeaders, formatCell, formatJson, renderKeyValue, renderTable, useColor, valueAt } from '../src/lib/output.js';
 
 const events = [
   { id: 'evt_1', type: 'user.created', actor: { username: 'admin' }, subject: { type: 'user', id: 'usr_1' } },
@@ -11,12 +11,20 @@ describe('tables', () => {
     const table = renderTable(events, ['id', 'type', 'actor.username', 'subject.id'], { color: false });
     expect(table).toBe(
       [
-        'ID      TYPE               ACTOR USERNAME  SUBJECT ID',
-        'evt_1   user.created       admin           usr_1',
-        'evt_22  auth.login_failed  -               -',
+        'ID      TYPE               USERNAME  SUBJECT ID',
+        'evt_1   user.created       admin     usr_1',
+        'evt_22  auth.login_failed  -         -',
         '',
       ].join('\n'),
     );
+  });
+
+  it('shortens long arrays in cells, and only in tables', () => {
+    const row = { tags: Array.from({ length: 15 }, (_, i) => `t${i}`), few: ['a', 'b', 'c'], objects: [{ a: 1 }, { a: 2 }, { a: 3 }, { a: 4 }] };
+    expect(renderTable([row], ['tags', 'few', 'objects'], { color: false })).toBe(
+      ['TAGS                 FEW      OBJECTS', 't0, t1, t2, … (+12)  a, b, c  [{"a":1}, {"a":2}, {"a":3}, … (+1)]', ''].join('\n'),
+    );
+    expect(renderKeyValue(row, ['tags'], { color: false })).toContain(row.tags.join(', '));
   });
 
   it('makes only the header bold, and only with colour', () => {
@@ -46,9 +54,15 @@ describe('cells', () => {
     expect(valueAt(events[0], 'missing.deeper')).toBeUndefined();
   });
 
-  it('turns camelCase paths into header words', () => {
-    expect(columnHeader('displayName')).toBe('DISPLAY NAME');
-    expect(columnHeader('actor.username')).toBe('ACTOR USERNAME');
+  it('names the field in headers, keeping the path only where two fields share a name', () => {
+    expect(columnHeaders(['displayName', 'actor.username', 'properties.model'])).toEqual(['DISPLAY NAME', 'USERNAME', 'MODEL']);
+    expect(columnHeaders(['id', 'type', 'subject.type', 'subject.id', 'lease.username'])).toEqual([
+      'ID',
+      'TYPE',
+      'SUBJECT TYPE',
+      'SUBJECT ID',
+      'USERNAME',
+    ]);
   });
 });
 

@@ -13,6 +13,7 @@ const createUser: OperationSpec = {
     flags: { username: 'username', password: 'password', role: 'role', 'display-name': 'displayName' },
     requiredProperties: ['username', 'password', 'role'],
   },
+  list: null,
   paginated: false,
   idempotent: true,
   destructive: false,

@@ -564,7 +564,7 @@ describe.concurrent('generated commands', CONCURRENT, () => {
     const admin = await sandbox.adminProfile();
     const alice = await admin.users.create({ username: 'alice', password: PASSWORD, role: 'member' });
     const lines = expectSuccess(await run(['events', 'list'])).stdout.split('\n');
-    expect(lines[0]).toMatch(/^ID +TYPE +OCCURRED AT +ACTOR USERNAME +SUBJECT TYPE +SUBJECT ID$/);
+    expect(lines[0]).toMatch(/^ID +TYPE +OCCURRED AT +USERNAME +SUBJECT TYPE +SUBJECT ID$/);
     const byAdmin = new RegExp(`^evt_\\w+ +user\\.created +${escape(STARTED_AT)} +admin +user +${alice.id}$`);
     expect(lines).toContainEqual(expect.stringMatching(byAdmin));
     expect(lines).toContainEqual(expect.stringMatching(/^evt_\w+ +user\.created +\S+ +- +user +usr_\w+$/));

@@ -22,6 +22,7 @@ interface FlagShape {
 
 interface FlagSource {
   flag: string;
+  required?: boolean;
   name: string;
   summary: string;
   shape: FlagShape;
@@ -101,6 +102,7 @@ function flagShape(schema: JsonSchema, multiple = false): FlagShape | null {
 function flagCode(source: FlagSource): string {
   const { shape } = source;
   const options: string[] = [`summary: ${str(source.summary)}`];
+  if (source.required) options.push('required: true');
   if (shape.type === 'boolean') options.push('allowNo: true');
   if (shape.multiple) options.push('multiple: true');
   if (shape.options) {
@@ -135,8 +137,10 @@ interface CommandModel {
   op: Operation;
   file: string;
   words: string[];
-  args: { name: string; param: string; description: string; example: unknown; flag?: string; env?: string }[];
+  args: { name: string; param: string; description: string; example: unknown; flag?: string; char?: string; env?: string }[];
   query: FlagSource[];
+  /** Query parameters the operation cannot be sent without, by flag. */
+  queryRequired: string[];
   body: FlagSource[];
   bodyRequired: string[];
 }
@@ -158,8 +162,14 @@ function model(spec: Spec, op: Operation): CommandModel {
       description: sentence(p.description || words(p.name)),
       example: p.example,
       ...(p.cliFlag ? { flag: p.cliFlag } : {}),
+      ...(p.cliChar ? { char: p.cliChar } : {}),
       ...(p.cliEnv ? { env: p.cliEnv } : {}),
     }));
+  for (const a of args) {
+    if (a.char && (!a.flag || !/^[a-zA-Z]$/.test(a.char))) {
+      throw new Error(`cli: ${op.id}: x-cli-char of ${a.param} must be one letter, next to an x-cli-flag`);
+    }
+  }
 
   const builtIn = new Set(GLOBAL_FLAGS);
   if (op.body) builtIn.add('data');
@@ -188,7 +198,8 @@ function model(spec: Spec, op: Operation): CommandModel {
     if (!shape) throw new Error(`cli: ${op.id}: query parameter ${p.name} has no flag form`);
     const flag = kebab(p.name);
     claim(flag, `query parameter ${p.name}`);
-    query.push({ flag, name: p.name, summary: sentence(p.description || words(p.name)), shape, example: p.example });
+    const summary = sentence(p.description || words(p.name));
+    query.push({ flag, name: p.name, summary, shape, example: p.example, ...(p.required ? { required: true } : {}) });
   }
 
   const body: FlagSource[] = [];
@@ -216,18 +227,45 @@ function model(spec: Spec, op: Operation): CommandModel {
     words: idWords,
     args,
     query,
+    queryRequired: query.filter((q) => q.required).map((q) => q.flag),
     body,
     bodyRequired: required,
   };
 }
 
+/**
+ * Where a list operation's rows are: `{}` when its response is an array, `{ field }` when it is an object holding
+ * one array of rows (`data` of a page or of `listHosts`, `entries` of `listDeviceFiles`), `null` for an operation
+ * that answers one resource. A list is an operation whose response is an array, or one named `list…` (the
+ * contract's verbNoun convention): the shape of its response then has to say which property holds the rows.
+ */
+export function listRows(spec: Spec, op: Operation): { field?: string } | null {
+  if (op.success.binary || !op.success.schemaRef) return null;
+  const schema = spec.resolve(op.success.schemaRef);
+  if (typeOf(schema) === 'array') return {};
+  if (!/^list[A-Z]/.test(op.id)) return null;
+  const properties = Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>);
+  const arrays = properties.filter(([, property]) => typeOf(property) === 'array').map(([name]) => name);
+  if (arrays.length !== 1) {
+    throw new Error(`cli: ${op.id} is a list: its response must be an array or an object with exactly one array property`);
+  }
+  return { field: arrays[0]! };
+}
+
 function examples(m: CommandModel): { description: string; command: string }[] {
   const { op } = m;
-  const base = [BIN, ...m.words, ...m.args.map((a) => shellWord(String(a.example ?? `<${a.name}>`)))];
+  // Required query flags belong to every example: a command line without them is a usage error.
+  const required = m.query.filter((q) => q.required);
+  const base = [
+    BIN,
+    ...m.words,
+    ...m.args.map((a) => shellWord(String(a.example ?? `<${a.name}>`))),
+    ...required.flatMap((q) => exampleFlag(q, q.example ?? `<${q.flag}>`)),
+  ];
   const bodyWords = m.body.filter((f) => f.example !== undefined).flatMap((f) => exampleFlag(f, f.example));
   const list = [{ description: sentence(op.summary), command: [...base, ...bodyWords].join(' ') }];
   for (const q of m.query) {
-    if (q.example === undefined) continue;
+    if (q.example === undefined || q.required) continue;
     list.push({ description: q.summary, command: [...base, ...exampleFlag(q, q.example)].join(' ') });
   }
   if (op.paginated) list.push({ description: 'Every page, as JSON.', command: [...base, '--all', '--json'].join(' ') });
@@ -252,7 +290,7 @@ function commandFile(spec: Spec, m: CommandModel): string {
   const flagLines = fallbackArgs.flatMap((a) =>
     a.flag
       ? [
-          `    ${key(a.flag)}: Flags.string({ summary: ${str(`The ${words(a.param)} (instead of the argument${a.env ? `; default: ${a.env}` : ''}).`)}, helpValue: '<${a.flag === 'device' ? 'id' : 'value'}>' }),`,
+          `    ${key(a.flag)}: Flags.string({ ${a.char ? `char: ${str(a.char)}, ` : ''}summary: ${str(`The ${words(a.param)} (instead of the argument${a.env ? `; default: ${a.env}` : ''}).`)}, helpValue: '<${a.flag === 'device' ? 'id' : 'value'}>' }),`,
         ]
       : [],
   );
@@ -314,6 +352,8 @@ function commandFile(spec: Spec, m: CommandModel): string {
   } else {
     lines.push('    body: null,');
   }
+  const rows = listRows(spec, op);
+  lines.push(`    list: ${rows === null ? 'null' : rows.field ? `{ field: ${str(rows.field)} }` : '{}'},`);
   lines.push(`    paginated: ${op.paginated},`);
   lines.push(`    idempotent: ${op.idempotent},`);
   lines.push(`    destructive: ${Boolean(op.cli.destructive)},`);

@@ -26,6 +26,8 @@ export interface Parameter {
   cliFlag?: string;
   /** `x-cli-env`: the CLI falls back to this environment variable (after the argument and the flag). */
   cliEnv?: string;
+  /** `x-cli-char`: the one-letter form of the `x-cli-flag` flag (`s` for `-s`, as adb has it). */
+  cliChar?: string;
 }
 
 export interface Body {
@@ -186,6 +188,7 @@ export function loadSpec(sourcePath: string): Spec {
       }));
 
       let body: Body | null = null;
+        ...(typeof p['x-cli-char'] === 'string' ? { cliChar: p['x-cli-char'] as string } : {}),
       if (op.requestBody) {
         const [contentType, media] = Object.entries<any>(op.requestBody.content)[0]!;
         const rawMedia = deref(document, rawOp.requestBody).content[contentType];

@@ -74,14 +74,13 @@ export abstract class OperationCommand extends BaseCommand<typeof OperationComma
       const pageSize = Math.min(limit, MAX_PAGE_SIZE);
       const paged = { ...request, query: { ...request.query, limit: pageSize } };
       const { items, more } = await collect(client.paginate(op.id, paged, options), limit);
-      if (this.jsonEnabled()) return this.outJson(items);
-      if (items.length === 0) this.note('No results.');
-      else this.out(renderTable(items, op.columns, { color: this.color }));
-      if (more) this.note(`Showing the first ${items.length}. There are more: use --limit <n> or --all.`);
+      this.outList(items, op.columns);
+      if (more && !this.jsonEnabled()) this.note(`Showing the first ${items.length}. There are more: use --limit <n> or --all.`);
       return;
     }
 
     const result = await client.request(op.id, request, options);
+    if (op.list) return this.outList(listRowsOf(result, op.list.field), op.columns);
     if (result === undefined) {
       if (!this.jsonEnabled()) this.note(`${this.commandLine(request)}: done.`);
       return;
@@ -89,6 +88,13 @@ export abstract class OperationCommand extends BaseCommand<typeof OperationComma
     if (this.jsonEnabled()) return this.outJson(result);
     const render = { color: this.color };
     this.out(Array.isArray(result) ? renderTable(result, op.columns, render) : renderKeyValue(result, op.columns, render));
+  }
+
+  /** Rows as a table, or with `--json` as one array. */
+  private outList(rows: unknown[], columns: readonly string[]): void {
+    if (this.jsonEnabled()) return this.outJson(rows);
+    if (rows.length === 0) this.note('No results.');
+    else this.out(renderTable(rows, columns, { color: this.color }));
   }
 
   /** `users delete usr_…`, for messages. */
@@ -102,6 +108,13 @@ export abstract class OperationCommand extends BaseCommand<typeof OperationComma
     const summary = (this.constructor as typeof OperationCommand).summary ?? line;
     if (!(await confirm(`${summary}: ${line}. Continue?`))) throw new CancelledError();
   }
+}
+
+/** The rows of a list response: the response itself, or its `field`. */
+function listRowsOf(result: unknown, field: string | undefined): unknown[] {
+  const rows = field === undefined ? result : (result as Record<string, unknown> | null)?.[field];
+  if (!Array.isArray(rows)) throw new Error(`The server answered no list${field ? ` in ${field}` : ''}`);
+  return rows;
 }
 
 /** Items from consecutive pages until `limit`, and whether more were left. */

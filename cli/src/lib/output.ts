@@ -24,18 +24,25 @@ export function valueAt(object: unknown, path: string): unknown {
   return node;
 }
 
+/** How many items of an array a table cell shows before `… (+n)`. */
+export const TABLE_ARRAY_ITEMS = 3;
+
 /**
- * One value as table or key/value text: `-` for null, `true`/`false`, arrays joined with commas, maps of scalars
- * (labels) as `key=value` pairs.
+ * One value as table or key/value text: `-` for null, `true`/`false`, arrays joined with commas (with `maxItems`,
+ * the first ones and `… (+n)` for the rest), maps of scalars (labels) as `key=value` pairs.
  */
-export function formatCell(value: unknown): string {
+export function formatCell(value: unknown, maxItems = Number.POSITIVE_INFINITY): string {
   if (value === null || value === undefined) return '-';
   if (typeof value === 'string') return value.replace(/\s*\n\s*/g, ' ');
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (Array.isArray(value)) {
     if (value.length === 0) return '-';
     const scalars = value.every((v) => v === null || typeof v !== 'object');
-    return scalars ? value.map(formatCell).join(', ') : JSON.stringify(value);
+    if (!scalars && value.length <= maxItems) return JSON.stringify(value);
+    const shown = value.slice(0, maxItems).map((v) => (scalars ? formatCell(v) : JSON.stringify(v)));
+    const rest = value.length - shown.length;
+    const text = [...shown, ...(rest > 0 ? [`… (+${rest})`] : [])].join(', ');
+    return scalars ? text : `[${text}]`;
   }
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length === 0) return '-';
@@ -45,21 +52,29 @@ export function formatCell(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** `displayName` → `DISPLAY NAME`, `actor.username` → `ACTOR USERNAME`. */
-export function columnHeader(path: string): string {
-  return path
-    .split('.')
+const headerWords = (parts: readonly string[]): string =>
+  parts
     .map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1 $2'))
     .join(' ')
     .toUpperCase();
+
+/**
+ * Table headers naming each column's field: `displayName` → `DISPLAY NAME`, `properties.model` → `MODEL`. Only
+ * columns whose field names collide keep their full path: `type` and `subject.type` → `TYPE`, `SUBJECT TYPE`.
+ */
+export function columnHeaders(paths: readonly string[]): string[] {
+  const short = paths.map((path) => headerWords([path.split('.').at(-1)!]));
+  return paths.map((path, i) =>
+    short.filter((header) => header === short[i]).length > 1 ? headerWords(path.split('.')) : short[i]!,
+  );
 }
 
 const bold = (text: string, options: RenderOptions): string => (options.color ? `\u001B[1m${text}\u001B[22m` : text);
 
 /** A plain table: a header row, then one row per item, columns padded to their widest cell. */
 export function renderTable(rows: readonly unknown[], columns: readonly string[], options: RenderOptions): string {
-  const headers = columns.map(columnHeader);
-  const cells = rows.map((row) => columns.map((column) => formatCell(valueAt(row, column))));
+  const headers = columnHeaders(columns);
+  const cells = rows.map((row) => columns.map((column) => formatCell(valueAt(row, column), TABLE_ARRAY_ITEMS)));
   const widths = headers.map((header, i) => Math.max(header.length, ...cells.map((row) => row[i]!.length)));
   const line = (values: string[]): string =>
     values

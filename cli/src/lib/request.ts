@@ -20,6 +20,11 @@ export interface OperationSpec {
   query: Readonly<Record<string, string>>;
   /** The JSON request body, or `null` when the operation takes none. */
   body: BodySpec | null;
+  /**
+   * The operation lists things: the rows are the response (an array) or its `field` (`data`, `entries`). Tables
+   * show the rows and `--json` prints them as one array, whatever wraps them.
+   */
+  list: { field?: string } | null;
   /** Answers `{ data, nextCursor }` pages. */
   paginated: boolean;
   /** Takes an `Idempotency-Key`. */
