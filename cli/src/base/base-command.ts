@@ -29,6 +29,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }),
   };
 
+  /** Whether a 401 ends with the hint to run `cloudphone login` (not for `login` itself). */
+  protected loginHint = true;
+
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
   #context: Context | undefined;
@@ -122,7 +125,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected override async catch(error: Error & { code?: string }): Promise<unknown> {
     if (error.code === 'EEXIT') throw error;
-    const failure = describeFailure(error);
+    const failure = describeFailure(error, { loginHint: this.loginHint });
     if (this.jsonEnabled()) this.outJson({ error: failure.problem });
     else process.stderr.write(`${failure.message}\n`);
     return this.exit(failure.exitCode);

@@ -37,6 +37,9 @@ automatically. The profile becomes the active one; a new profile logs in to the 
     }),
   };
 
+  // The credentials given here are the ones refused: telling the user to log in would send them in a circle.
+  protected override loginHint = false;
+
   async run(): Promise<void> {
     const { profileName, apiUrl } = this.context;
     let user: User;

@@ -101,14 +101,20 @@ const TRANSPORT_CODES: Record<string, string> = {
   APIUserAbortError: 'aborted',
 };
 
-function apiFailure(error: Error & ApiErrorLike): Failure {
+/** How a failure is told. */
+export interface FailureOptions {
+  /** A 401 ends with the hint to log in (again): not for `login` itself, whose credentials were just refused. */
+  loginHint?: boolean;
+}
+
+function apiFailure(error: Error & ApiErrorLike, { loginHint = true }: FailureOptions): Failure {
   const { problem, status } = error;
   const code = problem.code ?? `http_${status}`;
   const detail = problem.detail ?? problem.title ?? error.message;
   const context = [code, problem.requestId && `request ${problem.requestId}`].filter(Boolean).join(', ');
   const lines = [`Error: ${detail} (${context})`];
   for (const field of problem.errors ?? []) lines.push(`  ${field.field}: ${field.message}`);
-  if (status === 401) lines.push('Run `cloudphone login` to log in again, or check CLOUDPHONE_TOKEN.');
+  if (status === 401 && loginHint) lines.push('Run `cloudphone login` to log in again, or check CLOUDPHONE_TOKEN.');
   return {
     exitCode: status === 401 ? ExitCode.unauthenticated : ExitCode.error,
     message: lines.join('\n'),
@@ -117,7 +123,7 @@ function apiFailure(error: Error & ApiErrorLike): Failure {
 }
 
 /** Maps anything a command can throw to its exit code, message and JSON problem. */
-export function describeFailure(error: unknown): Failure {
+export function describeFailure(error: unknown, options: FailureOptions = {}): Failure {
   if (error instanceof CliError) {
     return {
       exitCode: error.exitCode,
@@ -125,7 +131,7 @@ export function describeFailure(error: unknown): Failure {
       problem: { code: error.code, title: error.message },
     };
   }
-  if (isApiError(error)) return apiFailure(error);
+  if (isApiError(error)) return apiFailure(error, options);
   const exit = oclifExit(error);
   const message = error instanceof Error ? error.message : String(error);
   if (exit !== undefined) {
