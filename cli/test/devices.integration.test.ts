@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { CloudPhone, type Lease, type ShellResult } from '@cloudphone/sdk';
 import { startServer, type RunningServer } from '@cloudphone/server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startAdbHost, type AdbHost } from '../../server/test/adb/adb-host.js';
-import { assertBuilt, runCli, type Result, type RunOptions } from './fixtures/cli.js';
+import { assertBuilt, cliRoot, runCli, type Result, type RunOptions } from './fixtures/cli.js';
 
 /*
  * The built CLI's device commands against the real server with one in-process virtual device: lease it, use it
@@ -128,6 +128,36 @@ describe.sequential('device commands against the real server', () => {
     expect(result.stderr).toContain('Give the command after --');
   });
 
+  test('shell -i runs the piped lines in one device shell and exits with the code exit gives', async () => {
+    const typed = 'echo hi\nX=2; echo $X | wc -c\nls /nope\nexit 3\necho never\n';
+    const result = await cli(['devices', 'shell', device, '-i'], { input: typed });
+    expect(result).toEqual({ code: 3, stdout: 'hi\n2\n', stderr: 'ls: /nope: No such file or directory\n' });
+    const ended = await cli(['devices', 'shell', device, '-i'], { input: 'echo a > /sdcard/i.txt\ncat /sdcard/i.txt\n' });
+    expect(ended).toEqual({ code: 0, stdout: 'a\n', stderr: '' });
+    expect((await cli(['devices', 'shell', device, '-i'], { input: 'false\n' })).code).toBe(1);
+  });
+
+  test('shell on a terminal prompts like a phone, echoes what is typed and exits with the code', async () => {
+    // `script` gives the CLI a pty, so the shell is interactive.
+    const command = [process.execPath, join(cliRoot, 'bin', 'run.js'), 'devices', 'shell', device].join(' ');
+    const child = spawn('script', ['-qec', command, '/dev/null'], {
+      env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home, NO_COLOR: '1', CLOUDPHONE_API_URL: server.url, CLOUDPHONE_TOKEN: token },
+    });
+    let screen = '';
+    child.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const prompts = async (count: number): Promise<void> => {
+      while (screen.split('virtual:/ $ ').length <= count) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    await prompts(1);
+    child.stdin.write('echo hi\r');
+    await prompts(2);
+    child.stdin.write('exit 5\r');
+    expect(await exited).toBe(5);
+    // The terminal `script` opens adds its own CR before each LF: compare without CRs.
+    expect(screen.replace(/\r/g, '')).toContain('virtual:/ $ echo hi\nhi\nvirtual:/ $ exit 5\n');
+  });
+
   test('push and pull are byte-exact', async () => {
     const bytes = randomBytes(300_000);
     const local = join(work, 'random.bin');
@@ -208,7 +238,7 @@ describe.sequential('device commands against the real server', () => {
       await adb?.stop();
     });
 
-    test('tunnels the real adb to the device until Ctrl-C (exit 0)', async () => {
+    test('tunnels the real adb to the device until Ctrl-C (exit 130)', async () => {
       const { child, line, done } = await startCli(['devices', 'connect', device]);
       expect(line).toMatch(/^127\.0\.0\.1:\d+$/);
       adb = await startAdbHost();
@@ -219,7 +249,7 @@ describe.sequential('device commands against the real server', () => {
       await adb.run('disconnect', line);
       child.kill('SIGINT');
       const result = await done;
-      expect(result.code, result.stderr).toBe(0);
+      expect(result.code, result.stderr).toBe(130);
       expect(result.stderr).toContain(`adb connect ${line}`);
     });
   });

@@ -11,7 +11,8 @@ export default class DevicesConnect extends DeviceCommand<typeof DevicesConnect>
 
   static override description = `Opens 127.0.0.1:<port> (--port, or a free one) where every connection is tunnelled \
 to the device's ADB over the server's WebSocket, prints the address on standard output and the \`adb connect\` line on \
-standard error, and stays in the foreground until Ctrl-C (exit 0). With --adb, also runs \`adb connect\` (and \`adb \
+standard error, and stays in the foreground until Ctrl-C (exit 130, as for every interrupted command) or SIGTERM \
+(exit 0). With --adb, also runs \`adb connect\` (and \`adb \
 disconnect\` at the end) when adb is on PATH. Exits 1 when the lease ends. Needs a granted lease on the device.`;
 
   static override examples = [
@@ -66,7 +67,7 @@ disconnect\` at the end) when adb is on PATH. Exits 1 when the lease ends. Needs
       throw error;
     }
     const address = `127.0.0.1:${tunnel.port}`;
-    this.onInterrupt(() => stop({ code: ExitCode.ok }));
+    this.onInterrupt(() => stop({ code: ExitCode.interrupted }));
     process.once('SIGTERM', () => stop({ code: ExitCode.ok }));
     const refresh = setInterval(() => {
       void client.request('getDevice', { path: { deviceId } }).then(
