@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudPhone, type App, type InstallJob, type Lease } from '@cloudphone/sdk';
@@ -100,6 +100,31 @@ describe('apps commands against the real server', () => {
     expect(sha256(local)).toBe(settings.sha256);
     const json = await cli(['apps', 'download', settings.id, '-o', join(work, 'again.apk'), '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ appId: settings.id, size: settings.size });
+  });
+
+  test('apps download replaces an existing file only with --force (otherwise exit 2, the file untouched)', async () => {
+    const local = join(work, 'existing.apk');
+    writeFileSync(local, 'mine');
+    const refused = await cli(['apps', 'download', settings.id, '-o', local]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(`Error: ${local} already exists: pass --force to replace it, or -o to choose another file\n`);
+    expect(readFileSync(local, 'utf8')).toBe('mine');
+
+    // The same for the name the server gives the file, in the working directory.
+    const dir = mkdtempSync(join(work, 'cwd-'));
+    const first = await cli(['apps', 'download', settings.id], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    const name = first.stdout.trim();
+    writeFileSync(join(dir, name), 'mine');
+    const again = await cli(['apps', 'download', settings.id], { cwd: dir });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('--force');
+    expect(readFileSync(join(dir, name), 'utf8')).toBe('mine');
+    expect(readdirSync(dir)).toEqual([name]);
+
+    const forced = await cli(['apps', 'download', settings.id, '-o', local, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(sha256(local)).toBe(settings.sha256);
   });
 
   test('apps install on a lease with a device that refuses the APK: per-device lines, reasons, exit 1', async () => {
