@@ -9,9 +9,7 @@
  *   flags that command takes (checked against the CLI's oclif manifests). Shell blocks are not run: they need a
  *   shell, jq and a build tree, and their commands are what can drift.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,9 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../server/src/index.js';
 import { APKS } from '../../server/test/adb/apk-fixtures.js';
 import { CloudPhone } from '../../sdk/src/index.js';
+import { runNode, TSX_CLI } from './run-node.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const ADMIN_PASSWORD = 'admin-password-for-docs';
 
@@ -203,28 +201,6 @@ describe('command lines in the docs', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Scripts
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runNode(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('TypeScript in the docs', () => {
   let dataDir: string;

@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +9,7 @@ import { BUILT_IN_PROFILES } from '../../server/src/adb/profiles.js';
 import { startServer, type RunningServer } from '../../server/src/index.js';
 import { APKS } from '../../server/test/adb/apk-fixtures.js';
 import { CloudPhone } from '../../sdk/src/index.js';
+import { runNode, TSX_CLI, type Run } from './run-node.js';
 
 const ADMIN_PASSWORD = 'admin-password-for-examples';
 const MEMBER_PASSWORD = 'correct-horse-battery-staple';
@@ -18,29 +17,11 @@ const NOW = new Date('2026-11-20T09:00:00.000Z');
 const DAY_MS = 86_400_000;
 
 const EXAMPLES_DIR = fileURLToPath(new URL('..', import.meta.url));
-/** tsx's command line, as `npx tsx` runs it, resolved from node_modules. */
-const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs an example with `npx tsx`, talking to the server at `url` (the shared one by default) with `token`. */
 function runExample(script: string, args: string[], token: string, url = server.url): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TSX_CLI, join(EXAMPLES_DIR, script), ...args], {
-      cwd: EXAMPLES_DIR,
-      env: { ...process.env, CLOUDPHONE_API_URL: url, CLOUDPHONE_TOKEN: token },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  return runNode([TSX_CLI, join(EXAMPLES_DIR, script), ...args], EXAMPLES_DIR, {
+    CLOUDPHONE_API_URL: url,
+    CLOUDPHONE_TOKEN: token,
   });
 }
 
