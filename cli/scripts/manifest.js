@@ -5,7 +5,7 @@
 // `relativePath` of its command's own file, which @oclif/core 4 loads directly (see `cachedCommandCanBeUsed`
 // in @oclif/core/lib/config/plugin.js). The entries are made by oclif itself: a Plugin loaded without a
 // manifest builds them for the folder it is pointed at.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Plugin, settings } from '@oclif/core';
@@ -52,7 +52,10 @@ const commands = Object.fromEntries(
   Object.entries({ ...handwritten, ...generated })
     .sort(([a], [b]) => a.localeCompare(b)),
 );
-writeFileSync(join(root, 'oclif.manifest.json'), `${JSON.stringify({ commands, version: pjson.version }, null, 2)}\n`);
+// Written aside and renamed into place: a CLI starting meanwhile (a rebuild while tests run) never reads half a file.
+const manifest = join(root, 'oclif.manifest.json');
+writeFileSync(`${manifest}.${process.pid}.tmp`, `${JSON.stringify({ commands, version: pjson.version }, null, 2)}\n`);
+renameSync(`${manifest}.${process.pid}.tmp`, manifest);
 process.stdout.write(`oclif.manifest.json: ${Object.keys(commands).length} commands\n`);
 
 const reference = await writeReference(root, pjson);
