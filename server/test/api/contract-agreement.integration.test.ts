@@ -18,11 +18,11 @@ let device: Json;
 beforeAll(async () => {
   api = await startApi({ virtualDevices: 1, bodyLimitBytes: BODY_LIMIT, maxAppBytes: APP_LIMIT });
   member = await api.addCaller('member');
-  [device] = await eventually(async () => {
+  device = await eventually(async () => {
     const online = await allDevices(api, api.admin.token, { state: 'online' });
-    return online.length === 1 ? online : undefined;
+    return online.length === 1 ? online[0] : undefined;
   }, 30_000, 'a virtual device online');
-  await leaseDevice(api, member.token, device!.id);
+  await leaseDevice(api, member.token, device.id);
 }, 60_000);
 
 afterAll(async () => {
