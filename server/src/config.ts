@@ -12,16 +12,16 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 export const LOCAL_ADB_MODES = ['auto', 'on', 'off'] as const;
 export type LocalAdb = (typeof LOCAL_ADB_MODES)[number];
 
-/** How repeated failed logins of one account are slowed down and then locked. */
+/** How repeated failed logins from one source address are slowed down. */
 export interface LoginThrottle {
-  /** Consecutive failures allowed before attempts are delayed. */
+  /** Failures of one username from one address allowed before its attempts from there are delayed. */
   freeAttempts: number;
+  /** Failures of any usernames from one address allowed before every attempt from there is delayed. */
+  addressFreeAttempts: number;
   /** The longest delay between attempts, in seconds. */
   maxDelaySeconds: number;
-  /** Consecutive failures that lock the account. */
-  lockAfter: number;
-  /** How long a lock lasts, in seconds. */
-  lockSeconds: number;
+  /** Failures are forgotten after this many seconds without one. */
+  forgetAfterSeconds: number;
 }
 
 export interface ServerConfig {
@@ -143,9 +143,9 @@ const configSchema = z.object({
   trustProxy: flag,
   loginThrottle: z.object({
     freeAttempts: z.int().min(0),
+    addressFreeAttempts: z.int().min(0),
     maxDelaySeconds: z.int().min(1),
-    lockAfter: z.int().min(1),
-    lockSeconds: z.int().min(1),
+    forgetAfterSeconds: z.int().min(1),
   }),
   idempotencyTtlSeconds: duration,
   adbServers: addresses,
@@ -183,7 +183,7 @@ const settings: Record<keyof ServerConfig, Setting> = {
   bodyLimitBytes: { env: 'CLOUDPHONE_BODY_LIMIT', expected: 'a size of at least 1kb such as 1048576, 512kb or 1mb' },
   trustProxy: { env: 'CLOUDPHONE_TRUST_PROXY', expected: 'true or false' },
   loginThrottle: {
-    expected: 'freeAttempts >= 0 and maxDelaySeconds, lockAfter, lockSeconds >= 1, all integers',
+    expected: 'freeAttempts, addressFreeAttempts >= 0 and maxDelaySeconds, forgetAfterSeconds >= 1, all integers',
   },
   idempotencyTtlSeconds: { expected: 'a duration of at least 1 second such as 3600, 60m or 1d' },
   adbServers: {
@@ -218,7 +218,7 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
     refreshTokenTtlSeconds: 30 * 86_400,
     bodyLimitBytes: 1024 ** 2,
     trustProxy: false,
-    loginThrottle: { freeAttempts: 3, maxDelaySeconds: 60, lockAfter: 10, lockSeconds: 900 },
+    loginThrottle: { freeAttempts: 3, addressFreeAttempts: 20, maxDelaySeconds: 60, forgetAfterSeconds: 900 },
     idempotencyTtlSeconds: 86_400,
     adbServers: [],
     localAdb: 'auto',

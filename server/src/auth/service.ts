@@ -6,19 +6,23 @@ import { appendEvent } from '../events/log.js';
 import { userActor, type LoginFailureReason } from '../events/types.js';
 import type { components } from '../generated/types.js';
 import { ApiError } from '../http/errors.js';
-import { findUserById, findUserByUsername, updateUserRow, type UserRow } from '../users/repository.js';
+import { findUserById, findUserByUsername, type UserRow } from '../users/repository.js';
 import { toUser } from '../users/view.js';
 import { noRevocationListener, type RevocationListener } from '../revocations.js';
 import { verifyAgainstDummy, verifyPassword } from './passwords.js';
 import { newSecret, secretDigest } from './secrets.js';
 import {
+  findSessionById,
   findSessionByRefreshDigest,
+  findSpentRefreshToken,
   insertSession,
+  purgeSpentRefreshTokens,
   revokeSession,
   rotateSession,
   type SessionTokens,
 } from './sessions.js';
-import { loginGate, stateAfterFailure, type LoginState } from './throttle.js';
+import { clearFailures, readFailureCounts, recordFailure } from './login-failures.js';
+import { loginGate, recentFailures, throttleKeys, type ThrottleKeys } from './throttle.js';
 
 export type TokenPair = components['schemas']['TokenPair'];
 
@@ -32,6 +36,14 @@ export interface Origin {
 }
 
 type LoginOutcome = { ok: true; pair: TokenPair } | { ok: false; error: ApiError };
+/** A refused refresh says which session it revoked, if any, once the transaction has committed. */
+type RefreshOutcome = { ok: true; pair: TokenPair } | { ok: false; revoked: string | undefined };
+
+/**
+ * A spent refresh token presented again this soon after its refresh is refused without revoking the session: two
+ * refreshes by the same client (two CLI commands sharing a profile) can race, and the loser gets no tokens either.
+ */
+const REUSE_GRACE_MS = 10_000;
 
 function invalidCredentials(): ApiError {
   return new ApiError('invalid_credentials', 'The username or password is wrong.');
@@ -41,18 +53,8 @@ function invalidRefreshToken(): ApiError {
   return new ApiError('invalid_refresh_token', 'The refresh token is not valid; log in again.');
 }
 
-function refusal(reason: 'locked' | 'throttled', retryAfter: number): ApiError {
-  return reason === 'locked'
-    ? new ApiError('account_locked', `Too many failed logins; try again in ${retryAfter} seconds.`, { retryAfter })
-    : new ApiError('too_many_login_attempts', `Wait ${retryAfter} seconds before trying again.`, { retryAfter });
-}
-
-function loginState(user: UserRow): LoginState {
-  return {
-    failedLogins: user.failed_logins,
-    lastFailedLoginAt: user.last_failed_login_at,
-    lockedUntil: user.locked_until,
-  };
+function throttled(retryAfter: number): ApiError {
+  return new ApiError('too_many_login_attempts', `Wait ${retryAfter} seconds before trying again.`, { retryAfter });
 }
 
 function secondsLater(now: Date, seconds: number): string {
@@ -74,50 +76,74 @@ export class AuthService {
   }
 
   /**
-   * Checks a username and password and starts a session. Every failure is recorded (and counted against the
-   * account) before the error is thrown, and answers `invalid_credentials` whatever the reason, unless the account
-   * is throttled or locked.
+   * Checks a username and password and starts a session. Attempts are throttled per (source address, username)
+   * and per source address (`throttle.ts`), before anything about the username is looked at, so a known and an
+   * unknown username fail alike: `invalid_credentials` (after the same password hashing work), or
+   * `too_many_login_attempts` with `Retry-After`. Every failure is counted and recorded before the error is thrown.
    */
   async login(username: string, password: string, origin: Origin): Promise<TokenPair> {
     const now = this.#clock();
     const name = username.toLowerCase();
-    const user = await findUserByUsername(this.#db, name);
-    if (user === undefined) {
-      await verifyAgainstDummy(password);
-      await this.#db
-        .transaction()
-        .execute((trx) => this.#loginFailed(trx, name, undefined, 'unknown_user', 0, origin, now));
-      throw invalidCredentials();
-    }
-    const gate = loginGate(loginState(user), now, this.#config.loginThrottle);
+    const keys = throttleKeys(origin.ip ?? 'unknown', name);
+    const gate = loginGate(await readFailureCounts(this.#db, keys), now, this.#config.loginThrottle);
     if (!gate.open) {
-      await this.#db
-        .transaction()
-        .execute((trx) => this.#loginFailed(trx, name, user.id, gate.reason, gate.failures, origin, now));
-      throw refusal(gate.reason, gate.retryAfterSeconds);
+      await this.#db.transaction().execute((trx) => this.#loginThrottled(trx, name, origin, now));
+      throw throttled(gate.retryAfterSeconds);
     }
-    const passwordMatches = await verifyPassword(password, user.password_hash);
+    const user = await findUserByUsername(this.#db, name);
+    let passwordMatches = false;
+    if (user === undefined) await verifyAgainstDummy(password);
+    else passwordMatches = await verifyPassword(password, user.password_hash);
     const outcome = await this.#db
       .transaction()
-      .execute((trx) => this.#settleLogin(trx, user, passwordMatches, origin, now));
+      .execute((trx) => this.#settleLogin(trx, name, user, passwordMatches, keys, origin, now));
     if (!outcome.ok) throw outcome.error;
     return outcome.pair;
   }
 
-  /** Exchanges a refresh token for a new pair; the session's old tokens stop working. */
-  async refresh(refreshToken: string): Promise<TokenPair> {
+  /**
+   * Exchanges a refresh token for a new pair; the session's old tokens stop working. A refresh token that an
+   * earlier refresh replaced means someone else holds the session's tokens (OAuth 2.0 Security BCP, refresh token
+   * rotation): the session is revoked and `auth.refresh_token_reused` recorded, unless the token was replaced less
+   * than `REUSE_GRACE_MS` ago, when it is only refused (a client's own refreshes racing each other).
+   */
+  async refresh(refreshToken: string, origin: Origin): Promise<TokenPair> {
     const now = this.#clock();
     const digest = secretDigest(refreshToken);
-    return this.#db.transaction().execute(async (trx) => {
+    const outcome = await this.#db.transaction().execute(async (trx): Promise<RefreshOutcome> => {
+      await purgeSpentRefreshTokens(trx, now.toISOString());
       const session = await findSessionByRefreshDigest(trx, digest);
-      const user = session === undefined ? undefined : await findUserById(trx, session.user_id);
-      if (session === undefined || user === undefined) throw invalidRefreshToken();
+      if (session === undefined) return { ok: false, revoked: await this.#revokeOnReuse(trx, digest, origin, now) };
+      const user = await findUserById(trx, session.user_id);
+      if (user === undefined) throw invalidRefreshToken();
       if (user.disabled === 1) throw new ApiError('user_disabled', 'The user is disabled.');
       if (session.revoked_at !== null || session.refresh_expires_at <= now.toISOString()) throw invalidRefreshToken();
       const { tokens, pair } = this.#issue(user, now);
-      if (!(await rotateSession(trx, session.id, digest, tokens, now.toISOString()))) throw invalidRefreshToken();
-      return pair;
+      if (!(await rotateSession(trx, session, tokens, now.toISOString()))) throw invalidRefreshToken();
+      return { ok: true, pair };
     });
+    if (outcome.ok) return outcome.pair;
+    if (outcome.revoked !== undefined) {
+      this.#revocations.revoked({ type: 'session', sessionId: outcome.revoked, reason: 'refresh token reused' });
+    }
+    throw invalidRefreshToken();
+  }
+
+  /** Revokes the session whose spent refresh token `digest` is, past the grace window; resolves its id if it did. */
+  async #revokeOnReuse(trx: Kysely<DB>, digest: string, origin: Origin, now: Date): Promise<string | undefined> {
+    const spent = await findSpentRefreshToken(trx, digest);
+    if (spent === undefined || now.getTime() - Date.parse(spent.spent_at) < REUSE_GRACE_MS) return undefined;
+    const session = await findSessionById(trx, spent.session_id);
+    if (session === undefined || !(await revokeSession(trx, session.id, now.toISOString()))) return undefined;
+    await appendEvent(trx, {
+      type: 'auth.refresh_token_reused',
+      actor: { type: 'anonymous' },
+      subject: { type: 'user', id: session.user_id },
+      data: { sessionId: session.id },
+      requestId: origin.requestId,
+      occurredAt: now,
+    });
+    return session.id;
   }
 
   /**
@@ -144,58 +170,57 @@ export class AuthService {
   }
 
   /**
-   * Decides a login whose password was checked against `seen`, with the account re-read in the transaction: an
-   * attempt that raced with others is judged on the state they left, so parallel guesses cannot slip past the
-   * throttle, and a password changed meanwhile is not accepted.
+   * Decides a login whose password was checked against `seen` (undefined for an unknown username), with the
+   * throttle and the account re-read in the transaction: an attempt that raced with others is judged on the counts
+   * they left, so parallel guesses cannot slip past the throttle, and a password changed meanwhile is not accepted.
    */
   async #settleLogin(
     trx: Kysely<DB>,
-    seen: UserRow,
+    name: string,
+    seen: UserRow | undefined,
     passwordMatches: boolean,
+    keys: ThrottleKeys,
     origin: Origin,
     now: Date,
   ): Promise<LoginOutcome> {
-    const user = await findUserById(trx, seen.id);
-    if (user === undefined) {
-      await this.#loginFailed(trx, seen.username, undefined, 'unknown_user', 0, origin, now);
-      return { ok: false, error: invalidCredentials() };
-    }
-    const gate = loginGate(loginState(user), now, this.#config.loginThrottle);
+    const config = this.#config.loginThrottle;
+    const counts = await readFailureCounts(trx, keys);
+    const gate = loginGate(counts, now, config);
     if (!gate.open) {
-      await this.#loginFailed(trx, user.username, user.id, gate.reason, gate.failures, origin, now);
-      return { ok: false, error: refusal(gate.reason, gate.retryAfterSeconds) };
+      await this.#loginThrottled(trx, name, origin, now);
+      return { ok: false, error: throttled(gate.retryAfterSeconds) };
     }
-    const passwordHolds = passwordMatches && user.password_hash === seen.password_hash;
-    if (passwordHolds && user.disabled === 0) {
+    const user = seen === undefined ? undefined : await findUserById(trx, seen.id);
+    const passwordHolds = user !== undefined && passwordMatches && user.password_hash === seen?.password_hash;
+    if (user !== undefined && passwordHolds && user.disabled === 0) {
+      await clearFailures(trx, keys.pair);
       return { ok: true, pair: await this.#startSession(trx, user, origin, now) };
     }
 
-    const next = stateAfterFailure(gate.failures, now, this.#config.loginThrottle);
-    await updateUserRow(trx, user.id, {
-      failed_logins: next.failedLogins,
-      last_failed_login_at: next.lastFailedLoginAt,
-      locked_until: next.lockedUntil,
-    });
-    const reason = passwordHolds ? 'user_disabled' : 'wrong_password';
-    await this.#loginFailed(trx, user.username, user.id, reason, next.failedLogins, origin, now);
-    if (next.lockedUntil === null) return { ok: false, error: invalidCredentials() };
+    const failedAttempts = recentFailures(counts.pair, now, config) + 1;
+    const at = now.toISOString();
+    await recordFailure(
+      trx,
+      [
+        { key: keys.pair, failures: failedAttempts },
+        { key: keys.address, failures: recentFailures(counts.address, now, config) + 1 },
+      ],
+      at,
+      new Date(now.getTime() - config.forgetAfterSeconds * 1000).toISOString(),
+    );
+    const reason = user === undefined ? 'unknown_user' : passwordHolds ? 'user_disabled' : 'wrong_password';
+    await this.#loginFailed(trx, name, user?.id, reason, failedAttempts, origin, now);
+    return { ok: false, error: invalidCredentials() };
+  }
 
-    await appendEvent(trx, {
-      type: 'auth.account_locked',
-      actor: { type: 'anonymous' },
-      subject: { type: 'user', id: user.id },
-      data: { lockedUntil: next.lockedUntil, failedAttempts: next.failedLogins },
-      requestId: origin.requestId,
-      occurredAt: now,
-    });
-    return { ok: false, error: refusal('locked', this.#config.loginThrottle.lockSeconds) };
+  /** Records an attempt the throttle refused (its subject is the user when the username exists). */
+  async #loginThrottled(trx: Kysely<DB>, name: string, origin: Origin, now: Date): Promise<void> {
+    const user = await findUserByUsername(trx, name);
+    await this.#loginFailed(trx, name, user?.id, 'throttled', 0, origin, now);
   }
 
   async #startSession(trx: Kysely<DB>, user: UserRow, origin: Origin, now: Date): Promise<TokenPair> {
     const at = now.toISOString();
-    if (user.failed_logins !== 0 || user.locked_until !== null) {
-      await updateUserRow(trx, user.id, { failed_logins: 0, last_failed_login_at: null, locked_until: null });
-    }
     const id = newId('ses', now.getTime());
     const { tokens, pair } = this.#issue(user, now);
     await insertSession(trx, {

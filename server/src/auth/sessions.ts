@@ -1,9 +1,10 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { DB, SessionsTable } from '../db/schema.js';
+import type { DB, SessionsTable, SpentRefreshTokensTable } from '../db/schema.js';
 import { precompiled } from '../db/precompiled.js';
 import type { Role } from '../http/access.js';
 
 export type SessionRow = Selectable<SessionsTable>;
+export type SpentRefreshTokenRow = Selectable<SpentRefreshTokensTable>;
 
 /** The fields of a session and its user that authenticating an access token needs. */
 export interface SessionCredential {
@@ -56,24 +57,47 @@ export interface SessionTokens {
 }
 
 /**
- * Replaces a session's tokens if its refresh token is still `refreshDigest` and it is not revoked; resolves whether
- * it did, so two refreshes racing with one token cannot both win.
+ * Replaces a session's tokens if its refresh token is still the one `session` holds and it is not revoked, and
+ * keeps that refresh token's digest as spent; resolves whether it did, so two refreshes racing with one token
+ * cannot both win.
  */
 export async function rotateSession(
   db: Kysely<DB>,
-  id: string,
-  refreshDigest: string,
+  session: Pick<SessionRow, 'id' | 'refresh_token_hash' | 'refresh_expires_at'>,
   tokens: SessionTokens,
   at: string,
 ): Promise<boolean> {
   const result = await db
     .updateTable('sessions')
     .set({ ...tokens, last_refreshed_at: at })
-    .where('id', '=', id)
-    .where('refresh_token_hash', '=', refreshDigest)
+    .where('id', '=', session.id)
+    .where('refresh_token_hash', '=', session.refresh_token_hash)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  if (result.numUpdatedRows === 0n) return false;
+  await db
+    .insertInto('spent_refresh_tokens')
+    .values({
+      token_hash: session.refresh_token_hash,
+      session_id: session.id,
+      spent_at: at,
+      expires_at: session.refresh_expires_at,
+    })
+    .execute();
+  return true;
+}
+
+export async function findSpentRefreshToken(db: Kysely<DB>, digest: string): Promise<SpentRefreshTokenRow | undefined> {
+  return db.selectFrom('spent_refresh_tokens').selectAll().where('token_hash', '=', digest).executeTakeFirst();
+}
+
+/** Forgets spent refresh tokens that would have expired by `at`: presenting one is then merely invalid. */
+export async function purgeSpentRefreshTokens(db: Kysely<DB>, at: string): Promise<void> {
+  await db.deleteFrom('spent_refresh_tokens').where('expires_at', '<=', at).execute();
+}
+
+export async function findSessionById(db: Kysely<DB>, id: string): Promise<SessionRow | undefined> {
+  return db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
 export async function revokeSession(db: Kysely<DB>, id: string, at: string): Promise<boolean> {

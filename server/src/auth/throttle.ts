@@ -1,47 +1,54 @@
 import type { LoginThrottle } from '../config.js';
 
-/** An account's login throttle state, as stored on the user. */
-export interface LoginState {
-  failedLogins: number;
-  lastFailedLoginAt: string | null;
-  lockedUntil: string | null;
-}
-
-export type Gate =
-  | { open: true; failures: number }
-  | { open: false; reason: 'locked' | 'throttled'; retryAfterSeconds: number; failures: number };
-
-function closed(reason: 'locked' | 'throttled', remainingMs: number, failures: number): Gate {
-  return { open: false, reason, retryAfterSeconds: Math.ceil(remainingMs / 1000), failures };
+/** The failed logins counted under one throttle key. */
+export interface FailureCount {
+  failures: number;
+  lastFailedAt: string;
 }
 
 /**
- * Whether a login attempt may be checked at `now`, and the consecutive failures it continues from. A locked account
- * stays closed until its lock ends and then starts afresh; after `freeAttempts` failures each attempt must wait
- * `min(2^(failures - freeAttempts), maxDelaySeconds)` seconds since the last failure.
+ * The keys a login attempt is counted under: the (source address, username) pair, whether or not the username
+ * exists, and the source address alone.
  */
-export function loginGate(state: LoginState, now: Date, config: LoginThrottle): Gate {
-  const at = now.getTime();
-  if (state.lockedUntil !== null) {
-    const remaining = Date.parse(state.lockedUntil) - at;
-    return remaining > 0 ? closed('locked', remaining, state.failedLogins) : { open: true, failures: 0 };
-  }
-  const failures = state.failedLogins;
-  if (failures >= config.freeAttempts && state.lastFailedLoginAt !== null) {
-    const delaySeconds = Math.min(2 ** (failures - config.freeAttempts), config.maxDelaySeconds);
-    const remaining = Date.parse(state.lastFailedLoginAt) + delaySeconds * 1000 - at;
-    if (remaining > 0) return closed('throttled', remaining, failures);
-  }
-  return { open: true, failures };
+export interface ThrottleKeys {
+  pair: string;
+  address: string;
 }
 
-/** The state after one more failure following `failures` earlier ones; reaching `lockAfter` locks the account. */
-export function stateAfterFailure(failures: number, now: Date, config: LoginThrottle): LoginState {
-  const failedLogins = failures + 1;
-  return {
-    failedLogins,
-    lastFailedLoginAt: now.toISOString(),
-    lockedUntil:
-      failedLogins >= config.lockAfter ? new Date(now.getTime() + config.lockSeconds * 1000).toISOString() : null,
-  };
+export function throttleKeys(address: string, username: string): ThrottleKeys {
+  return { pair: JSON.stringify(['pair', address, username]), address: JSON.stringify(['address', address]) };
+}
+
+export type Gate = { open: true } | { open: false; retryAfterSeconds: number };
+
+/** Failures still remembered at `now`: a count forgets everything after `forgetAfterSeconds` without a failure. */
+export function recentFailures(count: FailureCount | undefined, now: Date, config: LoginThrottle): number {
+  if (count === undefined) return 0;
+  return now.getTime() - Date.parse(count.lastFailedAt) >= config.forgetAfterSeconds * 1000 ? 0 : count.failures;
+}
+
+/** How long after its last failure a count keeps attempts waiting: `min(2^(failures - free), maxDelaySeconds)` s. */
+function remainingMs(count: FailureCount | undefined, free: number, now: Date, config: LoginThrottle): number {
+  const failures = recentFailures(count, now, config);
+  if (count === undefined || failures < free) return 0;
+  const delaySeconds = Math.min(2 ** (failures - free), config.maxDelaySeconds);
+  return Date.parse(count.lastFailedAt) + delaySeconds * 1000 - now.getTime();
+}
+
+/**
+ * Whether a login attempt may be checked at `now`. After `freeAttempts` failures of one username from one address,
+ * and after `addressFreeAttempts` failures of any usernames from one address, each attempt from that address (for
+ * that username, or for any) must wait an exponentially growing delay since the last failure. Nothing is ever
+ * locked, and failures from one address never hold back another.
+ */
+export function loginGate(
+  counts: { pair: FailureCount | undefined; address: FailureCount | undefined },
+  now: Date,
+  config: LoginThrottle,
+): Gate {
+  const remaining = Math.max(
+    remainingMs(counts.pair, config.freeAttempts, now, config),
+    remainingMs(counts.address, config.addressFreeAttempts, now, config),
+  );
+  return remaining > 0 ? { open: false, retryAfterSeconds: Math.ceil(remaining / 1000) } : { open: true };
 }

@@ -11,9 +11,6 @@ export interface UsersTable {
   role: 'admin' | 'member' | 'viewer';
   disabled: number;
   password_hash: string;
-  failed_logins: number;
-  last_failed_login_at: string | null;
-  locked_until: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -30,6 +27,21 @@ export interface SessionsTable {
   revoked_at: string | null;
   user_agent: string | null;
   ip: string | null;
+}
+
+/** Recent failed logins under one throttle key: a (source address, username) pair or a source address. */
+export interface LoginFailuresTable {
+  key: string;
+  failures: number;
+  last_failed_at: string;
+}
+
+/** A refresh token a refresh replaced, until it would have expired. */
+export interface SpentRefreshTokensTable {
+  token_hash: string;
+  session_id: string;
+  spent_at: string;
+  expires_at: string;
 }
 
 export interface ApiTokensTable {
@@ -193,6 +205,8 @@ export interface InstallJobDevicesTable {
 export interface DB {
   users: UsersTable;
   sessions: SessionsTable;
+  spent_refresh_tokens: SpentRefreshTokensTable;
+  login_failures: LoginFailuresTable;
   api_tokens: ApiTokensTable;
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;

@@ -8,7 +8,7 @@ export type EventType = Schemas['Event']['type'];
 
 export type UserChange = 'displayName' | 'role' | 'disabled' | 'password';
 
-export type LoginFailureReason = 'unknown_user' | 'wrong_password' | 'user_disabled' | 'throttled' | 'locked';
+export type LoginFailureReason = 'unknown_user' | 'wrong_password' | 'user_disabled' | 'throttled';
 
 export type LeaseReleaseReason = 'released' | 'force_released' | 'cancelled' | 'timed_out' | 'host_removed' | 'user_disabled';
 
@@ -21,8 +21,8 @@ interface EventDataByType {
   'token.revoked': { token: Schemas['ApiTokenSummary'] };
   'auth.login_succeeded': { sessionId: string };
   'auth.login_failed': { username: string; reason: LoginFailureReason; failedAttempts: number };
-  'auth.account_locked': { lockedUntil: string; failedAttempts: number };
   'auth.logged_out': { sessionId: string };
+  'auth.refresh_token_reused': { sessionId: string };
   'device.connected': { device: Schemas['DeviceSummary'] };
   'device.disconnected': { device: Schemas['DeviceSummary'] };
   'device.state_changed': { device: Schemas['DeviceSummary']; from: Schemas['DeviceState']; to: Schemas['DeviceState'] };

@@ -147,9 +147,6 @@ export class UserService {
       if (passwordHash !== undefined) {
         changes.push('password');
         set.password_hash = passwordHash;
-        set.failed_logins = 0;
-        set.last_failed_login_at = null;
-        set.locked_until = null;
       }
       if (changes.length === 0) return toUser(user);
       if ((set.role !== undefined && set.role !== 'admin') || set.disabled === 1) await this.#keepAnAdmin(trx, user);
@@ -236,9 +233,6 @@ export class UserService {
       role: input.role,
       disabled: 0,
       password_hash: passwordHash,
-      failed_logins: 0,
-      last_failed_login_at: null,
-      locked_until: null,
       created_at: at,
       updated_at: at,
     };

@@ -22,7 +22,7 @@ export const PASSWORD = 'correct-horse-battery-staple';
 export const testConfig: AuthConfig = {
   accessTokenTtlSeconds: 900,
   refreshTokenTtlSeconds: 30 * 86_400,
-  loginThrottle: { freeAttempts: 3, maxDelaySeconds: 60, lockAfter: 10, lockSeconds: 900 },
+  loginThrottle: { freeAttempts: 3, addressFreeAttempts: 20, maxDelaySeconds: 60, forgetAfterSeconds: 900 },
 };
 
 export const origin: Origin = { requestId: 'req_test', ip: '127.0.0.1', userAgent: 'vitest' };

@@ -1,65 +1,56 @@
 import { describe, expect, it } from 'vitest';
-import { loginGate, stateAfterFailure, type LoginState } from '../../src/auth/throttle.js';
+import { loginGate, recentFailures, throttleKeys, type FailureCount } from '../../src/auth/throttle.js';
 import { testConfig } from './fixture.js';
 
 const config = testConfig.loginThrottle;
 const start = new Date('2026-11-20T09:00:00.000Z');
 const later = (seconds: number) => new Date(start.getTime() + seconds * 1000);
-const fresh: LoginState = { failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null };
-
-function failedTimes(count: number, at: Date): LoginState {
-  let state = fresh;
-  for (let i = 0; i < count; i++) state = stateAfterFailure(state.failedLogins, at, config);
-  return state;
-}
+const failed = (failures: number, at = start): FailureCount => ({ failures, lastFailedAt: at.toISOString() });
 
 describe('login throttle', () => {
   it('lets the free attempts through at once', () => {
-    expect(loginGate(fresh, start, config)).toEqual({ open: true, failures: 0 });
-    expect(loginGate(failedTimes(2, start), start, config)).toEqual({ open: true, failures: 2 });
+    expect(loginGate({ pair: undefined, address: undefined }, start, config)).toEqual({ open: true });
+    expect(loginGate({ pair: failed(2), address: failed(19) }, start, config)).toEqual({ open: true });
   });
 
-  it('then waits min(2^(failures - 3), 60) seconds after the last failure', () => {
+  it('then waits min(2^(failures - 3), 60) seconds after the last failure of the pair', () => {
     for (const [failures, delay] of [
       [3, 1],
       [4, 2],
       [5, 4],
       [8, 32],
       [9, 60],
+      [30, 60],
     ] as const) {
-      const state = failedTimes(failures, start);
-      expect(loginGate(state, later(0), config)).toEqual({
-        open: false,
-        reason: 'throttled',
-        retryAfterSeconds: delay,
-        failures,
-      });
-      expect(loginGate(state, later(delay - 0.5), config)).toMatchObject({ open: false, retryAfterSeconds: 1 });
-      expect(loginGate(state, later(delay), config)).toEqual({ open: true, failures });
+      const counts = { pair: failed(failures), address: failed(failures) };
+      expect(loginGate(counts, later(0), config)).toEqual({ open: false, retryAfterSeconds: delay });
+      expect(loginGate(counts, later(delay - 0.5), config)).toEqual({ open: false, retryAfterSeconds: 1 });
+      expect(loginGate(counts, later(delay), config)).toEqual({ open: true });
     }
   });
 
-  it('locks at the tenth consecutive failure for lockSeconds, then starts afresh', () => {
-    expect(failedTimes(9, start).lockedUntil).toBeNull();
-    const locked = failedTimes(10, start);
-    expect(locked).toEqual({
-      failedLogins: 10,
-      lastFailedLoginAt: start.toISOString(),
-      lockedUntil: later(900).toISOString(),
-    });
-    expect(loginGate(locked, later(1), config)).toEqual({
+  it('waits after addressFreeAttempts failures of any usernames from the address', () => {
+    expect(loginGate({ pair: undefined, address: failed(20) }, start, config)).toEqual({
       open: false,
-      reason: 'locked',
-      retryAfterSeconds: 899,
-      failures: 10,
+      retryAfterSeconds: 1,
     });
-    expect(loginGate(locked, later(900), config)).toEqual({ open: true, failures: 0 });
+    expect(loginGate({ pair: failed(3), address: failed(23) }, start, config)).toEqual({
+      open: false,
+      retryAfterSeconds: 8,
+    });
   });
 
-  it('follows its configuration', () => {
-    const strict = { freeAttempts: 0, maxDelaySeconds: 5, lockAfter: 2, lockSeconds: 30 };
-    const once = stateAfterFailure(0, start, strict);
-    expect(loginGate(once, start, strict)).toMatchObject({ open: false, reason: 'throttled', retryAfterSeconds: 2 });
-    expect(stateAfterFailure(1, start, strict).lockedUntil).toBe(later(30).toISOString());
+  it('forgets failures forgetAfterSeconds after the last one', () => {
+    expect(recentFailures(failed(7), later(899), config)).toBe(7);
+    expect(recentFailures(failed(7), later(900), config)).toBe(0);
+    expect(loginGate({ pair: failed(30), address: failed(30) }, later(900), config)).toEqual({ open: true });
+  });
+
+  it('keys the pair by address and username, and the address alone, without ambiguity', () => {
+    expect(throttleKeys('192.0.2.1', 'alice')).toEqual({
+      pair: '["pair","192.0.2.1","alice"]',
+      address: '["address","192.0.2.1"]',
+    });
+    expect(throttleKeys('a b', 'c').pair).not.toBe(throttleKeys('a', 'b c').pair);
   });
 });

@@ -15,9 +15,6 @@ export async function insertUser(db: Kysely<DB>, username: string, role: Role, a
       role,
       disabled: 0,
       password_hash: 'x',
-      failed_logins: 0,
-      last_failed_login_at: null,
-      locked_until: null,
       created_at: at,
       updated_at: at,
     })

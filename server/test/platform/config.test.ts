@@ -25,7 +25,7 @@ describe('loadConfig', () => {
       refreshTokenTtlSeconds: 2_592_000,
       bodyLimitBytes: 1_048_576,
       trustProxy: false,
-      loginThrottle: { freeAttempts: 3, maxDelaySeconds: 60, lockAfter: 10, lockSeconds: 900 },
+      loginThrottle: { freeAttempts: 3, addressFreeAttempts: 20, maxDelaySeconds: 60, forgetAfterSeconds: 900 },
       idempotencyTtlSeconds: 86_400,
       adbServers: [],
       localAdb: 'auto',
@@ -115,7 +115,7 @@ describe('loadConfig', () => {
   });
 
   it('accepts typed options', () => {
-    const loginThrottle = { freeAttempts: 0, maxDelaySeconds: 1, lockAfter: 2, lockSeconds: 3 };
+    const loginThrottle = { freeAttempts: 0, addressFreeAttempts: 2, maxDelaySeconds: 1, forgetAfterSeconds: 3 };
     const config = loadConfig(
       { port: 1234, trustProxy: true, accessTokenTtlSeconds: 60, loginThrottle, bodyLimitBytes: 4096 },
       {},
@@ -210,7 +210,7 @@ describe('loadConfig', () => {
   });
 
   it('rejects a bad login throttle', () => {
-    const loginThrottle = { freeAttempts: 3, maxDelaySeconds: 0, lockAfter: 10, lockSeconds: 900 };
+    const loginThrottle = { freeAttempts: 3, addressFreeAttempts: 20, maxDelaySeconds: 0, forgetAfterSeconds: 900 };
     expect(configError(() => loadConfig({ loginThrottle }, {})).message).toMatch(/^loginThrottle: expected /);
   });
 });

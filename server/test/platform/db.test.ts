@@ -66,7 +66,7 @@ describe('precompiled queries', () => {
     ] as const) {
       await database.db
         .insertInto('users')
-        .values({ id, username, display_name: username, role, disabled: 0, password_hash: 'x', failed_logins: 0, last_failed_login_at: null, locked_until: null, created_at: at, updated_at: at })
+        .values({ id, username, display_name: username, role, disabled: 0, password_hash: 'x', created_at: at, updated_at: at })
         .execute();
     }
   });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startServer } from '../../src/index.js';
+import { startAdbHost } from '../adb/adb-host.js';
 import { fakeHandlers, gate, LogCapture, testApp } from './fixtures.js';
 
 describe('startServer', () => {
@@ -51,6 +52,23 @@ describe('startServer', () => {
     const server = await startServer({ dataDir, port: 0, logStream: new LogCapture() });
     await Promise.all([server.close(), server.close()]);
     await server.close();
+  });
+
+  it('closes at once when stopped while it is still connecting to an ADB server', async () => {
+    const adb = await startAdbHost();
+    try {
+      const server = await startServer({
+        dataDir,
+        port: 0,
+        logStream: new LogCapture(),
+        adbServers: [`127.0.0.1:${adb.port}`],
+      });
+      const closed = server.close().then(() => 'closed');
+      const late = new Promise((resolve) => setTimeout(() => resolve('still open after 5 s'), 5_000).unref());
+      expect(await Promise.race([closed, late])).toBe('closed');
+    } finally {
+      await adb.stop();
+    }
   });
 
   it('fails with the configuration error before touching the data directory', async () => {

@@ -88,6 +88,11 @@ export class AdbServerSource implements DeviceSource {
       let failure: unknown;
       try {
         const observer = await client.trackDevices({ includeStates: STATES });
+        // Stopped while connecting: the abort has fired already, so nothing below would ever end the tracking.
+        if (signal.aborted) {
+          await Promise.resolve(observer.stop()).catch(() => undefined);
+          return;
+        }
         attempt = 0;
         context.status({ status: 'connected', lastError: null, nextRetryAt: null });
         context.log.info('tracking adb server devices');
