@@ -24,7 +24,7 @@ describe('resolveDeviceId', () => {
     expect(error).toBeInstanceOf(UsageError);
     expect((error as UsageError).exitCode).toBe(2);
     expect((error as Error).message).toBe(
-      'Missing device-id: give it as the argument <device-id>, --device or the CLOUDPHONE_DEVICE environment variable',
+      'Missing device-id: give it as the argument <device-id>, -s/--device or the CLOUDPHONE_DEVICE environment variable',
     );
   });
 });

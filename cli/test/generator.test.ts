@@ -65,7 +65,10 @@ describe('the CLI generator', () => {
         expect(arg.required, `${op.id} ${name}`).toBe(fallback === undefined);
         if (fallback?.cliFlag) expect(Object.keys(command.flags ?? {})).toContain(fallback.cliFlag);
         if (fallback?.cliChar) expect(command.flags?.[fallback.cliFlag!]?.char).toBe(fallback.cliChar);
-        if (fallback) expect(command.operation.pathFallbacks?.[name]).toEqual({ flag: fallback.cliFlag, env: fallback.cliEnv });
+        if (fallback) {
+          const expected = { flag: fallback.cliFlag, ...(fallback.cliChar ? { char: fallback.cliChar } : {}), env: fallback.cliEnv };
+          expect(command.operation.pathFallbacks?.[name]).toEqual(expected);
+        }
       }
 
       const flags = Object.keys(command.flags ?? {});

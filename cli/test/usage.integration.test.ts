@@ -87,6 +87,13 @@ describe('device commands', () => {
     }
   });
 
+  test('without a device anywhere, generated and handwritten commands name the three ways (exit 2)', async () => {
+    const ways = 'give it as the argument <device-id>, -s/--device or the CLOUDPHONE_DEVICE environment variable';
+    for (const argv of [['devices', 'get'], ['devices', 'shell', '--', 'true']]) {
+      expect(await cli(argv)).toMatchObject({ code: 2, stderr: `Error: Missing device-id: ${ways}\n` });
+    }
+  });
+
   const cases = Object.keys(LINES).flatMap((id) => ['the argument', '-s', 'CLOUDPHONE_DEVICE'].map((how) => ({ id, how })));
   test.concurrent.each(cases)('$id takes the device from $how', async ({ id, how }) => {
     const line = LINES[id]!;

@@ -335,7 +335,7 @@ function commandFile(spec: Spec, m: CommandModel): string {
   lines.push(`    path: ${record(m.args.map((a) => [a.name, a.param]))},`);
   if (fallbackArgs.length > 0) {
     const entries = fallbackArgs.map((a) => {
-      const parts = [a.flag && `flag: ${str(a.flag)}`, a.env && `env: ${str(a.env)}`].filter(Boolean);
+      const parts = [a.flag && `flag: ${str(a.flag)}`, a.char && `char: ${str(a.char)}`, a.env && `env: ${str(a.env)}`].filter(Boolean);
       return `${key(a.name)}: { ${parts.join(', ')} }`;
     });
     lines.push(`    pathFallbacks: { ${entries.join(', ')} },`);

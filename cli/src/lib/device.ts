@@ -11,5 +11,5 @@ export function resolveDeviceId(
   sources: { arg?: string | undefined; flag?: string | undefined },
   env: NodeJS.ProcessEnv = process.env,
 ): string {
-  return resolvePathValue('device-id', { arg: sources.arg, flagValue: sources.flag }, { flag: 'device', env: DEVICE_ENV }, env);
+  return resolvePathValue('device-id', { arg: sources.arg, flagValue: sources.flag }, { flag: 'device', char: 's', env: DEVICE_ENV }, env);
 }

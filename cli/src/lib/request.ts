@@ -38,6 +38,8 @@ export interface OperationSpec {
 export interface PathFallback {
   /** A flag that also gives the value (`device` for `--device`). */
   flag?: string;
+  /** The flag's one-letter form (`s` for `-s`). */
+  char?: string;
   /** An environment variable read last (`CLOUDPHONE_DEVICE`). */
   env?: string;
 }
@@ -55,7 +57,8 @@ export function resolvePathValue(
   for (const value of [sources.arg, sources.flagValue, fallback.env ? env[fallback.env] : undefined]) {
     if (typeof value === 'string' && value !== '') return value;
   }
-  const ways = [`the argument <${name}>`, fallback.flag && `--${fallback.flag}`, fallback.env && `the ${fallback.env} environment variable`]
+  const flag = fallback.flag && `${fallback.char ? `-${fallback.char}/` : ''}--${fallback.flag}`;
+  const ways = [`the argument <${name}>`, flag, fallback.env && `the ${fallback.env} environment variable`]
     .filter(Boolean)
     .join(', ')
     .replace(/, ([^,]*)$/, ' or $1');
