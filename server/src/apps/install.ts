@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Adb } from '@yume-chan/adb';
 import { PackageManager } from '@yume-chan/android-bin';
+import { ReadableStream } from '@yume-chan/stream-extra';
 import type { FastifyBaseLogger } from 'fastify';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { newId } from '../db/ids.js';
@@ -155,6 +156,47 @@ interface RunningDevice {
   serial: string;
 }
 
+/** An install running on one device, and the way to cut it short. */
+interface RunningInstall {
+  run: Promise<void>;
+  abort: AbortController;
+}
+
+/**
+ * `stream`, erroring as soon as `signal` aborts: the install's transfer stops there, and the pipe into the device
+ * aborts, which closes the device's socket, so the device never gets the whole APK.
+ */
+function cutShortBy(stream: ReadableStream<Uint8Array>, signal: AbortSignal): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      signal.addEventListener(
+        'abort',
+        () => {
+          controller.error(signal.reason);
+          reader.cancel(signal.reason).catch(() => undefined);
+        },
+        { once: true },
+      );
+    },
+    async pull(controller) {
+      const result = await reader.read();
+      if (signal.aborted) return;
+      if (result.done) controller.close();
+      else controller.enqueue(result.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
+/** Rejects when `signal` aborts; never settles otherwise. */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
 interface RunContext {
   jobId: string;
   /** Who started the job: each device's install starts only while they may still operate the device. */
@@ -184,8 +226,8 @@ export class InstallService {
   readonly #running = new Map<string, Promise<void>>();
   /** Long polls waiting for a job (by id) to finish. */
   readonly #waiters = new Waiters();
-  /** deviceId → the installs running on it. */
-  readonly #onDevice = new Map<string, Set<Promise<void>>>();
+  /** deviceId → the installs running on it, each with the way to cut it short. */
+  readonly #onDevice = new Map<string, Set<RunningInstall>>();
   #closing = false;
 
   constructor(deps: {
@@ -241,13 +283,15 @@ export class InstallService {
   }
 
   /**
-   * Resolves once no install is running on any of `deviceIds`. A lease's devices are reset only after this, so that
-   * an install still running when the lease ends is undone by the reset too; installs not yet started on them
+   * Cuts short the installs running on `deviceIds` (their lease ended: the transfer stops and the device fails with
+   * `the lease on the device ended during the install`) and resolves once they have stopped. A lease's devices are
+   * reset only after this, so the reset sees the device as the install left it; installs not yet started on them
    * will not start.
    */
-  async settledOn(deviceIds: readonly string[]): Promise<void> {
-    const runs = deviceIds.flatMap((id) => [...(this.#onDevice.get(id) ?? [])]);
-    await Promise.allSettled(runs);
+  async abortOn(deviceIds: readonly string[]): Promise<void> {
+    const installs = deviceIds.flatMap((id) => [...(this.#onDevice.get(id) ?? [])]);
+    for (const install of installs) install.abort.abort();
+    await Promise.allSettled(installs.map((install) => install.run));
   }
 
   /** Jobs whose background run is still going (for tests and shutdown). */
@@ -478,14 +522,15 @@ export class InstallService {
           await this.#finishDevice(jobId, context.app.app.id, device.deviceId, context.cause, refusal);
           continue;
         }
-        // Registered before anything else can run, so that a lease ending from now on waits for this install.
-        const run = this.#installOn(context, device);
-        const runs = this.#onDevice.get(device.deviceId) ?? new Set<Promise<void>>();
-        this.#onDevice.set(device.deviceId, runs.add(run));
+        // Registered before anything else can run, so that a lease ending from now on cuts this install short.
+        const abort = new AbortController();
+        const install: RunningInstall = { run: this.#installOn(context, device, abort.signal), abort };
+        const runs = this.#onDevice.get(device.deviceId) ?? new Set<RunningInstall>();
+        this.#onDevice.set(device.deviceId, runs.add(install));
         try {
-          await run;
+          await install.run;
         } finally {
-          runs.delete(run);
+          runs.delete(install);
           if (runs.size === 0 && this.#onDevice.get(device.deviceId) === runs) this.#onDevice.delete(device.deviceId);
         }
       }
@@ -505,7 +550,7 @@ export class InstallService {
     }
   }
 
-  async #installOn(context: RunContext, device: RunningDevice): Promise<void> {
+  async #installOn(context: RunContext, device: RunningDevice, signal: AbortSignal): Promise<void> {
     const { jobId, app, options, cause } = context;
     const { deviceId } = device;
     await this.#db
@@ -522,18 +567,19 @@ export class InstallService {
       } catch {
         throw new DeviceOfflineError();
       }
-      await guard(
-        adb,
-        new PackageManager(adb).installStream(app.size, context.blob.stream(), {
-          // Without skipExisting, android-bin passes -r (replace); with it, -R (fail if installed).
-          skipExisting: !options.replace,
-          requestDowngrade: options.downgrade,
-          grantRuntimePermissions: options.grantPermissions,
-        }),
-        { timeoutMs: this.#timeoutMs, what: 'the install' },
-      );
+      signal.throwIfAborted();
+      const installing = new PackageManager(adb).installStream(app.size, cutShortBy(context.blob.stream(), signal), {
+        // Without skipExisting, android-bin passes -r (replace); with it, -R (fail if installed).
+        skipExisting: !options.replace,
+        requestDowngrade: options.downgrade,
+        grantRuntimePermissions: options.grantPermissions,
+      });
+      // Once cut short, the install's own failure (the aborted pipe) comes later and is of no interest.
+      installing.catch(() => undefined);
+      await guard(adb, Promise.race([installing, rejectOnAbort(signal)]), { timeoutMs: this.#timeoutMs, what: 'the install' });
     } catch (error) {
-      if (error instanceof DeviceOfflineError) reason = 'device went offline';
+      if (signal.aborted) reason = 'the lease on the device ended during the install';
+      else if (error instanceof DeviceOfflineError) reason = 'device went offline';
       else if (error instanceof DeviceTimeoutError) reason = error.message;
       else reason = deviceReason(errorMessage(error));
     }

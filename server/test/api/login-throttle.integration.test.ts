@@ -20,7 +20,7 @@ interface Answer {
  * A login sent from `from`, a loopback address of this machine (all of 127.0.0.0/8 is loopback on Linux): the
  * server sees it as the client's address, as it would a remote one.
  */
-function loginFrom(from: string, username: string, password: string): Promise<Answer> {
+function loginFrom(from: string, username: string, password: string, forwardedFor?: string): Promise<Answer> {
   const payload = JSON.stringify({ username, password });
   return new Promise((resolve, reject) => {
     const req = request(
@@ -28,7 +28,11 @@ function loginFrom(from: string, username: string, password: string): Promise<An
       {
         method: 'POST',
         localAddress: from,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          ...(forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor }),
+        },
       },
       (res) => {
         let text = '';
@@ -100,5 +104,21 @@ describe('login throttling', () => {
     const sprayed = await loginFrom('127.0.0.4', username, PASSWORD);
     expect([sprayed.status, sprayed.body.code]).toEqual([429, 'too_many_login_attempts']);
     expect((await loginFrom('127.0.0.5', username, PASSWORD)).status).toBe(200);
+  });
+
+  it('ignores X-Forwarded-For unless the server trusts a proxy', async () => {
+    api = await startApi();
+    const { username } = await api.addCaller('member');
+    for (let i = 0; i < 3; i++) await loginFrom('127.0.0.2', username, 'not the password', `192.0.2.${i}`);
+    const spoofed = await loginFrom('127.0.0.2', username, PASSWORD, '192.0.2.99');
+    expect([spoofed.status, spoofed.body.code]).toEqual([429, 'too_many_login_attempts']);
+  });
+
+  it("counts the client's address from X-Forwarded-For behind a trusted proxy", async () => {
+    api = await startApi({ trustProxy: true });
+    const { username } = await api.addCaller('member');
+    for (let i = 0; i < 3; i++) await loginFrom('127.0.0.1', username, 'not the password', '192.0.2.10');
+    expect((await loginFrom('127.0.0.1', username, PASSWORD, '192.0.2.10')).status).toBe(429);
+    expect((await loginFrom('127.0.0.1', username, PASSWORD, '192.0.2.11')).status).toBe(200);
   });
 });
