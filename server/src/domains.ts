@@ -14,7 +14,7 @@ import type { DB } from './db/schema.js';
 import { eventHandlers } from './events/handlers.js';
 import { EventService } from './events/service.js';
 import { loadOrCreateAdbKey } from './devices/adb/key.js';
-import { listPackages, resetDevice } from './devices/adb/operations.js';
+import { resetDevice, snapshotDevice } from './devices/adb/reset.js';
 import { deviceHandlers } from './devices/handlers.js';
 import { HostService } from './devices/hosts.js';
 import { hostHandlers } from './devices/hosts-handlers.js';
@@ -88,9 +88,8 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     clock,
     log,
     devices: {
-      snapshotPackages: async (deviceId) =>
-        (await listPackages(inventory.adbFor(deviceId), { thirdParty: true })).map((p) => p.packageName),
-      reset: (deviceId, baseline) => resetDevice(inventory.adbFor(deviceId), { baselinePackages: baseline }),
+      snapshot: (deviceId) => snapshotDevice(inventory.adbFor(deviceId)),
+      reset: (deviceId, baseline) => resetDevice(inventory.adbFor(deviceId), baseline),
       setResetting: (deviceId, on) => inventory.setResetting(deviceId, on),
       onAvailabilityChange: (listener) => inventory.onAvailabilityChange(listener),
       connectionOf: (deviceId) => inventory.connectionOf(deviceId),
@@ -122,8 +121,8 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     concurrency: config.installConcurrency,
   });
   leases.onLeaseEnded(({ userId, deviceIds }) => sessions.leaseEnded(userId, deviceIds));
-  // Installs still running on a lease's devices finish before the reset, which then undoes them too.
-  leases.onLeaseEnded(({ deviceIds }) => installs.settledOn(deviceIds));
+  // Installs still running on a lease's devices are cut short before the reset.
+  leases.onLeaseEnded(({ deviceIds }) => installs.abortOn(deviceIds));
 
   return {
     handlers: {

@@ -221,14 +221,10 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
       return { status: 200, body: { path, entries } };
     },
 
-    pushDeviceFile: async ({ params, query, headers, body, ctx }) => {
+    // A Content-Length over maxPushBytes was refused before the body was read (the route's binary body limit).
+    pushDeviceFile: async ({ params, query, body, ctx }) => {
       const adb = operate(ctx, params.deviceId);
       const path = devicePath(query.path);
-      const declared = Number(headers['Content-Length'] ?? Number.NaN);
-      if (Number.isFinite(declared) && declared > maxPushBytes) {
-        body.resume();
-        throw new ApiError('payload_too_large', `The file is larger than the server's limit of ${maxPushBytes} bytes.`);
-      }
       const mode = query.mode === undefined ? undefined : Number.parseInt(query.mode, 8);
       const { size } = await guarded(params.deviceId, () =>
         pushFile(adb, path, limited(body, maxPushBytes), mode === undefined ? {} : { mode }),

@@ -71,11 +71,36 @@ export interface LiveDevices {
   close(): Promise<void>;
 }
 
-/** What a reset after a lease did on one device. */
+/** What the shared storage held: each path under the root, `d` for a directory, else `f:<size>:<mtime>`. */
+export interface StorageListing {
+  root: string;
+  entries: Record<string, string>;
+  /** The walk stopped at its bound. */
+  truncated: boolean;
+  /** Directories that could not be listed (an app's private folder under Android/, say). */
+  unreadable: string[];
+}
+
+/** A device's state at the start of a lease, which the reset at its end restores and checks against. */
+export interface DeviceBaseline {
+  /** Third-party packages. */
+  packages: string[];
+  /** The shared storage; null when it could not be read (nothing there is then removed). */
+  storage: StorageListing | null;
+}
+
+/**
+ * What a reset after a lease did on one device: `succeeded` only when the device is back to its baseline, `failed`
+ * when a step failed or a difference remains (`differences`), `skipped` when the device was offline.
+ */
 export interface DeviceReset {
   status: 'succeeded' | 'failed' | 'skipped';
   finishedAt: string;
   uninstalled: string[];
   clearedTmp: boolean;
+  /** Files and folders removed from /data/local/tmp and the shared storage. */
+  removed: string[];
+  /** How the device still differs from its baseline. */
+  differences: string[];
   error: string | null;
 }

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { DB, LeaseDevicesTable, LeasesTable } from '../db/schema.js';
+import type { DeviceBaseline } from '../devices/types.js';
 import type { SchedulableDevice } from './scheduler.js';
 
 export type LeaseRow = Selectable<LeasesTable>;
@@ -253,10 +254,19 @@ export async function setDevicesResetting(db: Kysely<DB>, deviceIds: readonly st
     .execute();
 }
 
-export async function setBaseline(db: Kysely<DB>, leaseId: string, deviceId: string, packages: string[]): Promise<void> {
+/**
+ * The baseline is one JSON document in `baseline_packages`: a `DeviceBaseline`, or, as leases granted before files
+ * were part of it recorded, an array of packages.
+ */
+export function parseBaseline(stored: string): DeviceBaseline {
+  const parsed = JSON.parse(stored) as DeviceBaseline | string[];
+  return Array.isArray(parsed) ? { packages: parsed, storage: null } : parsed;
+}
+
+export async function setBaseline(db: Kysely<DB>, leaseId: string, deviceId: string, baseline: DeviceBaseline): Promise<void> {
   await db
     .updateTable('lease_devices')
-    .set({ baseline_packages: JSON.stringify(packages) })
+    .set({ baseline_packages: JSON.stringify(baseline) })
     .where('lease_id', '=', leaseId)
     .where('device_id', '=', deviceId)
     .execute();

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import { ulid } from '../db/ids.js';
 import type { DB } from '../db/schema.js';
-import type { DeviceReset } from '../devices/types.js';
+import type { DeviceBaseline, DeviceReset } from '../devices/types.js';
 import { appendEvent } from '../events/log.js';
 import { principalActor, systemCause, type Cause, type EventData } from '../events/types.js';
 import { ApiError, type FieldError } from '../http/errors.js';
@@ -14,6 +14,7 @@ import {
   activeLeasesOfUser,
   endLeaseRow,
   findBaseline,
+  parseBaseline,
   findLease,
   findLeaseDevices,
   heldDevices,
@@ -40,10 +41,13 @@ import { toLease, toLeaseSummary, type Lease, type LeaseEndReason } from './view
 
 /** What the lease service needs from the device layer; the app wires it to the inventory and device operations. */
 export interface LeaseDeviceOps {
-  /** The third-party packages on the device now: the baseline its reset restores. */
-  snapshotPackages(deviceId: string): Promise<string[]>;
-  /** Uninstalls third-party packages not in `baseline` and clears /data/local/tmp. */
-  reset(deviceId: string, baseline: string[]): Promise<Omit<DeviceReset, 'status' | 'finishedAt'>>;
+  /** The device's state now (third-party packages, shared storage): the baseline its reset restores. */
+  snapshot(deviceId: string): Promise<DeviceBaseline>;
+  /**
+   * Uninstalls third-party packages not in `baseline`, clears /data/local/tmp, removes what was created in the
+   * shared storage since `baseline`, and reports how the device still differs from it.
+   */
+  reset(deviceId: string, baseline: DeviceBaseline): Promise<Omit<DeviceReset, 'status' | 'finishedAt'>>;
   /** Sets the device's `resetting` flag; clearing it makes the device available again (and reports that). */
   setResetting(deviceId: string, on: boolean): Promise<void>;
   /** Called whenever a device may have become available (came online, left maintenance, host stopped draining…). */
@@ -194,8 +198,8 @@ export class LeaseService {
   readonly #leaseDevices = new Map<string, string[]>();
   readonly #waiters = new Waiters();
   readonly #endedListeners = new Set<LeaseEndedListener>();
-  /** Per device: the packages it has when clean, valid while it stays on the connection they were read on. */
-  readonly #cleanStates = new Map<string, { connection: object; packages: string[] }>();
+  /** Per device: its state when clean, valid while it stays on the connection it was read on. */
+  readonly #cleanStates = new Map<string, { connection: object; baseline: DeviceBaseline }>();
   /** Background work: resets, baseline snapshots, scheduler runs, sweeps. */
   readonly #inFlight = new Set<Promise<unknown>>();
   /** `leaseId:deviceId` → the baseline snapshot being taken. */
@@ -647,9 +651,9 @@ export class LeaseService {
   }
 
   /**
-   * Records the packages a granted device had, to restore at its reset. A device whose last reset (on the same
-   * connection) succeeded is known to be back in that state, so its clean state is reused rather than read from the
-   * device again: a grant then costs no device round trip.
+   * Records the state (packages, shared storage) a granted device had, to restore at its reset. A device whose last
+   * reset (on the same connection) succeeded was checked to be back in that state, so its clean state is reused
+   * rather than read from the device again: a grant then costs no device round trip.
    */
   #snapshotBaseline(leaseId: string, deviceId: string): void {
     const key = `${leaseId}:${deviceId}`;
@@ -657,18 +661,18 @@ export class LeaseService {
       try {
         const connection = this.#devices.connectionOf(deviceId);
         const clean = this.#cleanStates.get(deviceId);
-        let packages: string[];
+        let baseline: DeviceBaseline;
         if (clean !== undefined && connection !== undefined && clean.connection === connection) {
-          packages = clean.packages;
+          baseline = clean.baseline;
         } else {
-          packages = await this.#devices.snapshotPackages(deviceId);
-          if (connection !== undefined) this.#cleanStates.set(deviceId, { connection, packages });
+          baseline = await this.#devices.snapshot(deviceId);
+          if (connection !== undefined) this.#cleanStates.set(deviceId, { connection, baseline });
         }
-        await setBaseline(this.#db, leaseId, deviceId, packages);
+        await setBaseline(this.#db, leaseId, deviceId, baseline);
       } catch (error) {
         this.#log.warn(
           { err: error, leaseId, deviceId },
-          'could not snapshot the packages of a leased device; its reset will not uninstall anything',
+          'could not snapshot the state of a leased device; its reset will take the state at its end as the baseline',
         );
       }
     })().finally(() => this.#snapshots.delete(key));
@@ -719,22 +723,31 @@ export class LeaseService {
         status: 'skipped',
         uninstalled: [],
         clearedTmp: false,
+        removed: [],
+        differences: [],
         error: `The device was ${device.state} when the lease ended.`,
       });
     }
     try {
       const stored = device.baselinePackages ?? (await findBaseline(this.#db, leaseId, device.deviceId));
-      // Without a baseline nothing is uninstalled: the packages there now become the baseline.
-      const baseline =
-        stored === null ? await this.#devices.snapshotPackages(device.deviceId) : (JSON.parse(stored) as string[]);
+      // Without a baseline nothing but /data/local/tmp is cleared: the state there now becomes the baseline.
+      const baseline = stored === null ? await this.#devices.snapshot(device.deviceId) : parseBaseline(stored);
       const result = await this.#devices.reset(device.deviceId, baseline);
-      return finished({ ...result, status: result.error === null ? 'succeeded' : 'failed' });
+      const clean = result.error === null && result.differences.length === 0;
+      const error =
+        result.error ??
+        (result.differences.length === 0
+          ? null
+          : `The device differs from its baseline in ${result.differences.length} way${result.differences.length === 1 ? '' : 's'} the reset could not undo.`);
+      return finished({ ...result, error, status: clean ? 'succeeded' : 'failed' });
     } catch (error) {
       const offline = error instanceof Error && error.name === 'DeviceOfflineError';
       return finished({
         status: offline ? 'skipped' : 'failed',
         uninstalled: [],
         clearedTmp: false,
+        removed: [],
+        differences: [],
         error: offline ? `The device went offline: ${errorMessage(error)}` : errorMessage(error),
       });
     }

@@ -17,8 +17,14 @@ export function toLeaseDevice(row: LeaseDeviceDetail): LeaseDevice {
     model: row.model,
     sdk: row.sdk,
     kind: row.kind,
-    reset: row.reset === null ? null : (JSON.parse(row.reset) as DeviceReset),
+    reset: row.reset === null ? null : storedReset(row.reset),
   };
+}
+
+/** A recorded reset; those recorded before resets listed removed files and differences show empty lists. */
+function storedReset(stored: string): DeviceReset {
+  const reset = JSON.parse(stored) as Omit<DeviceReset, 'removed' | 'differences'> & Partial<DeviceReset>;
+  return { ...reset, removed: reset.removed ?? [], differences: reset.differences ?? [] };
 }
 
 export function toLease(row: LeaseWithUser, devices: readonly LeaseDeviceDetail[], queuePosition: number | null): Lease {

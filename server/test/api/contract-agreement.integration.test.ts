@@ -16,7 +16,7 @@ let member: Caller;
 let device: Json;
 
 beforeAll(async () => {
-  api = await startApi({ virtualDevices: 1, bodyLimitBytes: BODY_LIMIT, maxAppBytes: APP_LIMIT });
+  api = await startApi({ virtualDevices: 1, bodyLimitBytes: BODY_LIMIT, maxAppBytes: APP_LIMIT, maxPushBytes: APP_LIMIT });
   member = await api.addCaller('member');
   device = await eventually(async () => {
     const online = await allDevices(api, api.admin.token, { state: 'online' });
@@ -240,15 +240,17 @@ describe('invalid input is refused before anything is written', () => {
 describe('bodies over the limit', () => {
   const auth = () => `Authorization: Bearer ${member.token}\r\n`;
 
-  it('refuses an upload at once when its Content-Length is over the limit, without reading it', async () => {
-    const declared = 600 * 1024 * 1024;
+  // Only the headers are sent: a server that read the body before refusing it would wait for it and never answer.
+  it.each([
+    ['an upload', 'POST /v1/apps'],
+    ['a push', 'PUT /v1/devices/{deviceId}/files/content?path=/sdcard/big.bin'],
+  ])('refuses %s at once when its Content-Length is over the limit, without reading it', async (_, line) => {
     const response = await raw(
-      `POST /v1/apps HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth()}Content-Type: application/octet-stream\r\nContent-Length: ${declared}\r\n\r\n`,
-      { more: () => Buffer.alloc(64 * 1024), limit: declared },
+      `${line.replace('{deviceId}', device.id)} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth()}` +
+        `Content-Type: application/octet-stream\r\nContent-Length: ${600 * 1024 * 1024}\r\n\r\n`,
     );
     expectRawProblem(response, 413, 'payload_too_large');
-    expect(response.written).toBeLessThan(32 * 1024 * 1024);
-  });
+  }, 5000);
 
   it('stops reading a chunked upload as soon as it is over the limit', async () => {
     const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000), Buffer.from('\r\n')]);
@@ -262,12 +264,7 @@ describe('bodies over the limit', () => {
 
   it('refuses a JSON body at once from its Content-Length, and a chunked one as soon as it is over', async () => {
     const head = `POST /v1/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth()}Content-Type: application/json\r\n`;
-    const declared = await raw(`${head}Content-Length: ${512 * 1024 * 1024}\r\n\r\n`, {
-      more: () => Buffer.alloc(64 * 1024, 0x20),
-      limit: 512 * 1024 * 1024,
-    });
-    expectRawProblem(declared, 413, 'payload_too_large');
-    expect(declared.written).toBeLessThan(32 * 1024 * 1024);
+    expectRawProblem(await raw(`${head}Content-Length: ${512 * 1024 * 1024}\r\n\r\n`), 413, 'payload_too_large');
     const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000, 0x20), Buffer.from('\r\n')]);
     const chunked = await raw(`${head}Transfer-Encoding: chunked\r\n\r\n`, {
       more: () => chunk,

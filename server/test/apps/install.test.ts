@@ -482,16 +482,18 @@ describe('InstallService.get', () => {
     expect((await service.get(admin, job.id)).id).toBe(job.id);
   });
 
-  it('does not start on a device whose lease ended since the job started; settledOn waits for a running one', async () => {
+  it('does not start on a device whose lease ended since the job started; abortOn cuts a running one short', async () => {
     const { leases, alice, source, db, makeService } = fixture;
     const service = makeService(1);
     leases.grant(alice.userId, 'lse_1', ['dev_0', 'dev_2']);
-    let settled: Promise<string | undefined> | undefined;
-    // While dev_0's install runs, the lease ends (as far as the service can tell) and the reset asks to wait.
+    // The transfer never completes by itself: only cutting it short ends dev_0's install.
+    source.endless = true;
+    let aborted: Promise<string | undefined> | undefined;
+    // While dev_0's install runs, the lease ends (as far as the service can tell) and the reset cuts it short.
     source.onOpen = () => {
-      if (settled !== undefined) return;
+      if (aborted !== undefined) return;
       leases.holders.clear();
-      settled = service.settledOn(['dev_0', 'dev_2']).then(async () => {
+      aborted = service.abortOn(['dev_0', 'dev_2']).then(async () => {
         const row = await db
           .selectFrom('install_job_devices')
           .select('status')
@@ -501,14 +503,20 @@ describe('InstallService.get', () => {
       });
     };
     const job = await service.install(alice, 'app_settings', { leaseId: 'lse_1' }, null);
-    const done = await service.get(alice, job.id, { waitSeconds: 60 });
-    // The running install was not cut short, and settledOn resolved only once it had finished.
-    expect(await settled).toBe('installed');
+    const done = await service.get(alice, job.id, { waitSeconds: 10 });
+    // abortOn resolved only once the cut-short install had been recorded.
+    expect(await aborted).toBe('failed');
     expect(done.devices).toMatchObject([
-      { deviceId: 'dev_0', status: 'installed', reason: null },
+      { deviceId: 'dev_0', status: 'failed', reason: 'the lease on the device ended during the install' },
       { deviceId: 'dev_2', status: 'failed', reason: 'the lease on the device ended before the install started' },
     ]);
+    expect(devices[0]!.virtual.state.packages.get('io.appium.settings')).toBeUndefined();
     expect(devices[2]!.virtual.state.packages.get('io.appium.settings')).toBeUndefined();
+    // The device is usable at once: a new install on it runs to the end.
+    source.endless = false;
+    leases.grant(alice.userId, 'lse_2', ['dev_0']);
+    const again = await service.install(alice, 'app_settings', { leaseId: 'lse_2' }, null);
+    expect((await service.get(alice, again.id, { waitSeconds: 30 })).devices).toMatchObject([{ status: 'installed' }]);
   });
 
   it('close() lets running installs finish and fails the devices not started yet', async () => {

@@ -199,4 +199,51 @@ describe('lease lifecycle', () => {
     expect(after.body.data.map((p: Json) => p.packageName)).not.toContain('io.appium.settings');
     await release(api, other.token, next.id);
   });
+
+  it('removes what a holder left in shared storage and /data/local/tmp; the next holder sees none of it', { timeout: 60_000 }, async () => {
+    const deviceId = devices[3]!.id;
+    const path = { deviceId };
+    const lease = await leaseDevice(api, member.token, deviceId);
+    const push = async (file: string, text: string) => {
+      const pushed = await api.call('pushDeviceFile', {
+        token: member.token,
+        path,
+        query: { path: file },
+        rawBody: text,
+        contentType: 'application/octet-stream',
+      });
+      expect(pushed.status).toBe(201);
+    };
+    await push('/sdcard/Download/secret.txt', 'the first holder\'s secret');
+    await push('/sdcard/Pictures/holiday/beach.jpg', 'not really a picture');
+    await push('/data/local/tmp/tool.sh', 'echo hi');
+    // A folder the device had when the lease was granted is deleted: the reset cannot bring it back.
+    const removed = await api.call('runDeviceShell', { token: member.token, path, body: { command: 'rm -r /sdcard/Download' } });
+    expect(removed.body).toMatchObject({ exitCode: 0 });
+
+    await release(api, member.token, lease.id);
+    const reset = await eventually(async () => {
+      const got = await getLease(member.token, lease.id);
+      return got.devices[0].reset ?? undefined;
+    }, 30_000, 'reset recorded');
+    expect(reset.removed).toEqual(['/data/local/tmp/tool.sh', '/sdcard/Pictures']);
+    expect(reset.differences).toEqual(['/sdcard/Download: deleted during the lease']);
+    expect(reset).toMatchObject({ status: 'failed', clearedTmp: true });
+    const events = await api.call('listEvents', {
+      token: api.admin.token,
+      query: { type: ['device.reset'], subjectId: deviceId, limit: 100 },
+    });
+    expect(events.body.data.find((event: Json) => event.data.leaseId === lease.id).data.reset).toEqual(reset);
+
+    await eventually(async () => (await api.call('getDevice', { token: viewer.token, path })).body.available, 30_000, 'available');
+    const next = await leaseDevice(api, other.token, deviceId);
+    const listing = await api.call('listDeviceFiles', { token: other.token, path, query: { path: '/sdcard' } });
+    expect(listing.status).toBe(200);
+    expect(listing.body.entries.map((entry: Json) => entry.name)).not.toContain('Pictures');
+    for (const file of ['/sdcard/Pictures/holiday/beach.jpg', '/data/local/tmp/tool.sh', '/sdcard/Download/secret.txt']) {
+      const gone = await api.call('pullDeviceFile', { token: other.token, path, query: { path: file } });
+      expect([gone.status, gone.body.code]).toEqual([404, 'file_not_found']);
+    }
+    await release(api, other.token, next.id);
+  });
 });

@@ -21,7 +21,6 @@ import {
   pullFile,
   pushFile,
   rebootDevice,
-  resetDevice,
   runShell,
   sendInput,
   takeScreenshot,
@@ -294,30 +293,6 @@ describe('screen, log, input, packages', () => {
   it('reboots: the connection drops', async () => {
     await rebootDevice(adb);
     await eventually(() => adb.disconnected.then(() => true), 5000, 'disconnect');
-  });
-});
-
-describe('reset', () => {
-  it('uninstalls packages installed after the baseline and empties /data/local/tmp', async () => {
-    const { APKS } = await import('../adb/apk-fixtures.js');
-    const { PackageManager } = await import('@yume-chan/android-bin');
-    const { readFile } = await import('node:fs/promises');
-    const install = async (path: string) => {
-      const bytes = await readFile(path);
-      await new PackageManager(adb).installStream(bytes.length, new ReadableStream({ start(c) { c.enqueue(new Uint8Array(bytes)); c.close(); } }) as never);
-    };
-    await install(APKS.settings);
-    const baseline = (await listPackages(adb, { thirdParty: true })).map((pkg) => pkg.packageName);
-    expect(baseline).toHaveLength(1);
-    await install(APKS.uiautomator2Test);
-    await pushFile(adb, '/data/local/tmp/junk.txt', Readable.from([Buffer.from('junk')]));
-    await runShell(adb, 'mkdir -p /data/local/tmp/dir/inner', { timeoutMs: 5000 });
-    const outcome = await resetDevice(adb, { baselinePackages: baseline });
-    expect(outcome.error).toBeNull();
-    expect(outcome.uninstalled).toHaveLength(1);
-    expect(outcome.clearedTmp).toBe(true);
-    expect((await listPackages(adb, { thirdParty: true })).map((pkg) => pkg.packageName)).toEqual(baseline);
-    expect(await listDirectory(adb, '/data/local/tmp')).toEqual([]);
   });
 });
 

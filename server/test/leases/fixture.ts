@@ -3,6 +3,7 @@ import { afterEach } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import type { DB, DevicesTable } from '../../src/db/schema.js';
+import type { DeviceBaseline } from '../../src/devices/types.js';
 import type { Role } from '../../src/http/access.js';
 import type { Principal } from '../../src/http/handler.js';
 import { LeaseService, type LeaseDeviceOps } from '../../src/leases/service.js';
@@ -19,25 +20,28 @@ export class FakeDeviceOps implements LeaseDeviceOps {
   readonly connections = new Map<string, object>();
   failSnapshot = false;
   resetError: Error | null = null;
+  /** What the next resets report they could not undo. */
+  differences: string[] = [];
 
   constructor(readonly db: Kysely<DB>) {}
 
-  async snapshotPackages(deviceId: string): Promise<string[]> {
+  async snapshot(deviceId: string): Promise<DeviceBaseline> {
     this.calls.push(`snapshot ${deviceId}`);
     if (this.failSnapshot) throw new Error('adb went away');
-    return [...(this.packages.get(deviceId) ?? ['com.example.base'])];
+    return { packages: [...(this.packages.get(deviceId) ?? ['com.example.base'])], storage: null };
   }
 
-  async reset(deviceId: string, baseline: string[]) {
-    this.calls.push(`reset ${deviceId} [${baseline.join(',')}]`);
+  async reset(deviceId: string, baseline: DeviceBaseline) {
+    const packages = baseline.packages;
+    this.calls.push(`reset ${deviceId} [${packages.join(',')}]`);
     if (this.resetError !== null) throw this.resetError;
     const now = this.packages.get(deviceId) ?? ['com.example.base'];
-    const uninstalled = now.filter((name) => !baseline.includes(name));
+    const uninstalled = now.filter((name) => !packages.includes(name));
     this.packages.set(
       deviceId,
-      now.filter((name) => baseline.includes(name)),
+      now.filter((name) => packages.includes(name)),
     );
-    return { uninstalled, clearedTmp: true, error: null };
+    return { uninstalled, clearedTmp: true, removed: [], differences: [...this.differences], error: null };
   }
 
   async setResetting(deviceId: string, on: boolean): Promise<void> {

@@ -75,7 +75,7 @@ describe('creating leases', () => {
     await f.leases.settled();
     expect(f.ops.calls).toEqual(['snapshot dev_000']);
     const row = await f.db.selectFrom('lease_devices').selectAll().executeTakeFirstOrThrow();
-    expect(row.baseline_packages).toBe('["com.example.base"]');
+    expect(row.baseline_packages).toBe('{"packages":["com.example.base"],"storage":null}');
   });
 
   it('409 no_devices_available without waitSeconds, keeping no lease', async () => {
@@ -329,6 +329,8 @@ describe('lease lifecycle', () => {
       finishedAt: '2026-11-20T09:01:00.000Z',
       uninstalled: ['com.evil.app'],
       clearedTmp: true,
+      removed: [],
+      differences: [],
       error: null,
     });
     expect((await f.db.selectFrom('devices').select('resetting').executeTakeFirstOrThrow()).resetting).toBe(0);
@@ -382,10 +384,10 @@ describe('lease lifecycle', () => {
         .baseline_packages!;
     };
 
-    expect(await cycle('com.first.app')).toBe('["com.example.base"]');
+    expect(await cycle('com.first.app')).toBe('{"packages":["com.example.base"],"storage":null}');
     expect(snapshots()).toBe(1);
     // Reset succeeded on the same connection: the next grant reads nothing from the device.
-    expect(await cycle('com.second.app')).toBe('["com.example.base"]');
+    expect(await cycle('com.second.app')).toBe('{"packages":["com.example.base"],"storage":null}');
     expect(snapshots()).toBe(1);
     expect(f.ops.calls).toContain('reset dev_1 [com.example.base]');
     expect(f.ops.packages.get('dev_1')).toEqual(['com.example.base']);
@@ -401,6 +403,41 @@ describe('lease lifecycle', () => {
     f.ops.resetError = null;
     await cycle();
     expect(snapshots()).toBe(3);
+  });
+
+  it('records a reset that leaves differences as failed, and reads the device again at the next grant', async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    f.ops.connections.set('dev_1', {});
+    f.ops.differences = ['/sdcard/Download: deleted during the lease'];
+    const { lease } = await f.leases.create(alice, {}, null);
+    await f.leases.settled();
+    await f.leases.release(alice, lease.id, null);
+    await f.leases.settled();
+    expect((await f.leases.get(alice, lease.id)).devices[0]!.reset).toMatchObject({
+      status: 'failed',
+      differences: ['/sdcard/Download: deleted during the lease'],
+      error: 'The device differs from its baseline in 1 way the reset could not undo.',
+    });
+    f.ops.differences = [];
+    await f.leases.create(alice, {}, null);
+    await f.leases.settled();
+    expect(f.ops.calls.filter((call) => call === 'snapshot dev_1')).toHaveLength(2);
+  });
+
+  it('reads a baseline recorded as a list of packages', async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    const { lease } = await f.leases.create(alice, {}, null);
+    await f.leases.settled();
+    await f.db.updateTable('lease_devices').set({ baseline_packages: '["com.legacy"]' }).where('lease_id', '=', lease.id).execute();
+    await f.leases.release(alice, lease.id, null);
+    await f.leases.settled();
+    expect(f.ops.calls).toContain('reset dev_1 [com.legacy]');
   });
 
   it('skips the reset of a device offline at release, and resets without a baseline without uninstalling', async () => {

@@ -64,12 +64,6 @@ export interface Package {
   versionName: string | null;
 }
 
-export interface ResetOutcome {
-  uninstalled: string[];
-  clearedTmp: boolean;
-  error: string | null;
-}
-
 export interface ShellSession {
   stdout: AsyncIterable<Uint8Array>;
   /** Null with a pty or without the shell protocol (stderr then comes mixed into stdout). */
@@ -86,7 +80,6 @@ export interface ShellSession {
 const DEFAULT_MAX_OUTPUT = 8 * 1024 * 1024;
 const MAX_PATH_LENGTH = 1024;
 const SHORT_TIMEOUT_MS = 30_000;
-const TMP_DIR = '/data/local/tmp';
 
 /** Quotes one word for the device's `sh`. */
 export function shellQuote(word: string): string {
@@ -662,42 +655,6 @@ export function parsePackageList(text: string): Package[] {
     packages.push({ packageName: match[1]!, versionCode: match[2] === undefined ? null : Number(match[2]), versionName: null });
   }
   return packages.sort((a, b) => (a.packageName < b.packageName ? -1 : a.packageName > b.packageName ? 1 : 0));
-}
-
-/**
- * Puts a device back to its baseline after a lease: uninstalls every third-party package not in `baselinePackages`,
- * then empties /data/local/tmp (the folder stays). Failures are reported in `error`; a device that goes away is a
- * DeviceOfflineError.
- */
-export async function resetDevice(adb: Adb, options: { baselinePackages: string[] }): Promise<ResetOutcome> {
-  const baseline = new Set(options.baselinePackages);
-  const problems: string[] = [];
-  const uninstalled: string[] = [];
-  const installed = await listPackages(adb, { thirdParty: true });
-  for (const { packageName } of installed) {
-    if (baseline.has(packageName)) continue;
-    const result = await runShell(adb, ['pm', 'uninstall', packageName], { timeoutMs: 60_000 });
-    if (result.exitCode === 0 && result.stdout.includes('Success')) uninstalled.push(packageName);
-    else problems.push(`uninstall ${packageName}: ${(result.stdout + result.stderr).trim() || `exit ${result.exitCode}`}`);
-  }
-  let clearedTmp = false;
-  try {
-    const entries = await listDirectory(adb, TMP_DIR);
-    let failed = false;
-    for (let index = 0; index < entries.length; index += 50) {
-      const paths = entries.slice(index, index + 50).map((entry) => `${TMP_DIR}/${entry.name}`);
-      const result = await runShell(adb, ['rm', '-rf', ...paths], { timeoutMs: 60_000 });
-      if (result.exitCode !== 0) {
-        failed = true;
-        problems.push(`clear ${TMP_DIR}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
-      }
-    }
-    clearedTmp = !failed;
-  } catch (error) {
-    if (error instanceof DeviceOfflineError) throw error;
-    problems.push(`clear ${TMP_DIR}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  return { uninstalled, clearedTmp, error: problems.length === 0 ? null : problems.join('; ') };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
