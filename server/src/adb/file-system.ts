@@ -204,6 +204,22 @@ export class FileSystem {
     });
   }
 
+  /** Adds `data` at the end of the file at `path`, creating it (mode 0644) if missing; ENOSPC when it does not fit. */
+  append(path: string, data: Buffer): void {
+    const normalized = normalizePath(path);
+    this.prepareWrite(normalized, { makeParents: false });
+    const parent = this.stat(posix.dirname(normalized)) as DirectoryNode;
+    const existing = parent.children.get(posix.basename(normalized));
+    if (existing?.kind !== 'file') {
+      this.write(normalized, data, { permissions: 0o644 });
+      return;
+    }
+    if (data.length > this.capacity - this.#used) throw new FileSystemError('ENOSPC');
+    existing.data = Buffer.concat([existing.data, data]);
+    existing.mtime = this.now();
+    this.#used += data.length;
+  }
+
   mkdir(path: string, options: { parents: boolean }): void {
     const normalized = normalizePath(path);
     let node: DirectoryNode = this.#root;

@@ -2,138 +2,237 @@ export class ShellSyntaxError extends Error {
   override readonly name = 'ShellSyntaxError';
 }
 
-/** Characters a backslash escapes inside double quotes; before any other character it stays. */
-const DOUBLE_QUOTE_ESCAPES = new Set(['\\', '"', '$', '`', '\n']);
-/** Unquoted characters `sh` would give a meaning the virtual device lacks; refused rather than taken literally. */
-const UNSUPPORTED_OPERATORS = new Set([';', '|', '&', '>', '(', ')', '`', '$']);
-/** Expansions that double quotes still perform. */
-const UNSUPPORTED_IN_DOUBLE_QUOTES = new Set(['`', '$']);
-
 function unsupported(char: string): ShellSyntaxError {
   return new ShellSyntaxError(`'${char}' is not supported by the virtual device`);
 }
 
-/** How a command of a list follows the one before it: always (`;`), after a success (`&&`), after a failure (`||`). */
+/** Literal text, or a parameter (`$NAME`, `${NAME}`, `$?`, `$$`, `$#`, `$0`…`$9`) expanded when the command runs. */
+export type WordPart = { text: string; quoted: boolean } | { parameter: string; quoted: boolean };
+/** One shell word before expansion: its parts in order. */
+export type Word = WordPart[];
+
+/** `[fd]<file`, `[fd]>file`, `[fd]>>file`, or `[fd]>&fd` (`target` is then the other descriptor's number). */
+export interface Redirection {
+  fd: number;
+  op: '<' | '>' | '>>' | '>&';
+  target: Word;
+}
+
+/** `NAME=value … word … [redirections]`, each part in the order written. */
+export interface SimpleCommand {
+  assignments: { name: string; value: Word }[];
+  words: Word[];
+  redirections: Redirection[];
+}
+
+/** How a pipeline of a list follows the one before it: always (`;`), after a success (`&&`), after a failure (`||`). */
 export type ListOperator = ';' | '&&' | '||';
 
-/** One simple command of a command list, with the operator that joins it to the previous one (`;` for the first). */
-export interface ListedCommand {
+/** Commands joined by `|`, each one's standard output the next one's standard input. */
+export interface ListedPipeline {
   after: ListOperator;
-  words: string[];
+  commands: SimpleCommand[];
 }
+
+type Token =
+  | { kind: 'word'; word: Word; assignment: string | undefined }
+  | { kind: 'operator'; operator: ListOperator | '|' | 'newline' }
+  | { kind: 'redirect'; fd: number; op: Redirection['op'] };
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SPECIAL_PARAMETERS = new Set(['?', '$', '#', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+/** Characters a backslash escapes inside double quotes; before any other character it stays. */
+const DOUBLE_QUOTE_ESCAPES = new Set(['\\', '"', '$', '`', '\n']);
 
 /**
- * Splits a command line into a list of simple commands joined by `;`, `&&` and `||` (as `sh` runs them: left to
- * right, `&&` only after a success, `||` only after a failure), each split into words as {@link splitShellWords}
- * does. An empty command between operators is a syntax error, as in `sh`; a trailing `;` is allowed.
+ * Parses a command line as `sh -c` would for what the virtual device runs: lists of pipelines joined by `;`, `&&`,
+ * `||` and line breaks, pipelines of simple commands joined by `|`, words with single quotes, double quotes,
+ * backslashes and parameters (`$NAME`, `${NAME}`, `$?`), leading `NAME=value` assignments, redirections (`<`, `>`,
+ * `>>`, `N>&M`) and `#` comments. Background jobs, subshells, command substitution and `$(…)` are refused with a
+ * ShellSyntaxError; so are empty commands between operators, as in `sh`.
  */
-export function splitCommandList(line: string): ListedCommand[] {
-  const commands: ListedCommand[] = [];
+export function parseCommandLine(line: string): ListedPipeline[] {
+  const pipelines: ListedPipeline[] = [];
   let after: ListOperator = ';';
-  for (const { text, operator } of splitAtOperators(line)) {
-    const words = splitShellWords(text);
-    if (words.length > 0) {
-      commands.push({ after, words });
-    } else if (operator !== undefined) {
-      throw new ShellSyntaxError(`syntax error: unexpected '${operator}'`);
-    } else if (commands.length > 0 && after !== ';') {
-      throw new ShellSyntaxError(`syntax error: unexpected end of line after '${after}'`);
-    }
-    if (operator !== undefined) after = operator;
-  }
-  return commands;
-}
-
-/** The line cut at its unquoted `;`, `&&` and `||`, each piece with the operator that ends it. */
-function splitAtOperators(line: string): { text: string; operator: ListOperator | undefined }[] {
-  const pieces: { text: string; operator: ListOperator | undefined }[] = [];
-  let start = 0;
-  let quote: string | undefined;
-  for (let index = 0; index < line.length; index++) {
-    const char = line[index] as string;
-    if (quote !== undefined) {
-      if (char === quote) quote = undefined;
-      else if (char === '\\' && quote === '"') index++;
+  let commands: SimpleCommand[] = [];
+  let command: SimpleCommand | undefined;
+  /** The operator that needs a command after it, until one comes. */
+  let expecting: '&&' | '||' | '|' | undefined;
+  const tokens = tokenize(line);
+  for (let index = 0; index < tokens.length; index++) {
+    const token = tokens[index] as Token;
+    if (token.kind === 'word' || token.kind === 'redirect') {
+      command ??= { assignments: [], words: [], redirections: [] };
+      expecting = undefined;
+      if (token.kind === 'redirect') {
+        const target = tokens[++index];
+        if (target?.kind !== 'word') throw new ShellSyntaxError('syntax error: redirection without a file');
+        command.redirections.push({ fd: token.fd, op: token.op, target: target.word });
+      } else if (token.assignment !== undefined && command.words.length === 0) {
+        command.assignments.push({ name: token.assignment, value: assignedValue(token.word, token.assignment) });
+      } else {
+        command.words.push(token.word);
+      }
       continue;
     }
-    if (char === "'" || char === '"') quote = char;
-    else if (char === '\\') index++;
-    else if (char === ';' || ((char === '&' || char === '|') && line[index + 1] === char)) {
-      const operator = (char === ';' ? ';' : `${char}${char}`) as ListOperator;
-      pieces.push({ text: line.slice(start, index), operator });
-      if (operator !== ';') index++;
-      start = index + 1;
+    const { operator } = token;
+    if (command === undefined) {
+      // A line break may follow any operator (the list goes on below); nothing else may be empty.
+      if (operator === 'newline') continue;
+      throw new ShellSyntaxError(`syntax error: unexpected '${operator}'`);
     }
+    commands.push(command);
+    command = undefined;
+    if (operator === '|') {
+      expecting = '|';
+      continue;
+    }
+    pipelines.push({ after, commands });
+    commands = [];
+    after = operator === '&&' || operator === '||' ? operator : ';';
+    expecting = operator === '&&' || operator === '||' ? operator : undefined;
   }
-  pieces.push({ text: line.slice(start), operator: undefined });
-  return pieces;
+  if (command !== undefined) {
+    commands.push(command);
+    pipelines.push({ after, commands });
+  } else if (expecting !== undefined) {
+    throw new ShellSyntaxError(`syntax error: unexpected end of line after '${expecting}'`);
+  }
+  return pipelines;
 }
 
-/**
- * Splits one simple command into words the way `sh` does for the commands the adb client sends: single quotes,
- * double quotes with backslash escapes, backslashes outside quotes, and `</dev/null` (dropped: stdin is empty
- * anyway; other input redirections are refused). Pipes, background jobs, output redirections, subshells and
- * expansions are refused too.
- */
-export function splitShellWords(line: string): string[] {
-  const words: string[] = [];
-  let word = '';
+/** The value of `NAME=value`: the word without its `NAME=` prefix. */
+function assignedValue(word: Word, name: string): Word {
+  const [first, ...rest] = word;
+  if (first === undefined || !('text' in first)) return rest;
+  const text = first.text.slice(name.length + 1);
+  return text === '' ? rest : [{ text, quoted: false }, ...rest];
+}
+
+function tokenize(line: string): Token[] {
+  const tokens: Token[] = [];
+  let parts: Word = [];
   let inWord = false;
-  let redirecting = false;
   let index = 0;
-  const take = (): string => line[index++] as string;
+  const literal = (text: string, quoted: boolean): void => {
+    const last = parts[parts.length - 1];
+    if (last !== undefined && 'text' in last && last.quoted === quoted) last.text += text;
+    else parts.push({ text, quoted });
+    inWord = true;
+  };
   const endWord = (): void => {
     if (!inWord) return;
-    if (!redirecting) words.push(word);
-    else if (word !== '/dev/null') throw new ShellSyntaxError(`redirection from ${word} is not supported`);
-    else redirecting = false;
-    word = '';
+    const first = parts[0];
+    const equals = first !== undefined && 'text' in first && !first.quoted ? first.text.indexOf('=') : -1;
+    const name = equals > 0 ? (first as { text: string }).text.slice(0, equals) : '';
+    tokens.push({ kind: 'word', word: parts, assignment: NAME.test(name) ? name : undefined });
+    parts = [];
     inWord = false;
+  };
+  /** A `$…` at `index` (just after the `$`); a `$` that starts nothing is literal. */
+  const parameter = (quoted: boolean): void => {
+    const next = line[index];
+    if (next === '(') throw unsupported('$(');
+    if (next === '{') {
+      const end = line.indexOf('}', index);
+      const name = end === -1 ? '' : line.slice(index + 1, end);
+      if (!NAME.test(name) && !SPECIAL_PARAMETERS.has(name)) throw new ShellSyntaxError(`\${${name}}: bad substitution`);
+      parts.push({ parameter: name, quoted });
+      index = end + 1;
+    } else if (next !== undefined && SPECIAL_PARAMETERS.has(next)) {
+      parts.push({ parameter: next, quoted });
+      index++;
+    } else {
+      const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(line.slice(index))?.[0];
+      if (name === undefined) {
+        literal('$', quoted);
+        return;
+      }
+      parts.push({ parameter: name, quoted });
+      index += name.length;
+    }
+    inWord = true;
   };
 
   while (index < line.length) {
-    const char = take();
-    if (char === ' ' || char === '\t' || char === '\n') {
+    const char = line[index++] as string;
+    if (char === ' ' || char === '\t') {
       endWord();
-    } else if (char === '<') {
+    } else if (char === '\n') {
       endWord();
-      redirecting = true;
-    } else if (UNSUPPORTED_OPERATORS.has(char)) {
+      tokens.push({ kind: 'operator', operator: 'newline' });
+    } else if (char === '#' && !inWord) {
+      while (index < line.length && line[index] !== '\n') index++;
+    } else if (char === ';') {
+      endWord();
+      if (line[index] === ';') throw new ShellSyntaxError("syntax error: unexpected ';;'");
+      tokens.push({ kind: 'operator', operator: ';' });
+    } else if (char === '&' || char === '|') {
+      endWord();
+      if (line[index] === char) {
+        index++;
+        tokens.push({ kind: 'operator', operator: char === '&' ? '&&' : '||' });
+      } else if (char === '|') {
+        tokens.push({ kind: 'operator', operator: '|' });
+      } else {
+        throw unsupported('&');
+      }
+    } else if (char === '<' || char === '>') {
+      // A word of one unquoted digit right before the operator is the descriptor (`2>`).
+      const last = parts[0];
+      let fd = char === '<' ? 0 : 1;
+      if (inWord && parts.length === 1 && last !== undefined && 'text' in last && !last.quoted && /^\d$/.test(last.text)) {
+        fd = Number(last.text);
+        parts = [];
+        inWord = false;
+      } else {
+        endWord();
+      }
+      let op: Redirection['op'] = char === '<' ? '<' : '>';
+      if (char === '>' && line[index] === '>') {
+        op = '>>';
+        index++;
+      } else if (char === '>' && line[index] === '&') {
+        op = '>&';
+        index++;
+      } else if (char === '<' && (line[index] === '<' || line[index] === '&')) {
+        throw unsupported(`<${line[index]}`);
+      }
+      tokens.push({ kind: 'redirect', fd, op });
+    } else if (char === '(' || char === ')' || char === '`') {
       throw unsupported(char);
     } else if (char === "'") {
       const end = line.indexOf("'", index);
       if (end === -1) throw new ShellSyntaxError('no closing quote');
-      word += line.slice(index, end);
+      literal(line.slice(index, end), true);
       index = end + 1;
-      inWord = true;
     } else if (char === '"') {
-      inWord = true;
+      literal('', true);
       for (;;) {
         if (index >= line.length) throw new ShellSyntaxError('no closing quote');
-        const next = take();
+        const next = line[index++] as string;
         if (next === '"') break;
-        if (UNSUPPORTED_IN_DOUBLE_QUOTES.has(next)) throw unsupported(next);
-        if (next === '\\' && index < line.length && DOUBLE_QUOTE_ESCAPES.has(line[index] as string)) {
-          const escaped = take();
-          if (escaped !== '\n') word += escaped;
+        if (next === '`') throw unsupported('`');
+        if (next === '$') {
+          parameter(true);
+        } else if (next === '\\' && index < line.length && DOUBLE_QUOTE_ESCAPES.has(line[index] as string)) {
+          const escaped = line[index++] as string;
+          if (escaped !== '\n') literal(escaped, true);
         } else {
-          word += next;
+          literal(next, true);
         }
       }
     } else if (char === '\\') {
       if (index < line.length) {
-        const escaped = take();
-        if (escaped !== '\n') {
-          word += escaped;
-          inWord = true;
-        }
+        const escaped = line[index++] as string;
+        if (escaped !== '\n') literal(escaped, true);
       }
+    } else if (char === '$') {
+      parameter(false);
     } else {
-      word += char;
-      inWord = true;
+      literal(char, false);
     }
   }
   endWord();
-  if (redirecting) throw new ShellSyntaxError('redirection without a file');
-  return words;
+  return tokens;
 }

@@ -8,9 +8,12 @@ import {
   type FileNode,
   type FileSystem,
 } from './file-system.js';
-import { ShellSyntaxError, splitCommandList, type ListedCommand } from './shell-words.js';
+import { SHELL, Sh } from './sh.js';
 import { PACKAGE_COMMANDS, type PackageStore } from './userland/packages.js';
+import { PROCESS_COMMANDS } from './userland/processes.js';
 import { SYSTEM_COMMANDS, unwrapAdbLogcat, type DeviceSystem } from './userland/system.js';
+import { TEXT_COMMANDS } from './userland/text.js';
+import { parseOptions, reportFileError } from './userland/toybox.js';
 
 /** Bytes the host sends to a command, in order; a command that ignores them leaves them unread. */
 export interface CommandInput {
@@ -33,10 +36,12 @@ export interface CommandIo {
 
 export type CommandHandler = (args: string[], io: CommandIo, userland: Userland) => Promise<number>;
 
-const SHELL = '/system/bin/sh';
-
 /** The simulated Android userland behind `shell:` and `exec:`: a few toybox commands over the device's state. */
 export class Userland {
+  #lastPid = 4000;
+  /** The pid of the shell that ran the last command line, which `ps` shows. */
+  shellPid = 0;
+
   constructor(
     readonly properties: ReadonlyMap<string, string>,
     readonly files: FileSystem,
@@ -46,54 +51,31 @@ export class Userland {
     readonly packages: PackageStore,
   ) {}
 
-  /** Runs one command line as `sh -c` would and resolves its exit code. */
   /**
-   * Runs a command line as `sh -c` would: a list of simple commands joined by `;`, `&&` and `||`, with `exit [n]`
-   * ending it. Resolves the exit status of the last command run.
+   * Runs a command line as `sh -c` would, in a new shell, and resolves the exit status of the last pipeline run (or
+   * the code `exit` gave).
    */
-  async run(commandLine: string, io: CommandIo): Promise<number> {
-    let commands: ListedCommand[];
-    try {
-      commands = splitCommandList(unwrapAdbLogcat(commandLine));
-    } catch (error) {
-      if (!(error instanceof ShellSyntaxError)) throw error;
-      await io.stderr(`${SHELL}: ${error.message}\n`);
-      return 1;
-    }
-    let status = 0;
-    for (const { after, words } of commands) {
-      if ((after === '&&' && status !== 0) || (after === '||' && status === 0)) continue;
-      const [name, ...args] = words as [string, ...string[]];
-      if (name === 'exit') {
-        const code = exitStatus(args, status);
-        if (code === undefined) await io.stderr(`${SHELL}: exit: ${args[0]}: bad number\n`);
-        return code ?? 1;
-      }
-      status = await this.#runOne(name, args, io);
-    }
-    return status;
+  run(commandLine: string, io: CommandIo): Promise<number> {
+    return new Sh(this, [SHELL]).run(unwrapAdbLogcat(commandLine), io);
   }
 
-  async #runOne(name: string, args: string[], io: CommandIo): Promise<number> {
-    const handler = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (handler === undefined) {
-      await io.stderr(`${SHELL}: ${name}: inaccessible or not found\n`);
-      return 127;
-    }
-    return handler(args, io, this);
+  /** The command the shell runs for `name`, if the device has it. */
+  command(name: string): CommandHandler | undefined {
+    return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   }
-}
 
-/** `exit [n]`: n modulo 256, the last status without one, undefined when n is not a number. */
-function exitStatus(args: string[], last: number): number | undefined {
-  const [value] = args;
-  if (value === undefined) return last;
-  return /^-?\d+$/.test(value) ? ((Number(value) % 256) + 256) % 256 : undefined;
+  /** A new process id, as the kernel hands them out: each higher than the last. */
+  nextPid(): number {
+    this.#lastPid += 1;
+    return this.#lastPid;
+  }
 }
 
 const COMMANDS: Record<string, CommandHandler> = {
   ...SYSTEM_COMMANDS,
   ...PACKAGE_COMMANDS,
+  ...TEXT_COMMANDS,
+  ...PROCESS_COMMANDS,
   true: async () => 0,
 
   /** The connection drops at once, as when a phone goes down; the device comes back after its reboot delay. */
@@ -121,7 +103,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   },
 
   async sleep(args, io) {
-    const parsed = await parseOptions('sleep', args, '', io, 1);
+    const parsed = await parseOptions('sleep', args, { flags: '', operands: 1 }, io);
     if (parsed === undefined) return 1;
     const seconds = Number(parsed.operands[0]);
     if (!Number.isFinite(seconds) || seconds < 0) {
@@ -137,7 +119,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   },
 
   async cat(args, io, userland) {
-    const parsed = await parseOptions('cat', args, '', io, 0);
+    const parsed = await parseOptions('cat', args, { flags: '' }, io);
     if (parsed === undefined) return 1;
     if (parsed.operands.length === 0) {
       for (let data = await io.stdin.readSome(); data !== undefined; data = await io.stdin.readSome()) {
@@ -157,7 +139,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   },
 
   async ls(args, io, userland) {
-    const parsed = await parseOptions('ls', args, 'la', io, 0);
+    const parsed = await parseOptions('ls', args, { flags: 'la' }, io);
     if (parsed === undefined) return 1;
     const long = parsed.flags.has('l');
     const all = parsed.flags.has('a');
@@ -196,7 +178,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   },
 
   async mkdir(args, io, userland) {
-    const parsed = await parseOptions('mkdir', args, 'p', io, 1);
+    const parsed = await parseOptions('mkdir', args, { flags: 'p', operands: 1 }, io);
     if (parsed === undefined) return 1;
     let status = 0;
     for (const path of parsed.operands) {
@@ -212,7 +194,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   },
 
   async rm(args, io, userland) {
-    const parsed = await parseOptions('rm', args, 'rRf', io, 0);
+    const parsed = await parseOptions('rm', args, { flags: 'rRf' }, io);
     if (parsed === undefined) return 1;
     const force = parsed.flags.has('f');
     if (parsed.operands.length === 0 && !force) {
@@ -231,50 +213,6 @@ const COMMANDS: Record<string, CommandHandler> = {
     return status;
   },
 };
-
-interface ParsedOptions {
-  flags: Set<string>;
-  operands: string[];
-}
-
-/** toybox-style options: single letters, combinable (`-rf`), anywhere before `--`. */
-async function parseOptions(
-  command: string,
-  args: string[],
-  allowed: string,
-  io: CommandIo,
-  minOperands: number,
-): Promise<ParsedOptions | undefined> {
-  const flags = new Set<string>();
-  const operands: string[] = [];
-  let optionsEnded = false;
-  for (const arg of args) {
-    if (optionsEnded || !arg.startsWith('-') || arg === '-') {
-      operands.push(arg);
-    } else if (arg === '--') {
-      optionsEnded = true;
-    } else {
-      for (const letter of arg.slice(1)) {
-        if (!allowed.includes(letter)) {
-          await io.stderr(`${command}: Unknown option '${letter}'\n`);
-          return undefined;
-        }
-        flags.add(letter);
-      }
-    }
-  }
-  if (operands.length < minOperands) {
-    await io.stderr(`${command}: Need ${minOperands} argument${minOperands === 1 ? '' : 's'}\n`);
-    return undefined;
-  }
-  return { flags, operands };
-}
-
-async function reportFileError(command: string, path: string, error: unknown, io: CommandIo): Promise<number> {
-  if (!(error instanceof FileSystemError)) throw error;
-  await io.stderr(`${command}: ${path}: ${error.message}\n`);
-  return 1;
-}
 
 /** One `ls -l` line: `-rw-rw-rw- 1 shell shell 5 2026-11-25 00:50 name`. */
 function longListing(name: string, node: FileNode, absolutePath: string): string {

@@ -92,3 +92,13 @@ function accepts(port: number): Promise<boolean> {
     socket.once('error', () => resolve(false));
   });
 }
+
+/** `adb connect` to a virtual device on 127.0.0.1 and waits until it is `device`; resolves its serial. */
+export async function connectDevice(adb: AdbHost, port: number): Promise<string> {
+  const serial = `127.0.0.1:${port}`;
+  const connected = await adb.run('connect', serial);
+  if (!connected.stdout.includes(`connected to ${serial}`)) throw new Error(`adb connect ${serial}: ${connected.stdout}`);
+  const waited = await adb.run('-s', serial, 'wait-for-device');
+  if (waited.code !== 0) throw new Error(`adb wait-for-device ${serial}: ${waited.stderr}`);
+  return serial;
+}

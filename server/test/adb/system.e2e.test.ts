@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
 import { builtInProfile, instantiate } from '../../src/adb/profiles.js';
-import { startAdbHost, type AdbHost } from './adb-host.js';
+import { connectDevice, startAdbHost, type AdbHost } from './adb-host.js';
 
 describe('system commands driven by the real adb client', () => {
   let adb: AdbHost;
@@ -12,9 +12,7 @@ describe('system commands driven by the real adb client', () => {
   beforeAll(async () => {
     device = await startVirtualDevice({ profile: instantiate(builtInProfile('pixel-6a'), 0) });
     adb = await startAdbHost();
-    serial = `127.0.0.1:${device.port}`;
-    expect((await adb.run('connect', serial)).stdout).toContain(`connected to ${serial}`);
-    expect((await adb.run('-s', serial, 'wait-for-device')).code).toBe(0);
+    serial = await connectDevice(adb, device.port);
   });
 
   afterAll(async () => {

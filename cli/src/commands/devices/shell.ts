@@ -17,7 +17,8 @@ for the device's sh), prints its standard output and standard error as they are,
 
 Without a command on a terminal (or with --interactive), opens an interactive shell: the terminal is put in raw mode and \
 resized with the window; the shell ends when the remote shell exits (Ctrl-D in it), and the CLI exits with its exit code. \
-Needs a granted lease on the device.`;
+With --interactive and standard input not a terminal, the device's shell runs the lines piped in, one by one, without a \
+prompt (as \`adb shell\` does). Needs a granted lease on the device.`;
 
   static override usage = [
     'devices shell [DEVICE] [--timeout <seconds>] [--stdin] -- <command>...',
