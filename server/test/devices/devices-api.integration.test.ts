@@ -132,7 +132,6 @@ describe('device operations as the holder', () => {
     const echoed = await api.call('runDeviceShell', { token, path, body: { command: 'echo hi' } });
     expect(echoed.status).toBe(200);
     expect(echoed.body).toMatchObject({ exitCode: 0, stdout: 'hi\n', stderr: '', timedOut: false, truncated: false });
-    // The virtual shell runs one simple command (no `;`, redirections or `exit`).
     const failing = await api.call('runDeviceShell', { token, path, body: { command: 'ls /nope' } });
     expect(failing.body).toMatchObject({ exitCode: 1, stdout: '', stderr: 'ls: /nope: No such file or directory\n' });
     const missing = await api.call('runDeviceShell', { token, path, body: { command: 'no-such-tool' } });
