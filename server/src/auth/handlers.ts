@@ -13,7 +13,10 @@ export function authHandlers(auth: AuthService): AuthHandlers {
       status: 200,
       body: await auth.login(body.username, body.password, originOf(ctx)),
     }),
-    refreshSession: async ({ body, ctx }) => ({ status: 200, body: await auth.refresh(body.refreshToken, originOf(ctx)) }),
+    refreshSession: async ({ body, ctx }) => ({
+      status: 200,
+      body: await auth.refresh(body.refreshToken, originOf(ctx)),
+    }),
     logout: async ({ body, ctx }) => {
       await auth.logout(body.refreshToken, originOf(ctx));
       return { status: 204, body: undefined };

@@ -60,7 +60,9 @@ type FieldPath = string[];
 function resolveRef(node: JsonObject): JsonObject {
   if (typeof node.$ref !== 'string') return node;
   let target: unknown = openapiDocument;
-  for (const segment of node.$ref.slice(2).split('/')) target = (target as JsonObject)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+  for (const segment of node.$ref.slice(2).split('/')) {
+    target = (target as JsonObject)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
   return resolveRef(target as JsonObject);
 }
 
@@ -68,8 +70,8 @@ function resolveRef(node: JsonObject): JsonObject {
 function secretPaths(schema: JsonObject, prefix: FieldPath = []): FieldPath[] {
   const node = resolveRef(schema);
   const paths: FieldPath[] = [];
-  for (const part of [...((node.allOf ?? []) as JsonObject[]), ...((node.oneOf ?? []) as JsonObject[]), ...((node.anyOf ?? []) as JsonObject[])]) {
-    paths.push(...secretPaths(part, prefix));
+  for (const keyword of ['allOf', 'oneOf', 'anyOf']) {
+    for (const part of (node[keyword] ?? []) as JsonObject[]) paths.push(...secretPaths(part, prefix));
   }
   if (node.items !== undefined) paths.push(...secretPaths(node.items as JsonObject, [...prefix, '*']));
   for (const [name, property] of Object.entries((node.properties ?? {}) as Record<string, JsonObject>)) {
@@ -111,9 +113,14 @@ export function withoutSecrets(value: unknown, paths: FieldPath[]): unknown {
   return out;
 }
 
+/** What is kept of a final response: a success without its secrets. */
+function storable(operationId: OperationId, response: OperationResponse): unknown {
+  return response.status < 300 ? withoutSecrets(response.body, responseSecrets(operationId)) : response.body;
+}
+
 function secretNotReplayable(stored: unknown): ApiError {
   const id = stored !== null && typeof stored === 'object' && 'id' in stored ? String(stored.id) : undefined;
-  const created = id === undefined ? 'The first request with this Idempotency-Key succeeded' : `The first request with this Idempotency-Key created ${id}`;
+  const created = `The first request with this Idempotency-Key ${id === undefined ? 'succeeded' : `created ${id}`}`;
   return new ApiError(
     'idempotency_secret_not_replayable',
     `${created}, but its response held a secret, which is shown once and never stored. ` +
@@ -253,9 +260,7 @@ export class IdempotencyStore {
       .set({
         status: response.status,
         response_body:
-          response.body === undefined
-            ? null
-            : JSON.stringify(response.status < 300 ? withoutSecrets(response.body, responseSecrets(request.operationId)) : response.body),
+          response.body === undefined ? null : JSON.stringify(storable(request.operationId, response)),
       })
       .where('user_id', '=', request.userId)
       .where('key', '=', request.key)
