@@ -23,6 +23,7 @@ function operationTable(spec: Spec): string {
         paginated: op.paginated,
         websocket: op.websocket,
         binaryBody: op.body?.binary ? op.body.contentType : null,
+        binaryBodyTypes: op.body?.binary ? op.body.contentTypes : [],
         binaryResponse: op.success.binary ? op.success.contentType : null,
       };
       return `  ${op.id}: ${JSON.stringify(entry)},`;
@@ -45,6 +46,8 @@ function operationTable(spec: Spec): string {
     '  websocket: boolean;',
     '  /** The request body\'s content type when it is raw bytes (the handler gets the unbuffered stream), else `null`. */',
     '  binaryBody: string | null;',
+    '  /** Every content type a binary request body may have (`binaryBody` first); empty for other operations. */',
+    '  binaryBodyTypes: readonly string[];',
     '  /** The success response\'s content type when it is raw bytes (the handler returns a stream or buffer), else `null`. */',
     '  binaryResponse: string | null;',
     '}',

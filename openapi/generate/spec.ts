@@ -32,7 +32,10 @@ export interface Parameter {
 
 export interface Body {
   required: boolean;
+  /** The first content type the contract lists: the one clients send. */
   contentType: string;
+  /** Every content type the contract lists, the first one first: those the server takes. */
+  contentTypes: string[];
   /** The schema as written, `$ref`s intact (for type names). */
   schemaRef: JsonSchema;
   /** The schema with every `$ref` resolved and `allOf` left as written. */
@@ -195,6 +198,7 @@ export function loadSpec(sourcePath: string): Spec {
         body = {
           required: Boolean(op.requestBody.required),
           contentType,
+          contentTypes: Object.keys(op.requestBody.content),
           schemaRef: (rawOp.requestBody.$ref ? rawMedia : rawOp.requestBody.content[contentType]).schema ?? {},
           schema: media.schema ?? {},
           example: exampleOf(media, document),

@@ -44,9 +44,9 @@ export class BlobStore {
 
   /**
    * Streams `source` into a temporary file, hashing as it goes. Past `limit` bytes the source is abandoned, the
-   * temporary file removed and `payload_too_large` thrown; a source that fails before its end (a client gone
-   * mid-upload) is `validation_failed`; on any failure, `signal` aborting included, the source is destroyed and
-   * the temporary file removed.
+   * temporary file removed and `payload_too_large` thrown; a source that fails before its end is
+   * `validation_failed` (a client gone mid-upload) or the `ApiError` it fails with (a malformed form around the
+   * file); on any failure, `signal` aborting included, the source is destroyed and the temporary file removed.
    */
   async ingest(source: Readable, options: { limit: number; signal?: AbortSignal }): Promise<IngestedFile> {
     await mkdir(this.#tmp, { recursive: true, mode: 0o700 });
@@ -84,6 +84,8 @@ export class BlobStore {
       if (tooLarge) {
         throw new ApiError('payload_too_large', `The file is larger than the limit of ${options.limit} bytes.`);
       }
+      // The source's own verdict on its bytes (a malformed form around the file).
+      if (error instanceof ApiError) throw error;
       if (firstFailure === 'source' && options.signal?.aborted !== true) {
         throw new ApiError('validation_failed', 'The request body ended before it was complete.');
       }

@@ -1,5 +1,6 @@
 import { callerOf } from '../caller.js';
 import type { Handlers } from '../http/handler.js';
+import { formFileName } from '../http/multipart.js';
 import { DEFAULT_PAGE_SIZE } from '../pagination.js';
 import type { InstallService } from './install.js';
 import type { AppService } from './service.js';
@@ -30,7 +31,7 @@ export function appHandlers(apps: AppService, installs: InstallService): AppHand
       const { status, app } = await apps.upload(
         callerOf(ctx),
         body,
-        { fileName: query.fileName, shared: query.shared },
+        { fileName: query.fileName ?? formFileName(body), shared: query.shared },
         ctx.requestId,
       );
       return { status, body: app };

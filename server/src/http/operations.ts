@@ -6,6 +6,7 @@ import { requireAccess, type Authenticator } from './auth.js';
 import { requestSchemas } from '../generated/request-schemas.js';
 import { routePath, type RequestSchemas } from './contract.js';
 import { ApiError } from './errors.js';
+import { FORM_OVERHEAD_BYTES, filePartOf, isMultipart } from './multipart.js';
 import type { HandlerInput, Handlers, RequestContext, WebSocketHandler } from './handler.js';
 import type { IdempotencyStore, OperationResponse } from './idempotency.js';
 
@@ -96,28 +97,39 @@ function inputOf(request: FastifyRequest, headerNames: string[]): HandlerInput<O
 }
 
 /**
- * `application/octet-stream` bodies reach binary operations as the raw, unbuffered request stream (the handler
- * enforces its own size limit); any other operation answers 415 for them, as for every non-JSON body.
+ * The content types of binary operations' bodies (`application/octet-stream` and those the contract adds, such as
+ * `multipart/form-data`) reach those operations as the raw, unbuffered request stream (the handler enforces its own
+ * size limit); an operation that does not list the content type answers 415 for it, as for every non-JSON body.
  */
 function registerBinaryBodies(app: FastifyInstance): void {
-  app.addContentTypeParser(BINARY_CONTENT_TYPE, (request, payload, done) => {
-    const operationId = request.routeOptions.config.operationId;
-    if (operationId === undefined || operations[operationId].binaryBody === null) {
-      done(new ApiError('unsupported_media_type', `Send the body as application/json, not ${BINARY_CONTENT_TYPE}.`), undefined);
-      return;
-    }
-    done(null, payload);
-  });
+  const contentTypes = new Set([BINARY_CONTENT_TYPE, ...Object.values(operations).flatMap((meta) => meta.binaryBodyTypes)]);
+  for (const contentType of contentTypes) {
+    app.addContentTypeParser(contentType, (request, payload, done) => {
+      const operationId = request.routeOptions.config.operationId;
+      const accepted: readonly string[] = operationId === undefined ? [] : operations[operationId].binaryBodyTypes;
+      if (!accepted.includes(contentType)) {
+        const expected = accepted.length === 0 ? 'application/json' : accepted.join(' or ');
+        done(new ApiError('unsupported_media_type', `Send the body as ${expected}, not ${contentType}.`), undefined);
+        return;
+      }
+      done(null, payload);
+    });
+  }
 }
 
-/** Binary operations take only their own content type; a JSON (or absent) body is 415 (an empty body is empty). */
-function binaryBodyOf(request: FastifyRequest, contentType: string): Readable {
-  if (request.body instanceof Readable) return request.body;
+/**
+ * Binary operations take only their own content types; a JSON (or absent) body is 415 (an empty body is empty). A
+ * `multipart/form-data` body is the stream of its file part.
+ */
+async function binaryBodyOf(request: FastifyRequest, contentTypes: readonly string[]): Promise<Readable> {
+  if (request.body instanceof Readable) {
+    return isMultipart(request.headers['content-type']) ? filePartOf(request.body, request.headers) : request.body;
+  }
   const length = request.headers['content-length'];
   if (request.body === undefined && request.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
     return Readable.from([]);
   }
-  throw new ApiError('unsupported_media_type', `Send the body as ${contentType}.`);
+  throw new ApiError('unsupported_media_type', `Send the body as ${contentTypes.join(' or ')}.`);
 }
 
 export interface OperationRoutesOptions {
@@ -152,7 +164,8 @@ function bodyChecks(operationId: OperationId, schemas: RequestSchemas, limit: nu
       return;
     }
     const length = Number(request.headers['content-length']);
-    if (limit !== undefined && length > limit) {
+    const overhead = isMultipart(request.headers['content-type']) ? FORM_OVERHEAD_BYTES : 0;
+    if (limit !== undefined && length > limit + overhead) {
       throw new ApiError('payload_too_large', `The request body is larger than the limit of ${limit} bytes.`);
     }
   };
@@ -204,7 +217,7 @@ export function registerOperations(app: FastifyInstance, options: OperationRoute
       ...(schemas.body === undefined ? {} : { preValidation: refuseNullBody }),
       handler: async (request, reply) => {
         const input = inputOf(request, headerNames);
-        if (binaryBody !== null) input.body = binaryBodyOf(request, binaryBody) as never;
+        if (binaryBody !== null) input.body = (await binaryBodyOf(request, meta.binaryBodyTypes)) as never;
         const headers = input.headers as Record<string, string>;
 
         const key = headers[IDEMPOTENCY_KEY];
