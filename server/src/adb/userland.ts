@@ -11,6 +11,7 @@ import {
 import { SHELL, Sh } from './sh.js';
 import { PACKAGE_COMMANDS, type PackageStore } from './userland/packages.js';
 import { PROCESS_COMMANDS } from './userland/processes.js';
+import { STORAGE_COMMANDS } from './userland/storage.js';
 import { SYSTEM_COMMANDS, unwrapAdbLogcat, type DeviceSystem } from './userland/system.js';
 import { TEXT_COMMANDS } from './userland/text.js';
 import { parseOptions, reportFileError } from './userland/toybox.js';
@@ -76,6 +77,7 @@ const COMMANDS: Record<string, CommandHandler> = {
   ...PACKAGE_COMMANDS,
   ...TEXT_COMMANDS,
   ...PROCESS_COMMANDS,
+  ...STORAGE_COMMANDS,
   true: async () => 0,
 
   /** The connection drops at once, as when a phone goes down; the device comes back after its reboot delay. */

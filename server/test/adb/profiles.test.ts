@@ -66,6 +66,16 @@ describe('device profiles', () => {
     expect(template).toEqual(CUSTOM);
     const device = new Device(instantiate(template, 0));
     expect(device.system.screen).toEqual(CUSTOM.screen);
+    expect(device.files.capacity).toBe(64 * 1024 * 1024);
+  });
+
+  it('gives a device the storage its profile names, in MiB', async () => {
+    const file = join(dir, 'small.json');
+    await writeFile(file, JSON.stringify({ ...CUSTOM, storageMiB: 2 }));
+    const device = new Device(instantiate(await loadProfileFile(file), 0));
+    expect(device.files.capacity).toBe(2 * 1024 * 1024);
+    expect(() => parseProfile({ ...CUSTOM, storageMiB: 0 })).toThrow(/storageMiB: /);
+    expect(() => parseProfile({ ...CUSTOM, storageMiB: 1.5 })).toThrow(/storageMiB: /);
   });
 
   it('refuses a bad profile file with a one-line error', async () => {

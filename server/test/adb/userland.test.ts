@@ -130,6 +130,24 @@ describe('the simulated userland', () => {
     expect(files.used).toBe(0);
   });
 
+  it('shows the storage and its use with df', async () => {
+    const device = new Device({ ...defaultProfile(0), storageMiB: 2 });
+    device.files.write('/sdcard/a', Buffer.alloc(512 * 1024), { permissions: 0o644 });
+    expect(await run(device, 'df /sdcard/a /data/local/tmp /system/bin')).toEqual({
+      status: 0,
+      stdout:
+        'Filesystem      1K-blocks    Used Available Use% Mounted on\n' +
+        '/dev/fuse            2048     512      1536  25% /storage/emulated\n' +
+        '/dev/block/dm-5      2048     512      1536  25% /data\n' +
+        '/dev/block/dm-0   2940928 2940928         0 100% /\n',
+      stderr: '',
+    });
+    expect((await run(device, 'df -h /data')).stdout).toBe(
+      'Filesystem      Size Used Avail Use% Mounted on\n/dev/block/dm-5   2M 512K  1.5M  25% /data\n',
+    );
+    expect(await run(device, 'df /nope')).toMatchObject({ status: 1, stderr: 'df: /nope: No such file or directory\n' });
+  });
+
   it('sleeps until the stream goes away', async () => {
     const device = freshDevice();
     expect((await run(device, 'sleep 0.01')).status).toBe(0);
