@@ -3,9 +3,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
 import { startServer } from '../../src/index.js';
+import { createLogger } from '../../src/logger.js';
 import { startAdbHost } from '../adb/adb-host.js';
-import { fakeHandlers, gate, LogCapture, testApp } from './fixtures.js';
+import { bearer, fakeAuthenticator, fakeHandlers, gate, LogCapture, testApp } from './fixtures.js';
 
 describe('startServer', () => {
   let dataDir: string;
@@ -76,6 +78,50 @@ describe('startServer', () => {
       'port: expected an integer from 0 to 65535, got "eighty"',
     );
     expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe('requests during the start', () => {
+  it('wait until the server has started, and are answered 503 when the start fails', async () => {
+    const t = await testApp();
+    const apps = [true, false].map((succeeds) => {
+      const started = gate();
+      const app = buildApp({
+        config: t.config,
+        database: t.database,
+        domains: {
+          handlers: fakeHandlers({ getMe: async () => ({ status: 200, body: { answered: true } }) }),
+          authenticator: fakeAuthenticator,
+        },
+        clock: () => new Date(),
+        logger: createLogger({ level: 'silent' }),
+        started: started.promise.then(() => {
+          if (!succeeds) throw new Error('the devices did not start');
+        }),
+      });
+      return { app, started };
+    });
+    try {
+      for (const { app } of apps) await app.listen({ host: '127.0.0.1', port: 0 });
+      const [good, bad] = apps.map(({ app }) => {
+        const { port } = app.server.address() as { port: number };
+        let settled = false;
+        const response = fetch(`http://127.0.0.1:${port}/v1/me`, { headers: bearer('member') }).then(async (r) => {
+          settled = true;
+          return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+        });
+        return { response, settled: () => settled };
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect([good!.settled(), bad!.settled()]).toEqual([false, false]);
+
+      for (const { started } of apps) started.open();
+      expect(await good!.response).toEqual({ status: 200, body: { answered: true } });
+      expect(await bad!.response).toMatchObject({ status: 503, body: { code: 'service_unavailable' } });
+    } finally {
+      await Promise.all(apps.map(({ app }) => app.close()));
+      await t.close();
+    }
   });
 });
 
