@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { Busboy, type BusboyFileStream, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy';
 import { ApiError } from './errors.js';
 
@@ -76,7 +76,7 @@ export function filePartOf(body: Readable, headers: IncomingHttpHeaders): Promis
       stream.pipe(out, { end: false });
       // The consumer stopped reading (a size limit, a shutdown): nothing reads the rest of the body either.
       out.once('close', () => {
-        if (!out.writableFinished && !failed) body.destroy();
+        if (!out.writableFinished && !failed) form.destroy();
       });
       resolve(out);
     });
@@ -95,6 +95,7 @@ export function filePartOf(body: Readable, headers: IncomingHttpHeaders): Promis
       if (file === undefined) reject(formError('The request body ended before it was complete.'));
       else out.destroy(error);
     });
-    body.pipe(form);
+    // Through `pipeline`, whose ending of a server request leaves its socket to the response.
+    pipeline(body, form, () => undefined);
   });
 }

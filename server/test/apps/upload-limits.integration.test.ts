@@ -47,7 +47,7 @@ function upload(bytes: Buffer, what: string, target: Api = api, caller: Caller =
  * An upload over a plain socket that announces `bytes.length` bytes, sends the first half and then waits, neither
  * ending nor failing, until the socket is destroyed: a client gone quiet or about to disconnect.
  */
-async function stalledUpload(target: Api, token: string, bytes: Buffer): Promise<Socket> {
+async function stalledUpload(target: Api, token: string, bytes: Buffer, contentType = OCTETS): Promise<Socket> {
   const socket = connect(target.server.port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   socket.on('error', () => undefined);
@@ -56,7 +56,7 @@ async function stalledUpload(target: Api, token: string, bytes: Buffer): Promise
       'POST /v1/apps HTTP/1.1',
       `host: 127.0.0.1:${target.server.port}`,
       `authorization: Bearer ${token}`,
-      `content-type: ${OCTETS}`,
+      `content-type: ${contentType}`,
       `content-length: ${bytes.length}`,
       '',
       '',
@@ -145,16 +145,29 @@ describe('uploads cut short remove their temporary file', () => {
     const other = await startApi({ virtualDevices: 0 });
     try {
       const caller = await other.addCaller('member');
-      const socket = await stalledUpload(other, caller.token, readFileSync(APKS.settings));
-      let answer = '';
-      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
-      const cut = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      await eventually(() => temporaryFiles(other).length === 1, 5000, 'the upload to reach the store');
+      const apk = readFileSync(APKS.settings);
+      const boundary = 'stalled-form';
+      const form = Buffer.concat([
+        Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="a.apk"\r\n\r\n`),
+        apk,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+      const sockets = [
+        await stalledUpload(other, caller.token, apk),
+        await stalledUpload(other, caller.token, form, `multipart/form-data; boundary=${boundary}`),
+      ];
+      const answers = sockets.map((socket) => {
+        let answer = '';
+        socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+        return new Promise<string>((resolve) => socket.once('close', () => resolve(answer)));
+      });
+      await eventually(() => temporaryFiles(other).length === 2, 5000, 'both uploads to reach the store');
       await within(other.server.close(), 5000, 'the server to stop');
       expect(temporaryFiles(other)).toEqual([]);
-      await within(cut, 1000, 'the upload connection to close');
-      expect(answer).toMatch(/^HTTP\/1\.1 503 /);
-      expect(answer).toMatch(/"code":"service_unavailable"/);
+      for (const answer of await within(Promise.all(answers), 1000, "the upload connections to close")) {
+        expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+        expect(answer).toMatch(/"code":"service_unavailable"/);
+      }
     } finally {
       await other.close();
     }
