@@ -70,9 +70,13 @@ async function start(flags: StartFlags): Promise<void> {
  * beside the server (a checkout, or a project that installed both packages), prefixed with `cd` to that folder
  * unless the server runs from there; `cloudphone login …` otherwise, for a CLI installed on its own.
  */
-export function loginCommand(url: string, username: string, cwd = process.cwd()): string {
+export function loginCommand(
+  url: string,
+  username: string,
+  { cwd = process.cwd(), serverDir = fileURLToPath(new URL('..', import.meta.url)) } = {},
+): string {
   const command = `cloudphone login --api-url ${url} --username ${username}`;
-  const project = projectWithCli(fileURLToPath(new URL('..', import.meta.url)));
+  const project = projectWithCli(serverDir);
   if (project === undefined) return command;
   return project === resolve(cwd) ? `npx ${command}` : `cd ${shellWord(project)} && npx ${command}`;
 }
@@ -174,21 +178,11 @@ function integerIn(min: number, max: number): (value: string) => number {
   };
 }
 
-/** Why the server could not listen, in words that say which setting to change; undefined for other errors. */
-function listenFailure(error: unknown): string | undefined {
+/** A port already in use, in words that say which setting to change; undefined for other errors. */
+function portInUse(error: unknown): string | undefined {
   const { code, address, port } = error as { code?: unknown; address?: unknown; port?: unknown };
-  if (typeof address !== 'string' || typeof port !== 'number') return undefined;
-  const where = `${address.includes(':') ? `[${address}]` : address}:${port}`;
-  switch (code) {
-    case 'EADDRINUSE':
-      return `${where} is already in use (set CLOUDPHONE_PORT or --port)`;
-    case 'EACCES':
-      return `no permission to listen on ${where} (choose a port above 1023 with CLOUDPHONE_PORT or --port)`;
-    case 'EADDRNOTAVAIL':
-      return `${address} is not an address of this machine (set CLOUDPHONE_HOST or --host)`;
-    default:
-      return undefined;
-  }
+  if (code !== 'EADDRINUSE' || typeof address !== 'string' || typeof port !== 'number') return undefined;
+  return `${address.includes(':') ? `[${address}]` : address}:${port} is already in use (set CLOUDPHONE_PORT or --port)`;
 }
 
 /** Runs the command line `argv` (as `process.argv`), setting `process.exitCode` on failure. */
@@ -201,11 +195,8 @@ export async function run(argv: readonly string[]): Promise<void> {
     } else if (error instanceof ConfigError) {
       say(error.message);
       process.exitCode = EXIT_USAGE;
-    } else if (listenFailure(error) !== undefined) {
-      say(`cloudphone-server: ${listenFailure(error)}`);
-      process.exitCode = EXIT_ERROR;
     } else {
-      say(`cloudphone-server: ${error instanceof Error ? error.message : String(error)}`);
+      say(`cloudphone-server: ${portInUse(error) ?? (error instanceof Error ? error.message : String(error))}`);
       process.exitCode = EXIT_ERROR;
     }
   }
