@@ -129,6 +129,16 @@ describe('limits come from the contract', () => {
     expect({ status: response.status, code: response.body.code }).toEqual({ status: 404, code: 'package_not_installed' });
   });
 
+  it('states in the contract which device paths are refused: . and .. segments, NUL and line breaks', async () => {
+    for (const path of ['/sdcard/../data', '/sdcard/.', '/sdcard/a\nb']) {
+      const response = await api.call('listDeviceFiles', { token: member.token, path: { deviceId: device.id }, query: { path } });
+      expect({ status: response.status, code: response.body.code }).toEqual({ status: 400, code: 'validation_failed' });
+      expect(response.body.errors).toContainEqual(expect.objectContaining({ field: 'path' }));
+    }
+    const fine = await api.call('listDeviceFiles', { token: member.token, path: { deviceId: device.id }, query: { path: '/sdcard/..x' } });
+    expect(fine.status).not.toBe(400);
+  });
+
   it('refuses an unknown key name before the device is asked, and sends known names and key codes', async () => {
     const send = (key: string) =>
       api.call('sendDeviceInput', { token: member.token, path: { deviceId: device.id }, body: { type: 'keyevent', key } });
