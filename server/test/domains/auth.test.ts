@@ -78,6 +78,22 @@ describe('login', () => {
     ]);
   });
 
+  it('spends as long on an unknown username as on a wrong password (the password is hashed either way)', async () => {
+    const f = await domainFixture();
+    await f.addUser('alice', 'member');
+    const timed = async (username: string) => {
+      const started = performance.now();
+      await rejection(() => f.auth.login(username, 'wrong password', origin));
+      return performance.now() - started;
+    };
+    const median = (values: number[]) => values.sort((a, b) => a - b)[1]!;
+    await timed('warm-up');
+    const known = median([await timed('alice'), await timed('alice'), await timed('alice')]);
+    const unknown = median([await timed('nobody'), await timed('nobody'), await timed('nobody')]);
+    expect(unknown).toBeGreaterThan(known / 2);
+    expect(known).toBeGreaterThan(unknown / 2);
+  });
+
   it('answers invalid_credentials for a wrong password and commits the count and the event', async () => {
     const f = await domainFixture();
     const alice = await f.addUser('alice', 'member');
