@@ -102,6 +102,8 @@ export class FileSystem {
   readonly #root: DirectoryNode;
   #nextInode = 1;
   #used = 0;
+  /** Bytes that transfers still under way hold; they count against the free space. */
+  #reserved = 0;
   readonly capacity: number;
   private readonly now: () => number;
 
@@ -126,7 +128,10 @@ export class FileSystem {
     return this.#used;
   }
 
-  /** How many bytes a file written at `path` may have: the free space plus what the file it replaces takes. */
+  /**
+   * How many bytes a file written at `path` may have: the free space, less what transfers under way hold, plus what
+   * the file it replaces takes.
+   */
   spaceFor(path: string): number {
     let replaced = 0;
     try {
@@ -135,7 +140,21 @@ export class FileSystem {
     } catch (error) {
       if (!(error instanceof FileSystemError)) throw error;
     }
-    return this.capacity - this.#used + replaced;
+    return this.capacity - this.#used - this.#reserved + replaced;
+  }
+
+  /**
+   * Holds `bytes` more of the free space for a file being received at `path`; false, holding nothing, when they do
+   * not fit. Every byte held is given back with {@link release}.
+   */
+  reserve(path: string, bytes: number): boolean {
+    if (bytes > this.spaceFor(path)) return false;
+    this.#reserved += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.#reserved -= bytes;
   }
 
   /** The node at `path`; throws ENOENT or ENOTDIR. */
@@ -214,7 +233,7 @@ export class FileSystem {
       this.write(normalized, data, { permissions: 0o644 });
       return;
     }
-    if (data.length > this.capacity - this.#used) throw new FileSystemError('ENOSPC');
+    if (data.length > this.capacity - this.#used - this.#reserved) throw new FileSystemError('ENOSPC');
     existing.data = Buffer.concat([existing.data, data]);
     existing.mtime = this.now();
     this.#used += data.length;

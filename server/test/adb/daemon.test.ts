@@ -190,6 +190,35 @@ describe('the virtual device transport', () => {
     const message = "couldn't create file: Read-only file system";
     expect(Buffer.concat(payloads)).toEqual(syncRequest('FAIL', message));
   });
+
+  it('counts the data of unfinished transfers against the storage, so transfers at once never hold more', async () => {
+    const small = await startVirtualDevice({ profile: { ...defaultProfile(1), storageMiB: 1 } });
+    try {
+      ({ host } = await TestHost.connect(small.port));
+      const first = (await host.open(1, 'sync:')) as number;
+      const second = (await host.open(2, 'sync:')) as number;
+      const chunk = Buffer.alloc(64_000, 7);
+      // The first transfer holds 704,000 bytes and is not done; the second outgrows the 344,576 left.
+      host.send(Command.WRTE, 1, first, syncRequest('SEND', '/sdcard/first,33188'));
+      for (let index = 0; index < 11; index++) host.send(Command.WRTE, 1, first, syncRequest('DATA', chunk));
+      for (let okays = 0; okays < 12; okays++) expect(await host.next()).toMatchObject({ command: Command.OKAY, arg1: 1 });
+      host.send(Command.WRTE, 2, second, syncRequest('SEND', '/sdcard/second,33188'));
+      for (let index = 0; index < 6; index++) host.send(Command.WRTE, 2, second, syncRequest('DATA', chunk));
+      let failed;
+      do failed = await host.next();
+      while (failed.command !== Command.WRTE || failed.arg1 !== 2);
+      // No DONE was sent: the device refuses as soon as the data outgrows the space.
+      expect(failed.data).toEqual(syncRequest('FAIL', 'write failed: No space left on device'));
+      host.send(Command.WRTE, 1, first, syncHeader('DONE', 0));
+      let answer;
+      do answer = await host.next();
+      while (answer.command !== Command.WRTE || answer.arg1 !== 1);
+      expect(answer.data).toEqual(syncHeader('OKAY', 0));
+      expect(small.state.files.used).toBe(704_000);
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe('startVirtualDevices', () => {

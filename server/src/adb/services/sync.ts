@@ -140,7 +140,8 @@ async function sendListing(stream: AdbStream, device: Device, path: string, v2: 
 /**
  * SEND `path,mode`, then DATA chunks and DONE with the mtime; answers OKAY, or FAIL and ends the session. Like adbd,
  * a file that outgrows the device's free space fails with `write failed: No space left on device` and is gone
- * afterwards; the rest of its data is read and dropped.
+ * afterwards; the rest of its data is read and dropped. What a transfer has received holds its share of the free
+ * space until it ends, so transfers at once never hold more than the device's storage.
  */
 async function receiveFile(stream: AdbStream, device: Device, spec: string): Promise<boolean> {
   const comma = spec.lastIndexOf(',');
@@ -151,44 +152,50 @@ async function receiveFile(stream: AdbStream, device: Device, spec: string): Pro
   const path = spec.slice(0, comma);
   const permissions = Number.parseInt(spec.slice(comma + 1), 10) & 0o777;
   let failure: string | undefined;
-  let room = 0;
   try {
     device.files.prepareWrite(path, { makeParents: true });
-    room = device.files.spaceFor(path);
   } catch (error) {
     if (!(error instanceof FileSystemError)) throw error;
     failure = `couldn't create file: ${error.message}`;
     await sendFail(stream, failure);
   }
   const chunks: Buffer[] = [];
-  let received = 0;
-  for (;;) {
-    const header = await stream.input.read(8);
-    if (header === undefined) return false;
-    const id = header.toString('latin1', 0, 4);
-    const length = header.readUInt32LE(4);
-    if (id === 'DONE') {
-      if (failure !== undefined) return false;
-      return finishReceive(stream, device, path, Buffer.concat(chunks), { permissions, mtime: length });
-    }
-    if (id !== 'DATA' || length > SYNC_DATA_MAX) {
-      if (failure === undefined) {
-        await sendFail(stream, id === 'DATA' ? 'oversize data message' : 'invalid data message');
+  let held = 0;
+  try {
+    for (;;) {
+      const header = await stream.input.read(8);
+      if (header === undefined) return false;
+      const id = header.toString('latin1', 0, 4);
+      const length = header.readUInt32LE(4);
+      if (id === 'DONE') {
+        if (failure !== undefined) return false;
+        device.files.release(held);
+        held = 0;
+        return await finishReceive(stream, device, path, Buffer.concat(chunks), { permissions, mtime: length });
       }
-      return false;
+      if (id !== 'DATA' || length > SYNC_DATA_MAX) {
+        if (failure === undefined) {
+          await sendFail(stream, id === 'DATA' ? 'oversize data message' : 'invalid data message');
+        }
+        return false;
+      }
+      const data = await stream.input.read(length);
+      if (data === undefined) return false;
+      if (failure !== undefined) continue;
+      if (!device.files.reserve(path, data.length)) {
+        chunks.length = 0;
+        device.files.release(held);
+        held = 0;
+        removeFile(device, path);
+        failure = `write failed: ${new FileSystemError('ENOSPC').message}`;
+        await sendFail(stream, failure);
+        continue;
+      }
+      held += data.length;
+      chunks.push(data);
     }
-    const data = await stream.input.read(length);
-    if (data === undefined) return false;
-    if (failure !== undefined) continue;
-    received += data.length;
-    if (received > room) {
-      chunks.length = 0;
-      removeFile(device, path);
-      failure = `write failed: ${new FileSystemError('ENOSPC').message}`;
-      await sendFail(stream, failure);
-      continue;
-    }
-    chunks.push(data);
+  } finally {
+    device.files.release(held);
   }
 }
 
