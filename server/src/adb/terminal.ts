@@ -28,7 +28,8 @@ export class Terminal {
     raw: CommandInput,
     private readonly echo: (text: string) => Promise<void>,
   ) {
-    void this.#pump(raw);
+    // An echo that cannot be sent (the host went away) ends the input, as a hang-up does.
+    this.#pump(raw).catch(() => this.#end());
   }
 
   /** The next line, interrupt or end of input (an interrupt too once `signal` aborts); after the end, the end. */
@@ -118,6 +119,10 @@ export class Terminal {
       }
       if (echoed !== '') await this.echo(echoed);
     }
+    this.#end();
+  }
+
+  #end(): void {
     this.#ended = true;
     this.#notify();
   }

@@ -3,6 +3,7 @@ import { ByteQueue } from '../../src/adb/chunk-buffer.js';
 import { Device } from '../../src/adb/device.js';
 import { defaultProfile } from '../../src/adb/profile.js';
 import { BUILT_IN_PROFILES } from '../../src/adb/profiles.js';
+import { StreamClosedError } from '../../src/adb/stream.js';
 import { runInteractiveShell, terminalOutput } from '../../src/adb/terminal.js';
 import { runCommand as run } from './run-command.js';
 
@@ -174,6 +175,19 @@ describe('the interactive shell on a pty', () => {
       'emu64x:/ $ echo ab\b \bc\r\nac\r\n' +
         'emu64x:/ $ junk\b \b\b \b\b \b\b \bls /nope\r\nls: /nope: No such file or directory\r\nemu64x:/ $ ',
     );
+  });
+
+  it('ends when its output goes away, without an unhandled echo failure', async () => {
+    const device = new Device({ ...defaultProfile(0) });
+    const input = new ByteQueue();
+    let open = true;
+    const output = async () => {
+      if (!open) throw new StreamClosedError('stream closed');
+    };
+    const ended = runInteractiveShell(device.userland, input, { stdout: output, stderr: output, signal: new AbortController().signal });
+    open = false;
+    input.push(Buffer.from('echo typed'));
+    expect(await ended).toBe(0);
   });
 
   it('interrupts a running command with Ctrl-C and gives commands the typed lines as input', async () => {
