@@ -56,6 +56,8 @@ export interface InstallInventory {
 export interface InstallLeases {
   /** 403 `lease_required` unless the caller holds a granted lease on the device (admins always may). */
   assertCanOperate(principal: Principal, deviceId: string): void;
+  /** Resolves once the baseline of the device's current lease is taken, so that an install is not part of it. */
+  baselineTaken(deviceId: string): Promise<void>;
   /** The lease; 404 `lease_not_found` for others' leases unless admin. */
   get(principal: Principal, leaseId: string): Promise<{ id: string; status: string; devices: { id: string }[] }>;
 }
@@ -467,6 +469,7 @@ export class InstallService {
   async uninstall(principal: Principal, deviceId: string, packageName: string): Promise<void> {
     await this.#inventory.get(deviceId);
     this.#leases.assertCanOperate(principal, deviceId);
+    await this.#leases.baselineTaken(deviceId);
     const adb = this.#inventory.adbFor(deviceId);
     try {
       try {
@@ -561,6 +564,7 @@ export class InstallService {
       .execute();
     let reason: string | null = null;
     try {
+      await this.#leases.baselineTaken(deviceId);
       let adb: Adb;
       try {
         adb = this.#inventory.adbFor(deviceId);

@@ -170,10 +170,16 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
    * The device's connection for a device operation: the device must exist (404), the caller must hold it through a
    * lease or be an admin (403 `lease_required`), and it must be connected (409 `device_offline`).
    */
-  const operate = (ctx: RequestContext, deviceId: string): Adb => {
+  const connectionFor = (ctx: RequestContext, deviceId: string): Adb => {
     inventory.assertKnown(deviceId);
     leases.assertCanOperate(callerOf(ctx), deviceId);
     return inventory.adbFor(deviceId);
+  };
+  /** `connectionFor`, once the baseline of a lease just granted on the device is taken (at once otherwise). */
+  const operate = async (ctx: RequestContext, deviceId: string): Promise<Adb> => {
+    connectionFor(ctx, deviceId);
+    await leases.baselineTaken(deviceId);
+    return connectionFor(ctx, deviceId);
   };
   const guarded = async <T>(deviceId: string, run: () => Promise<T>): Promise<T> => {
     try {
@@ -182,9 +188,12 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
       throw deviceProblem(error, deviceId);
     }
   };
-  /** Checks run before a WebSocket upgrade, so that a refusal is an ordinary problem response. */
+  /**
+   * Checks run before a WebSocket upgrade, so that a refusal is an ordinary problem response; the baseline wait is
+   * here too, since a socket's messages are not held while its handler waits.
+   */
   const beforeUpgrade = async ({ params, ctx }: { params: { deviceId: string }; ctx: RequestContext }): Promise<void> => {
-    operate(ctx, params.deviceId);
+    await operate(ctx, params.deviceId);
   };
 
   return {
@@ -199,7 +208,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     }),
 
     runDeviceShell: async ({ params, body, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const command = body.argv ?? body.command;
       if (command === undefined || (body.argv !== undefined && body.command !== undefined)) {
         throw new ApiError('validation_failed', 'Give the command either as `command` or as `argv`, not both.', {
@@ -215,7 +224,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     },
 
     listDeviceFiles: async ({ params, query, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const path = devicePath(query.path);
       const entries = await guarded(params.deviceId, () => listDirectory(adb, path));
       return { status: 200, body: { path, entries } };
@@ -223,7 +232,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
 
     // A Content-Length over maxPushBytes was refused before the body was read (the route's binary body limit).
     pushDeviceFile: async ({ params, query, body, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const path = devicePath(query.path);
       const mode = query.mode === undefined ? undefined : Number.parseInt(query.mode, 8);
       const { size } = await guarded(params.deviceId, () =>
@@ -233,7 +242,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     },
 
     pullDeviceFile: async ({ params, query, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const path = devicePath(query.path);
       const { size, stream } = await guarded(params.deviceId, () => pullFile(adb, path));
       const name = path.slice(path.lastIndexOf('/') + 1) || 'file';
@@ -248,19 +257,19 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     },
 
     takeDeviceScreenshot: async ({ params, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const png = await guarded(params.deviceId, () => takeScreenshot(adb));
       return { status: 200, body: png, headers: { 'cache-control': 'no-store' } };
     },
 
     getDeviceLogcat: async ({ params, query, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const entries = await guarded(params.deviceId, () => dumpLogcat(adb, logcatFilter(query)));
       return { status: 200, body: { entries } };
     },
 
     rebootDevice: async ({ params, body, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const wait = body?.wait ?? true;
       const timeoutMs = (body?.timeoutSeconds ?? DEFAULT_REBOOT_TIMEOUT_SECONDS) * 1000;
       const back = wait ? inventory.waitForReconnect(params.deviceId, adb, timeoutMs + REBOOT_START_MS) : undefined;
@@ -270,13 +279,13 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     },
 
     sendDeviceInput: async ({ params, body, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       await guarded(params.deviceId, () => sendInput(adb, body));
       return { status: 204, body: undefined };
     },
 
     listDevicePackages: async ({ params, query, ctx }) => {
-      const adb = operate(ctx, params.deviceId);
+      const adb = await operate(ctx, params.deviceId);
       const data = await guarded(params.deviceId, () => listPackages(adb, { thirdParty: query.thirdParty ?? false, versionNames: true }));
       return { status: 200, body: { data } };
     },
@@ -284,7 +293,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     openDeviceShell: webSocketHandler<'openDeviceShell'>(
       async (socket, { params, query, ctx }) => {
         const { deviceId } = params;
-        const adb = operate(ctx, deviceId);
+        const adb = connectionFor(ctx, deviceId);
         const session = sessions.track(deviceId, callerOf(ctx), socket);
         const opening = openShellSession(adb, {
           pty: query.pty ?? query.command === undefined,
@@ -338,7 +347,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     followDeviceLogcat: webSocketHandler<'followDeviceLogcat'>(
       async (socket, { params, query, ctx }) => {
         const { deviceId } = params;
-        const adb = operate(ctx, deviceId);
+        const adb = connectionFor(ctx, deviceId);
         const session = sessions.track(deviceId, callerOf(ctx), socket);
         try {
           for await (const entry of followLogcat(adb, logcatFilter(query), session.signal)) {
@@ -358,7 +367,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     openDeviceAdbTunnel: webSocketHandler<'openDeviceAdbTunnel'>(
       async (socket, { params, ctx }) => {
         const { deviceId } = params;
-        const adb = operate(ctx, deviceId);
+        const adb = connectionFor(ctx, deviceId);
         const session = sessions.track(deviceId, callerOf(ctx), socket);
         try {
           await serveAdbTunnel(createWebSocketStream(socket), adb, { signal: session.signal });

@@ -270,6 +270,17 @@ export class LeaseService {
     throw new ApiError('lease_required', `Operating device ${deviceId} needs a granted lease containing it.`);
   }
 
+  /**
+   * Resolves once the baseline of the device's current lease is recorded (at once when it is, or when the device is
+   * not leased): device operations wait for it, so that nothing a holder does gets into the baseline their reset
+   * restores. Never rejects.
+   */
+  baselineTaken(deviceId: string): Promise<void> {
+    const holder = this.#holders.get(deviceId);
+    const snapshot = holder === undefined ? undefined : this.#snapshots.get(`${holder.leaseId}:${deviceId}`);
+    return snapshot ?? Promise.resolve();
+  }
+
   async create(principal: Principal, input: NewLease, requestId: string | null): Promise<CreatedLease> {
     const selector = normaliseSelector(input.selector ?? {});
     const count = input.count ?? DEFAULT_COUNT;

@@ -78,6 +78,8 @@ class FakeLeases implements InstallLeases {
     throw new ApiError('lease_required', `Operating device ${deviceId} needs a granted lease containing it.`);
   }
 
+  async baselineTaken(): Promise<void> {}
+
   async get(principal: Principal, leaseId: string) {
     const lease = this.leases.get(leaseId);
     if (lease === undefined || (lease.userId !== principal.userId && principal.role !== 'admin')) {

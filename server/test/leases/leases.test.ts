@@ -427,6 +427,30 @@ describe('lease lifecycle', () => {
     expect(f.ops.calls.filter((call) => call === 'snapshot dev_1')).toHaveLength(2);
   });
 
+  it("holds a fresh grant's device operations until its baseline is taken", async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    let finishSnapshot!: () => void;
+    const held = new Promise<void>((resolve) => (finishSnapshot = resolve));
+    const snapshot = f.ops.snapshot.bind(f.ops);
+    f.ops.snapshot = async (id) => {
+      await held;
+      return snapshot(id);
+    };
+    await f.leases.create(alice, {}, null);
+    f.leases.assertCanOperate(alice, 'dev_1');
+    let taken = false;
+    const ready = f.leases.baselineTaken('dev_1').then(() => (taken = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(taken).toBe(false);
+    finishSnapshot();
+    await ready;
+    expect(taken).toBe(true);
+    await f.leases.baselineTaken('dev_2');
+  });
+
   it('reads a baseline recorded as a list of packages', async () => {
     const f = await leaseFixture();
     await f.leases.start();
