@@ -87,6 +87,11 @@ export interface DeviceBaseline {
   packages: string[];
   /** The shared storage; null when it could not be read (nothing there is then removed). */
   storage: StorageListing | null;
+  /**
+   * The device's `ro.serialno`: a reset refuses a device that answers with another one (an address now reaching a
+   * different phone). Absent or empty: not checked.
+   */
+  serialNo?: string | null;
 }
 
 /**

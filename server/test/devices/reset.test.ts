@@ -109,6 +109,14 @@ describe('resetDevice', () => {
     expect(outcome.error).toBeNull();
   });
 
+  it('touches nothing on a device whose serial number is not the one of the baseline', async () => {
+    const baseline = await snapshotDevice(adb);
+    expect(baseline.serialNo).toBe(device.serial);
+    await push('/data/local/tmp/theirs.txt', 'another phone now answers at this address');
+    await expect(resetDevice(adb, { ...baseline, serialNo: 'SOMEONE-ELSE' })).rejects.toThrow(/not reset/);
+    expect(exists('/data/local/tmp/theirs.txt')).toBe(true);
+  });
+
   it('without a shared-storage baseline, removes nothing there and says it did not check', async () => {
     await push('/sdcard/Download/unknown.txt', 'no baseline');
     const outcome = await resetDevice(adb, { packages: [], storage: null });

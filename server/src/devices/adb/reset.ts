@@ -32,19 +32,37 @@ export interface ResetOutcome {
   error: string | null;
 }
 
-/** Reads the device's baseline: its third-party packages and a listing of its shared storage. */
+/** Reads the device's baseline: its third-party packages, a listing of its shared storage and its serial number. */
 export async function snapshotDevice(adb: Adb): Promise<DeviceBaseline> {
   const packages = (await listPackages(adb, { thirdParty: true })).map((pkg) => pkg.packageName);
-  return { packages, storage: await listSharedStorage(adb) };
+  return { packages, storage: await listSharedStorage(adb), serialNo: await readSerialNo(adb) };
+}
+
+/** The refusal to reset a device that is not the one whose baseline this is. */
+export class NotTheLeasedDeviceError extends Error {
+  constructor(expected: string, found: string) {
+    super(`the device reached now has ro.serialno ${JSON.stringify(found)}, not ${JSON.stringify(expected)} as when it was leased: not reset`);
+    this.name = 'NotTheLeasedDeviceError';
+  }
+}
+
+async function readSerialNo(adb: Adb): Promise<string> {
+  const result = await runShell(adb, ['getprop', 'ro.serialno'], { timeoutMs: LIST_TIMEOUT_MS });
+  return result.stdout.trim();
 }
 
 /**
  * Brings the device back to `baseline`: uninstalls the third-party packages installed since, empties
  * /data/local/tmp, removes the files and folders created in the shared storage since, then checks the device against
  * the baseline again and reports every difference left (a package or file deleted, a file changed, something that
- * would not go). Throws DeviceOfflineError when the device goes away; other failures are recorded in `error`.
+ * would not go). Throws NotTheLeasedDeviceError, touching nothing, when the device answers with another serial
+ * number than the baseline's, and DeviceOfflineError when it goes away; other failures are recorded in `error`.
  */
 export async function resetDevice(adb: Adb, baseline: DeviceBaseline): Promise<ResetOutcome> {
+  if (typeof baseline.serialNo === 'string' && baseline.serialNo !== '') {
+    const found = await readSerialNo(adb);
+    if (found !== baseline.serialNo) throw new NotTheLeasedDeviceError(baseline.serialNo, found);
+  }
   const problems: string[] = [];
   const removed: string[] = [];
   const keep = new Set(baseline.packages);
