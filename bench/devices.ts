@@ -223,6 +223,8 @@ export async function benchDevicePush(): Promise<BenchResult> {
   let opened: Setup | undefined;
   let host: AdbHost | undefined;
   let yume: Adb | undefined;
+  // One path for all three: each push replaces the file, so the device's 64 MiB of storage holds it.
+  const remote = '/data/local/tmp/bench.bin';
   try {
     const s = (opened = await setup(1));
     const address = s.farm.addresses[0]!;
@@ -239,7 +241,7 @@ export async function benchDevicePush(): Promise<BenchResult> {
     const api = async (): Promise<void> => {
       const res = await s.pool.request({
         method: 'PUT',
-        path: `/v1/devices/${deviceId}/files/content?path=${encodeURIComponent('/data/local/tmp/b.bin')}`,
+        path: `/v1/devices/${deviceId}/files/content?path=${encodeURIComponent(remote)}`,
         headers: {
           authorization: `Bearer ${s.token}`,
           'content-type': 'application/octet-stream',
@@ -256,16 +258,16 @@ export async function benchDevicePush(): Promise<BenchResult> {
     const [deviceHost, devicePort] = address.split(':') as [string, string];
     yume = await connectDirect(deviceHost, Number(devicePort));
     const sync = await yume.sync();
-    const library = () => sync.write({ filename: '/data/local/tmp/c.bin', file: chunked(data) });
+    const library = () => sync.write({ filename: remote, file: chunked(data) });
     const direct: number[] = [];
     const viaApi: number[] = [];
     const viaLibrary: number[] = [];
     // One untimed run of each first: the same warm start (JIT, page cache, device files) for all three.
-    await adb('-s', address, 'push', local, '/data/local/tmp/a.bin');
+    await adb('-s', address, 'push', local, remote);
     await api();
     await library();
     for (let i = 0; i < PUSH_ROUNDS; i++) {
-      direct.push(await ms(() => adb('-s', address, 'push', local, '/data/local/tmp/a.bin')));
+      direct.push(await ms(() => adb('-s', address, 'push', local, remote)));
       viaApi.push(await ms(api));
       viaLibrary.push(await ms(library));
     }
