@@ -188,10 +188,10 @@ export function loadSpec(sourcePath: string): Spec {
         explode: p.explode ?? true,
         ...(typeof p['x-cli-flag'] === 'string' ? { cliFlag: p['x-cli-flag'] as string } : {}),
         ...(typeof p['x-cli-env'] === 'string' ? { cliEnv: p['x-cli-env'] as string } : {}),
+        ...(typeof p['x-cli-char'] === 'string' ? { cliChar: p['x-cli-char'] as string } : {}),
       }));
 
       let body: Body | null = null;
-        ...(typeof p['x-cli-char'] === 'string' ? { cliChar: p['x-cli-char'] as string } : {}),
       if (op.requestBody) {
         const [contentType, media] = Object.entries<any>(op.requestBody.content)[0]!;
         const rawMedia = deref(document, rawOp.requestBody).content[contentType];
