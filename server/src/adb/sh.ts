@@ -6,7 +6,7 @@ import type { CommandInput, CommandIo, Userland } from './userland.js';
 export const SHELL = '/system/bin/sh';
 
 /** A write to a pipe whose reader has finished: the writer ends as a SIGPIPE would end it. */
-export class BrokenPipeError extends Error {
+class BrokenPipeError extends Error {
   override readonly name = 'BrokenPipeError';
 }
 

@@ -12,7 +12,7 @@ import { SHELL, Sh } from './sh.js';
 import { PACKAGE_COMMANDS, type PackageStore } from './userland/packages.js';
 import { PROCESS_COMMANDS } from './userland/processes.js';
 import { STORAGE_COMMANDS } from './userland/storage.js';
-import { SYSTEM_COMMANDS, unwrapAdbLogcat, type DeviceSystem } from './userland/system.js';
+import { SYSTEM_COMMANDS, type DeviceSystem } from './userland/system.js';
 import { TEXT_COMMANDS } from './userland/text.js';
 import { parseOptions, reportFileError } from './userland/toybox.js';
 
@@ -57,7 +57,7 @@ export class Userland {
    * the code `exit` gave).
    */
   run(commandLine: string, io: CommandIo): Promise<number> {
-    return new Sh(this, [SHELL]).run(unwrapAdbLogcat(commandLine), io);
+    return new Sh(this, [SHELL]).run(commandLine, io);
   }
 
   /** The command the shell runs for `name`, if the device has it. */

@@ -376,16 +376,6 @@ async function logcat(args: string[], io: CommandIo, system: DeviceSystem): Prom
   return 0;
 }
 
-const ADB_LOGCAT_PRELUDE = /^export ANDROID_LOG_TAGS=(?:"[^"]*"|'[^']*'|\S*); *exec (logcat(?:\s.*)?)$/s;
-
-/**
- * `adb logcat` runs `export ANDROID_LOG_TAGS="…"; exec logcat …` in the shell; this is the `logcat …` part of such a
- * line, and any other line unchanged. The tags are left out: filters go on the command line here.
- */
-export function unwrapAdbLogcat(commandLine: string): string {
-  return ADB_LOGCAT_PRELUDE.exec(commandLine)?.[1] ?? commandLine;
-}
-
 /**
  * `input`, `wm`, `screencap`, `dumpsys` (battery, package), `settings` and `logcat` over the device's
  * {@link DeviceSystem} and packages.
