@@ -44,13 +44,13 @@ describe('serveAdbTunnel with a raw host', () => {
     await device.close();
   });
 
-  it("answers CNXN with the device's banner, no AUTH, our maxdata", async () => {
+  it("answers CNXN with the device's banner marked as a tunnel, no AUTH, our maxdata", async () => {
     const connected = await TestHost.connect(port);
     host = connected.host;
     expect(connected.reply).toMatchObject({ command: Command.CNXN, arg0: PROTOCOL_VERSION, arg1: MAX_PAYLOAD });
     expect(connected.reply.data.toString()).toBe(
       'device::ro.product.name=cloudphone_virtual;ro.product.model=Virtual Phone;ro.product.device=virtual;' +
-        'features=shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir,abb_exec',
+        'features=shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir,abb_exec,cloudphone_tunnel',
     );
   });
 
