@@ -53,7 +53,9 @@ disconnect\` at the end) when adb is on PATH. Exits 1 when the lease ends. Needs
         ...(this.flags.port === undefined ? {} : { port: this.flags.port }),
         onError: (error) => {
           if (error instanceof AdbTunnelError && /\(4001\)$/.test(error.message)) {
-            stop({ code: ExitCode.error, error: new CliError(`The lease on ${deviceId} ended: the ADB tunnel is closed.`, 'lease_ended', ExitCode.error) });
+            // 4001: the lease ended, or the credential was revoked; the reason says which.
+            const why = error.detail ?? 'lease ended';
+            stop({ code: ExitCode.error, error: new CliError(`Access to ${deviceId} ended (${why}): the ADB tunnel is closed.`, 'lease_ended', ExitCode.error) });
           } else {
             this.note(`cloudphone: ${error.message}`);
           }

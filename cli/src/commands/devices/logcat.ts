@@ -78,7 +78,8 @@ following. Needs a granted lease on the device.`;
       });
     });
     if (ended.code === LEASE_ENDED) {
-      throw new CliError(`The lease ended: ${ended.reason || 'lease ended'} (${ended.code})`, 'lease_ended', ExitCode.error);
+      // 4001: the lease ended, or the credential was revoked; the reason says which.
+      throw new CliError(`Access to the device ended: ${ended.reason || 'lease ended'} (${ended.code})`, 'lease_ended', ExitCode.error);
     }
     if (ended.error !== undefined || (ended.code !== 1000 && ended.code !== 1005)) {
       throw new CliError(ended.error ?? `The log stream closed: ${ended.reason || ended.code}`, 'stream_closed', ExitCode.error);
