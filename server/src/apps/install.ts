@@ -10,6 +10,7 @@ import { DeviceOfflineError, DeviceTimeoutError } from '../devices/adb/errors.js
 import { guard } from '../devices/adb/guard.js';
 import { listPackages } from '../devices/adb/operations.js';
 import { appendEvent } from '../events/log.js';
+import { openapiDocument } from '../generated/openapi.js';
 import type { components } from '../generated/types.js';
 import { principalActor, type Cause, type EventData } from '../events/types.js';
 import { ApiError, type FieldError } from '../http/errors.js';
@@ -99,6 +100,11 @@ export interface InstallJobListQuery {
 }
 
 const jobPosition = idPosition(/^ijb_[0-9A-Z]{26}$/);
+
+/** The contract's form of a package name, checked here too because the name reaches the device's shell. */
+const PACKAGE_NAME_SCHEMA = (openapiDocument.components as { schemas: Record<string, { pattern: string; maxLength: number }> })
+  .schemas.PackageNameValue!;
+const PACKAGE_NAME = new RegExp(PACKAGE_NAME_SCHEMA.pattern, 'u');
 
 type InstallEvent =
   | { type: 'app.install.started'; data: EventData<'app.install.started'> }
@@ -462,11 +468,15 @@ export class InstallService {
   }
 
   /**
-   * Uninstalls a package from a device (the name has the contract's form, checked before the handler runs): 404
-   * `device_not_found`, 403 `lease_required`, 409 `device_offline`, 404 `package_not_installed`, 502
-   * `device_command_failed` for other refusals.
+   * Uninstalls a package from a device: 400 for a name not of the contract's form, 404 `device_not_found`, 403
+   * `lease_required`, 409 `device_offline`, 404 `package_not_installed`, 502 `device_command_failed` for other refusals.
    */
   async uninstall(principal: Principal, deviceId: string, packageName: string): Promise<void> {
+    if (packageName.length > PACKAGE_NAME_SCHEMA.maxLength || !PACKAGE_NAME.test(packageName)) {
+      throw new ApiError('validation_failed', `${JSON.stringify(packageName)} is not a package name.`, {
+        errors: [{ field: 'packageName', message: 'must be an Android package name such as com.example.app' }],
+      });
+    }
     await this.#inventory.get(deviceId);
     this.#leases.assertCanOperate(principal, deviceId);
     await this.#leases.baselineTaken(deviceId);
