@@ -165,10 +165,14 @@ describe('statuses the contract declares', () => {
     expect(response.body).toMatchObject({ code: 'validation_failed', errors: [expect.objectContaining({ field: 'userId' })] });
   });
 
-  it('answers an unknown method on a known path with 405, Allow and a problem', async () => {
-    const response = await raw('FOO /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  it.each(['FOO', 'PROPFIND', 'TRACE', 'OPTIONS'])('answers %s on a known path with 405, Allow and a problem', async (method) => {
+    const response = await raw(`${method} /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
     expectRawProblem(response, 405, 'method_not_allowed');
     expect(response.headers.allow).toBe('GET, HEAD, POST');
+  });
+
+  it('answers an unknown method on an unknown path with 404 not_found', async () => {
+    expectRawProblem(await raw('FOO /v1/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'), 404, 'not_found');
   });
 
   it('answers headers over the size limit with 431 as a problem', async () => {
