@@ -23,7 +23,7 @@ import { PASSWORD, startApi, uniqueUsername, type Api, type Caller } from './har
  * runs per operation are fixed; CLOUDPHONE_FUZZ_RUNS and CLOUDPHONE_FUZZ_SEED run a longer or another fuzz by hand.
  */
 
-const RUNS = Number(process.env.CLOUDPHONE_FUZZ_RUNS ?? 12);
+const RUNS = Number(process.env.CLOUDPHONE_FUZZ_RUNS ?? 20);
 const SEED = Number(process.env.CLOUDPHONE_FUZZ_SEED ?? 20261207);
 const REQUEST_TIMEOUT_MS = 15_000;
 
