@@ -269,7 +269,7 @@ describe.sequential('device commands against the real server', () => {
 
       const ended = await tunnel.done;
       expect(ended.code).toBe(1);
-      expect(ended.stderr).toContain('lease on');
+      expect(ended.stderr).toContain('ended (lease ended): the ADB tunnel is closed');
 
       const granted = await waiting;
       expect(granted.code, granted.stderr).toBe(0);
