@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operations, type OperationId } from '../../src/generated/operations.js';
 import { requestSchemas } from '../../src/generated/request-schemas.js';
@@ -93,6 +93,14 @@ function expectRawProblem(response: RawResponse, status: number, code: string): 
   return problem;
 }
 
+async function closedLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 const newUser = () => ({ username: uniqueUsername(), password: PASSWORD, role: 'member' });
 
 describe('limits come from the contract', () => {
@@ -137,6 +145,19 @@ describe('limits come from the contract', () => {
     }
     const fine = await api.call('listDeviceFiles', { token: member.token, path: { deviceId: device.id }, query: { path: '/sdcard/..x' } });
     expect(fine.status).not.toBe(400);
+  });
+
+  it('refuses a host address the server could not connect to (a port out of range, IPv6 without brackets)', async () => {
+    for (const address of ['127.0.0.1:0', '127.0.0.1:65536', '[::1]:99999', '::1:5555', '[::1:5555', '127.0.0.1::5555']) {
+      const before = api.counts();
+      const refused = await api.call('createHost', { token: api.admin.token, body: { type: 'adb_device', address } });
+      expect({ address, status: refused.status, code: refused.body.code }).toEqual({ address, status: 400, code: 'validation_failed' });
+      expect(api.counts()).toEqual(before);
+    }
+    const port = await closedLoopbackPort();
+    const added = await api.call('createHost', { token: api.admin.token, body: { type: 'adb_device', address: `[::1]:${port}` } });
+    expect(added.status).toBe(201);
+    expect((await api.call('deleteHost', { token: api.admin.token, path: { hostId: added.body.id } })).status).toBe(204);
   });
 
   it('refuses an unknown key name before the device is asked, and sends known names and key codes', async () => {

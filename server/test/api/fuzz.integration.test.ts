@@ -173,8 +173,11 @@ function overridesFor(operationId: OperationId): Overrides {
       const generated = fc.stringMatching(new RegExp(schema.pattern));
       return fc.oneof({ weight: 4, arbitrary: fc.nat(3).map((i) => new Ref(ID_KINDS[idKind]!, i)) }, { weight: 1, arbitrary: generated });
     }
-    // Hosts the server would connect to are loopback ports nobody listens on, never another address.
-    if (name === 'address' && operationId === 'createHost') return fc.constant(new Ref('address', 0));
+    // Hosts the server would connect to are loopback ports nobody listens on, never another address; the other
+    // forms (no brackets, a port out of range) must be refused before anything connects.
+    if (name === 'address' && operationId === 'createHost') {
+      return fc.tuple(fc.nat(LOOPBACK_HOSTS.length - 1), fc.nat(BAD_PORTS.length)).map(([host, port]) => new Ref('address', host * 100 + port));
+    }
     if (name === 'waitSeconds') return fc.constant(0);
     if (operationId === 'rebootDevice' && name === 'wait') return fc.constant(false);
     if (operationId === 'runDeviceShell' && name === 'timeoutSeconds') return fc.constant(1);
@@ -182,9 +185,16 @@ function overridesFor(operationId: OperationId): Overrides {
   };
 }
 
+/** Host parts that can only ever mean this machine, well-formed or not, and ports no connection can use. */
+const LOOPBACK_HOSTS = ['127.0.0.1', '[::1]', '::1', '[::1', '127.0.0.1:'];
+const BAD_PORTS = ['0', '65536', '99999', '00000'];
+
 function resolve(value: unknown): unknown {
   if (value instanceof Ref) {
-    if (value.kind === 'address') return `127.0.0.1:${closedPort}`;
+    if (value.kind === 'address') {
+      const port = BAD_PORTS[value.index % 100] ?? String(closedPort);
+      return `${LOOPBACK_HOSTS[Math.floor(value.index / 100)]}:${port}`;
+    }
     const pool = fixture[value.kind] ?? [];
     return pool[value.index % pool.length] ?? 'missing';
   }
@@ -565,6 +575,6 @@ describe('contract-driven fuzz', () => {
     expect(seen.requests).toBeGreaterThanOrEqual(httpOperations.length * RUNS);
     expect(new URL(api.url).hostname).toBe('127.0.0.1');
     const hosts = reader.prepare("select address from hosts where type <> 'virtual'").all() as { address: string }[];
-    for (const { address } of hosts) expect(address).toBe(`127.0.0.1:${closedPort}`);
+    for (const { address } of hosts) expect([`127.0.0.1:${closedPort}`, `[::1]:${closedPort}`]).toContain(address);
   });
 });
