@@ -120,6 +120,27 @@ describe('an ADB tunnel connected to a tracked adb server', () => {
     expect(exists(heldDevice, '/data/local/tmp/admin-work')).toBe(false);
     expect(await inventorySerials()).toEqual([held.serial, spare.serial].sort());
   });
+
+  it('stays out of the inventory of a server started while the adb server lists the dead tunnel', { timeout: 60_000 }, async () => {
+    await tunnel.close();
+    await eventually(async () => {
+      const listed = (await adb.run('devices')).stdout.split('\n').find((line) => line.startsWith(`${tunnelSerial}\t`));
+      return listed !== undefined && !listed.endsWith('\tdevice');
+    }, 30_000, 'the tunnel listed but not connected');
+    const next = await startApi({ adbServers: [`127.0.0.1:${adb.port}`] });
+    try {
+      await eventually(async () => (await allDevices(next, next.admin.token, { state: 'online' })).length === 2, 30_000, 'both devices');
+      // Longer than the first look: an offline transport would be reported as soon as it is seen.
+      const deadline = Date.now() + 2 * NOTICE_MS;
+      while (Date.now() < deadline) {
+        const serials = (await allDevices(next, next.admin.token)).map((device) => device.serial as string).sort();
+        expect(serials).toEqual([held.serial, spare.serial].sort());
+        await sleep(250);
+      }
+    } finally {
+      await next.close();
+    }
+  });
 });
 
 describe('the same device reached through two transports', () => {

@@ -9,11 +9,6 @@ const STATES: AdbServerClient.ConnectionState[] = ['device', 'unauthorized', 'of
 const POLL_MS = 1000;
 /** After the connection of a transport dropped, how long a stale `device` state of it is not believed. */
 const STALE_DEVICE_MS = 3000;
-/**
- * How long a device first seen offline stays unreported, so that one still completing its handshake is checked for
- * being a cloudphone tunnel (when it comes online) before it can enter the inventory.
- */
-const FIRST_OFFLINE_GRACE_MS = 3000;
 
 interface Tracked {
   serial: string;
@@ -30,8 +25,6 @@ interface Tracked {
   disconnectedAt: number;
   /** A cloudphone ADB tunnel: never reported, whatever its state. */
   tunnel: boolean;
-  /** The report of a first sight in the offline state, held for FIRST_OFFLINE_GRACE_MS. */
-  heldOffline: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -44,7 +37,8 @@ interface Tracked {
  * offline are left to the server, which reconnects them itself (adb 29: after ~10 s).
  *
  * A device reached through a cloudphone ADB tunnel (`adb connect` to a `devices connect` port) is never reported:
- * its device is in the inventory already, through its own host.
+ * its device is in the inventory already, through its own host. Only a connection tells a tunnel (its banner), so a
+ * network device that was never online here is not reported offline either: it enters once it comes online.
  */
 export class AdbServerSource implements DeviceSource {
   readonly #stop = new AbortController();
@@ -70,10 +64,7 @@ export class AdbServerSource implements DeviceSource {
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#running;
-    for (const device of this.#devices.values()) {
-      clearTimeout(device.heldOffline);
-      void closeQuietly(device.adb);
-    }
+    for (const device of this.#devices.values()) void closeQuietly(device.adb);
     this.#devices.clear();
   }
 
@@ -135,9 +126,7 @@ export class AdbServerSource implements DeviceSource {
     for (const entry of list) {
       seen.add(entry.serial);
       let device = this.#devices.get(entry.serial);
-      if (device?.tunnel !== true && (/^[^:]+:\d+$/.test(entry.serial) || /^\[.*\]:\d+$/.test(entry.serial))) {
-        this.#networkSerials.add(entry.serial);
-      }
+      if (device?.tunnel !== true && isNetworkSerial(entry.serial)) this.#networkSerials.add(entry.serial);
       if (device !== undefined && device.transportId === entry.transportId && device.rawState === entry.state) continue;
       if (
         device?.rawState === 'disconnected' &&
@@ -158,7 +147,6 @@ export class AdbServerSource implements DeviceSource {
           generation: 0,
           disconnectedAt: 0,
           tunnel: false,
-          heldOffline: undefined,
         };
         this.#devices.set(entry.serial, device);
       }
@@ -172,7 +160,6 @@ export class AdbServerSource implements DeviceSource {
     }
     for (const device of [...this.#devices.values()]) {
       if (seen.has(device.serial) || device.rawState === 'gone') continue;
-      clearTimeout(device.heldOffline);
       if (device.tunnel) {
         // Forgotten, so that a device connected at that address later is judged afresh.
         this.#devices.delete(device.serial);
@@ -196,7 +183,6 @@ export class AdbServerSource implements DeviceSource {
         if (!device.tunnel) context.log.warn({ serial: device.serial }, 'ignoring a cloudphone ADB tunnel seen on the adb server');
         device.tunnel = true;
         this.#networkSerials.delete(device.serial);
-        clearTimeout(device.heldOffline);
         return;
       }
       const described = await describeDevice(adb, device.serial, 'adb_server');
@@ -235,20 +221,11 @@ export class AdbServerSource implements DeviceSource {
   #report(device: Tracked, state: LiveState): void {
     if (device.tunnel) return;
     if (device.reported === undefined && state === 'offline') {
-      // First sight of a device in the offline state: report it a little later (unless it came online meanwhile,
-      // or turned out to be a tunnel), with the kind its serial tells.
-      if (device.heldOffline === undefined) {
-        device.heldOffline = setTimeout(() => {
-          if (this.#stop.signal.aborted || device.reported !== undefined || device.tunnel) return;
-          device.kind = kindFromSerial(device.serial);
-          device.reported = 'offline';
-          this.context.emit({ hostId: this.context.hostId, serial: device.serial, kind: device.kind, state: 'offline', info: null }, undefined);
-        }, FIRST_OFFLINE_GRACE_MS);
-        device.heldOffline.unref();
-      }
-      return;
+      // A network device never online here may be a cloudphone tunnel, which only its banner tells: not reported.
+      if (isNetworkSerial(device.serial)) return;
+      // First sight of another device in the offline state: report it, with the kind its serial tells.
+      device.kind = kindFromSerial(device.serial);
     }
-    clearTimeout(device.heldOffline);
     if (device.reported === state) return;
     if (device.reported === undefined && state === 'unauthorized') device.kind = kindFromSerial(device.serial);
     device.reported = state;
@@ -279,6 +256,11 @@ export class AdbServerSource implements DeviceSource {
       }
     }
   }
+}
+
+/** `host:port` or `[v6]:port`: a device `adb connect`ed over TCP. */
+function isNetworkSerial(serial: string): boolean {
+  return /^[^:]+:\d+$/.test(serial) || /^\[.*\]:\d+$/.test(serial);
 }
 
 function kindFromSerial(serial: string): DeviceKind {
