@@ -15,7 +15,7 @@ import {
 } from '../api/device-helpers.js';
 import { PASSWORD, startApi, type Api, type Caller } from '../api/harness.js';
 
-const DEVICES = 4;
+const DEVICES = 5;
 const CLOSE_MS = 5000;
 
 /**
@@ -120,6 +120,22 @@ describe('credential changes close live WebSockets', () => {
     });
     expect(updated.status).toBe(200);
     await expectClosed(sessions, /password changed/);
+  });
+
+  it('changing your own password closes the WebSockets of your other sessions, not of this one', { timeout: 30_000 }, async () => {
+    const member = await api.addCaller('member');
+    const other = await api.login(member.username, PASSWORD);
+    const { deviceId } = await leased(member.token);
+    const [kept] = await openSessions(deviceId, member.token);
+    const closed = await openSessions(deviceId, other.accessToken);
+    const changed = await api.call('updateMe', {
+      token: member.token,
+      body: { password: `${PASSWORD}-new`, currentPassword: PASSWORD },
+    });
+    expect(changed.status).toBe(200);
+    await expectClosed(closed, /password changed/);
+    expect(kept!.ws.readyState).toBe(kept!.ws.OPEN);
+    kept!.ws.close();
   });
 
   it('logging out closes the WebSockets of that session only', { timeout: 30_000 }, async () => {
