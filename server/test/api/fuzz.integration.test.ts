@@ -137,6 +137,7 @@ beforeAll(async () => {
   fixture.device = devices.map((d) => d.id as string);
   const lease = await leaseDevice(api, callers.member.token, fixture.device[0]!, 86_400);
   fixture.lease = [lease.id];
+  fixture.createdLease = [];
   await Promise.all([seedVictim(), seedApp(), seedToken(), seedHost()]);
   const install = await api.call('installApp', {
     token: callers.member.token,
@@ -170,8 +171,10 @@ function overridesFor(operationId: OperationId): Overrides {
     const name = path[path.length - 1];
     const idKind = typeof schema.pattern === 'string' ? /^\^([a-z]{3})_/.exec(schema.pattern)?.[1] : undefined;
     if (idKind !== undefined && ID_KINDS[idKind] !== undefined) {
+      // Releasing the member's lease would leave the member without a device: releases take the fuzz's own leases.
+      const kind = operationId === 'releaseLease' ? 'createdLease' : ID_KINDS[idKind]!;
       const generated = fc.stringMatching(new RegExp(schema.pattern));
-      return fc.oneof({ weight: 4, arbitrary: fc.nat(3).map((i) => new Ref(ID_KINDS[idKind]!, i)) }, { weight: 1, arbitrary: generated });
+      return fc.oneof({ weight: 4, arbitrary: fc.nat(3).map((i) => new Ref(kind, i)) }, { weight: 1, arbitrary: generated });
     }
     // Hosts the server would connect to are loopback ports nobody listens on, never another address; the other
     // forms (no brackets, a port out of range) must be refused before anything connects.
@@ -197,7 +200,8 @@ function resolve(value: unknown): unknown {
       return `${LOOPBACK_HOSTS[Math.floor(value.index / 100)]}:${port}`;
     }
     const pool = fixture[value.kind] ?? [];
-    return pool[value.index % pool.length] ?? 'missing';
+    // Only the fuzz's own leases can be none yet: a well-formed id of no lease then.
+    return pool[value.index % pool.length] ?? `lse_${'0'.repeat(26)}`;
   }
   if (Array.isArray(value)) return value.map(resolve);
   if (value !== null && typeof value === 'object') {
@@ -557,6 +561,7 @@ async function check(operationId: OperationId, input: Case): Promise<string[]> {
     }
   }
   if (outcome.status < 300) await reseed[operationId]?.();
+  if (operationId === 'createLease' && outcome.status < 300) fixture.createdLease = [outcome.body.id, ...fixture.createdLease!].slice(0, 4);
   if (problems.length === 0) return [];
   const shown = { role: input.role, mutation: input.mutation?.kind ?? null, valid: prepared.valid, params: prepared.params, query: prepared.query, body: prepared.jsonBody };
   return problems.map((p) => `${operationId} ${JSON.stringify(shown).slice(0, 400)}: ${p}`);
