@@ -8,7 +8,7 @@ import { AppService } from './apps/service.js';
 import { TokenAuthenticator } from './auth/authenticator.js';
 import { authHandlers } from './auth/handlers.js';
 import { AuthService } from './auth/service.js';
-import { revokeUserSessions } from './auth/sessions.js';
+import { revokeUserSessions, sessionEnded } from './auth/sessions.js';
 import type { ServerConfig } from './config.js';
 import type { DB } from './db/schema.js';
 import { eventHandlers } from './events/handlers.js';
@@ -28,6 +28,7 @@ import type { Handlers } from './http/handler.js';
 import { meHandlers } from './me/handlers.js';
 import { MeService } from './me/service.js';
 import { apiTokenHandlers } from './tokens/handlers.js';
+import { apiTokenEnded } from './tokens/repository.js';
 import { ApiTokenService } from './tokens/service.js';
 import { userHandlers } from './users/handlers.js';
 import { UserService } from './users/service.js';
@@ -61,9 +62,22 @@ export interface Domains {
  * Wires the domains (users, auth, API tokens, me, events, devices, hosts, leases) over one database. The device
  * layer's ADB key is loaded (or created) in the data directory.
  */
+/**
+ * How often the credentials of open WebSockets are checked in the database, for the changes no service of this
+ * process announced (another node's, an API token's expiry).
+ */
+const CREDENTIAL_RECHECK_MS = 30_000;
+
 export async function createDomains({ db, clock, config, log }: DomainDeps): Promise<Domains> {
   // Every WebSocket is a device session: credential changes close those opened with the ended credential.
   const sessions = new DeviceSessions();
+  const credentialEnded = (credential: { tokenId: string | undefined; sessionId: string | undefined }) => {
+    const now = clock().toISOString();
+    if (credential.tokenId !== undefined) return apiTokenEnded(db, credential.tokenId, now);
+    if (credential.sessionId !== undefined) return sessionEnded(db, credential.sessionId, now);
+    return Promise.resolve(null);
+  };
+  let recheck: NodeJS.Timeout | undefined;
   const users = new UserService({
     db,
     clock,
@@ -148,8 +162,11 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
       await apps.start();
       await installs.start();
       await hosts.start();
+      recheck = setInterval(() => void sessions.recheck(credentialEnded), CREDENTIAL_RECHECK_MS);
+      recheck.unref();
     },
     async drain() {
+      clearInterval(recheck);
       sessions.closeAll();
       await Promise.all([leases.close(), installs.close(), apps.close()]);
     },

@@ -110,6 +110,23 @@ export async function revokeSession(db: Kysely<DB>, id: string, at: string): Pro
   return result.numUpdatedRows > 0n;
 }
 
+/**
+ * Why a login session has ended (`user disabled`, `session ended`, `session expired`), or null while it lives: the
+ * periodic check of the WebSockets opened with it.
+ */
+export async function sessionEnded(db: Kysely<DB>, id: string, now: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select(['sessions.revoked_at as revokedAt', 'sessions.refresh_expires_at as refreshExpiresAt', 'users.disabled as disabled'])
+    .where('sessions.id', '=', id)
+    .executeTakeFirst();
+  if (row === undefined || row.revokedAt !== null) return 'session ended';
+  if (row.disabled === 1) return 'user disabled';
+  if (row.refreshExpiresAt <= now) return 'session expired';
+  return null;
+}
+
 /** Revokes every live session of a user, except the one with id `keep`. */
 export async function revokeUserSessions(db: Kysely<DB>, userId: string, at: Date, keep?: string): Promise<void> {
   let update = db

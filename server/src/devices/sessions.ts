@@ -72,6 +72,17 @@ export class DeviceSessions implements RevocationListener {
     }
   }
 
+  /**
+   * Asks `ended` about the credential of every open session and ends those it gives a reason for: the backstop of
+   * `revoked`, for changes this process was not told of (made on another node, a token that expired).
+   */
+  async recheck(ended: (credential: { tokenId: string | undefined; sessionId: string | undefined }) => Promise<string | null>): Promise<void> {
+    for (const entry of [...this.#entries]) {
+      const reason = await ended(entry).catch(() => null);
+      if (reason !== null && this.#entries.has(entry)) this.#stop(entry, CREDENTIAL_REVOKED_CLOSE_CODE, reason);
+    }
+  }
+
   /** Ends every session, as the server shuts down. */
   closeAll(): void {
     for (const entry of [...this.#entries]) this.#stop(entry, 1001, 'server shutting down');

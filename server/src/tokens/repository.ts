@@ -54,6 +54,24 @@ export async function revokeApiTokenRow(db: Kysely<DB>, id: string, at: string):
   return result.numUpdatedRows > 0n;
 }
 
+/**
+ * Why an API token no longer authenticates (`user disabled`, `token revoked`, `token expired`, `token deleted` with
+ * its user), or null while it does: the periodic check of the WebSockets opened with it.
+ */
+export async function apiTokenEnded(db: Kysely<DB>, id: string, now: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('api_tokens')
+    .innerJoin('users', 'users.id', 'api_tokens.user_id')
+    .select(['api_tokens.revoked_at as revokedAt', 'api_tokens.expires_at as expiresAt', 'users.disabled as disabled'])
+    .where('api_tokens.id', '=', id)
+    .executeTakeFirst();
+  if (row === undefined) return 'token deleted';
+  if (row.disabled === 1) return 'user disabled';
+  if (row.revokedAt !== null) return 'token revoked';
+  if (row.expiresAt !== null && row.expiresAt <= now) return 'token expired';
+  return null;
+}
+
 /** One lookup by a unique index: this runs on every request made with an API token. */
 const apiTokenByDigest = precompiled((db: Kysely<DB>, digest: string) =>
   db
