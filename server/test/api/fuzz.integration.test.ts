@@ -47,6 +47,7 @@ type Mutation =
   | { kind: 'body-missing'; field: number }
   | { kind: 'body-invalid-utf8'; field: number }
   | { kind: 'body-on-bodyless' }
+  | { kind: 'content-type'; value: string }
   | { kind: 'param'; field: number; value: unknown }
   | { kind: 'query'; field: number; value: unknown }
   | { kind: 'query-unknown' }
@@ -254,6 +255,9 @@ function caseArbitrary(operationId: OperationId): fc.Arbitrary<Case> {
       fc.constantFrom<unknown>(null, [], 0, 'text', true).map((value) => ({ kind: 'body-root', value }) as Mutation),
       fc.constant({ kind: 'body-unknown' } as Mutation),
       fc.nat().map((field) => ({ kind: 'body-invalid-utf8', field }) as Mutation),
+      fc
+        .constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream')
+        .map((value) => ({ kind: 'content-type', value }) as Mutation),
     );
     if (bodyFields.length > 0) {
       mutations.push(
@@ -415,6 +419,10 @@ function prepare(operationId: OperationId, input: Case): Prepared {
       jsonBody = {};
       forcedInvalid = true;
       break;
+    case 'content-type':
+      jsonBody ??= {};
+      forcedInvalid = true;
+      break;
     case 'param': {
       const names = Object.keys(params);
       params[names[mutation.field % names.length]!] = mutation.value;
@@ -436,7 +444,8 @@ function prepare(operationId: OperationId, input: Case): Prepared {
   let body: Prepared['body'] = null;
   if (meta.binaryBody !== null && input.hasBody) body = { bytes: input.body as Uint8Array, contentType: meta.binaryBody };
   else if (jsonBody !== undefined || rawJson !== null) {
-    body = { bytes: rawJson ?? Buffer.from(JSON.stringify(jsonBody), 'utf8'), contentType: 'application/json' };
+    const contentType = mutation?.kind === 'content-type' ? mutation.value : 'application/json';
+    body = { bytes: rawJson ?? Buffer.from(JSON.stringify(jsonBody), 'utf8'), contentType };
   }
 
   const checks: [ValidateFunction | null, unknown][] = [
