@@ -1,7 +1,7 @@
 import type { Adb } from '@yume-chan/adb';
 import { describe, expect, it } from 'vitest';
 import { DeviceOfflineError, DeviceTimeoutError } from '../../src/devices/adb/errors.js';
-import { DeviceInventory } from '../../src/devices/inventory.js';
+import { DeviceInventory, parseLabelFilters } from '../../src/devices/inventory.js';
 import { ApiError } from '../../src/http/errors.js';
 import { info, inventoryFixture, silent, update, type InventoryFixture } from './inventory-fixture.js';
 
@@ -188,7 +188,7 @@ describe('DeviceInventory: live updates', () => {
 });
 
 describe('DeviceInventory: update', () => {
-  it('sets and removes labels, validating them', async () => {
+  it('sets and removes labels', async () => {
     const f = await inventoryFixture();
     await f.host('hst_a');
     const id = await f.report(update('hst_a', 'SER1', 'online'));
@@ -199,12 +199,6 @@ describe('DeviceInventory: update', () => {
     });
     expect((await f.events()).map((e) => e.type)).toEqual(['device.connected']);
 
-    const error = await apiError(() =>
-      f.inventory.update(f.admin, id, { labels: { Team: 'x', ok: 'y'.repeat(129), '-a': 'z', fine: 'v' } }, 'req_3'),
-    );
-    expect(error.code).toBe('validation_failed');
-    expect(error.errors?.map((e) => e.field)).toEqual(['/labels/Team', '/labels/ok', '/labels/-a']);
-    expect((await f.inventory.get(id)).labels).toEqual({ 'example.com/rack': 'r1' });
     expect((await apiError(() => f.inventory.update(f.admin, 'dev_nope', { labels: {} }, null))).code).toBe(
       'device_not_found',
     );
@@ -311,15 +305,15 @@ describe('DeviceInventory: list', () => {
     expect(ids(await inventory.list({ ...all, model: 'galaxy' }))).toEqual([]);
   });
 
-  it('filters by labels, ANDed, and rejects bad label filters', async () => {
+  it('filters by labels, ANDed, splitting a filter at its first =', async () => {
     const { inventory, admin, d } = await farm();
     expect(ids(await inventory.list({ ...all, label: ['team=qa'] }))).toEqual([d.pixel, d.old]);
     expect(ids(await inventory.list(admin, { ...all, label: ['team=qa', 'rack=r2'] }))).toEqual([d.old]);
     expect(ids(await inventory.list({ ...all, label: ['team=dev'] }))).toEqual([]);
-    const error = await apiError(() => inventory.list({ ...all, label: ['team', 'Bad=x', 'ok=1'] }));
-    expect(error.code).toBe('validation_failed');
-    expect(error.errors).toHaveLength(2);
-    expect(error.errors?.every((e) => e.field === 'label')).toBe(true);
+    expect(parseLabelFilters(['team=a=b', 'rack='])).toEqual([
+      { key: 'team', value: 'a=b' },
+      { key: 'rack', value: '' },
+    ]);
   });
 
   it('filters by availability and shows the lease', async () => {
