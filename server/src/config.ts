@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { parseAddress } from './address.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -94,14 +95,17 @@ const integer = (min: number, max: number) =>
   z.union([z.number(), z.string().trim().regex(/^\d+$/).transform(Number)]).pipe(z.int().min(min).max(max));
 const duration = z.union([z.number(), scaled(/^\d+[smhd]?$/)]).pipe(z.int().min(1));
 const size = z.union([z.number(), scaled(/^\d+(b|kb|mb|gb)?$/)]).pipe(z.int().min(1024));
-/** `host:port` (a name, IPv4 or bracketed IPv6 address, and a port from 1 to 65535). */
-const ADDRESS = /^[A-Za-z0-9.\-\[\]:]+:([0-9]{1,5})$/;
+/** `host:port`, as the device sources parse it. */
 const address = z
   .string()
   .trim()
   .refine((text) => {
-    const port = ADDRESS.exec(text)?.[1];
-    return port !== undefined && Number(port) >= 1 && Number(port) <= 65_535;
+    try {
+      parseAddress(text);
+      return true;
+    } catch {
+      return false;
+    }
   });
 /** A comma-separated list (or an array) of `host:port` addresses, without duplicates. */
 const addresses = z

@@ -62,8 +62,8 @@ describe('loadConfig', () => {
       maxAppBytes: 64 * 1024 ** 2,
       installConcurrency: 4,
     });
-    expect(loadConfig({ adbServers: ['a:1'], adbDevices: 'b:2,c:3', virtualDevices: 200 }, {})).toMatchObject({
-      adbServers: ['a:1'],
+    expect(loadConfig({ adbServers: ['a:1', '[::1]:5037'], adbDevices: 'b:2,c:3', virtualDevices: 200 }, {})).toMatchObject({
+      adbServers: ['a:1', '[::1]:5037'],
       adbDevices: ['b:2', 'c:3'],
       virtualDevices: 200,
     });
@@ -167,6 +167,10 @@ describe('loadConfig', () => {
     [
       { CLOUDPHONE_ADB_SERVERS: 'a:5037,b:70000' },
       'CLOUDPHONE_ADB_SERVERS: expected a comma-separated list of host:port addresses such as 127.0.0.1:5037,lab-1:5037, got "a:5037,b:70000"',
+    ],
+    [
+      { CLOUDPHONE_ADB_SERVERS: '::1:5037' },
+      'CLOUDPHONE_ADB_SERVERS: expected a comma-separated list of host:port addresses such as 127.0.0.1:5037,lab-1:5037, got "::1:5037"',
     ],
     [
       { CLOUDPHONE_ADB_DEVICES: 'phone 1:5555' },

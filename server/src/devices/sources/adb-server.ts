@@ -2,7 +2,8 @@ import { AdbServerClient, type Adb } from '@yume-chan/adb';
 import { AdbServerNodeTcpConnector } from '@yume-chan/adb-server-node-tcp';
 import { isThroughTunnel } from '../tunnel/adb-proxy.js';
 import type { DeviceKind, LiveState } from '../types.js';
-import { describeDevice, parseAddress } from './direct.js';
+import { parseAddress } from '../../address.js';
+import { describeDevice } from './direct.js';
 import { backoffDelay, errorMessage, pause, type DeviceSource, type SourceContext } from './source.js';
 
 const STATES: AdbServerClient.ConnectionState[] = ['device', 'unauthorized', 'offline'];

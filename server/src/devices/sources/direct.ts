@@ -21,6 +21,7 @@ import {
 } from '@yume-chan/stream-extra';
 import { closeAdb } from '../adb/guard.js';
 import { kindOf, readDeviceInfo, readSystemProperties } from '../adb/info.js';
+import { parseAddress } from '../../address.js';
 import { isThroughTunnel } from '../tunnel/adb-proxy.js';
 import type { DeviceKind, DeviceUpdate } from '../types.js';
 import { backoffDelay, errorMessage, pause, type DeviceSource, type SourceContext } from './source.js';
@@ -278,10 +279,3 @@ export class DirectSource implements DeviceSource {
   }
 }
 
-/** `host:port`, `[v6]:port`. */
-export function parseAddress(address: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address);
-  const port = Number(match?.[3]);
-  if (match === null || port < 1 || port > 65535) throw new Error(`invalid address ${JSON.stringify(address)}`);
-  return { host: match[1] ?? match[2]!, port };
-}
