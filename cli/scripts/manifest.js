@@ -1,5 +1,5 @@
 // Writes oclif.manifest.json for the compiled commands of dist/commands (handwritten) and
-// dist/generated/commands (generated from the contract), then the CLI reference docs/cli.md.
+// dist/generated/commands (generated from the contract). scripts/docs.js renders the docs from it.
 //
 // oclif discovers commands in one folder only; the manifest lets it find both: every entry carries the
 // `relativePath` of its command's own file, which @oclif/core 4 loads directly (see `cachedCommandCanBeUsed`
@@ -9,7 +9,6 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Plugin, settings } from '@oclif/core';
-import { writeReference } from './reference.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -57,6 +56,3 @@ const manifest = join(root, 'oclif.manifest.json');
 writeFileSync(`${manifest}.${process.pid}.tmp`, `${JSON.stringify({ commands, version: pjson.version }, null, 2)}\n`);
 renameSync(`${manifest}.${process.pid}.tmp`, manifest);
 process.stdout.write(`oclif.manifest.json: ${Object.keys(commands).length} commands\n`);
-
-const reference = await writeReference(root, pjson);
-process.stdout.write(`${reference}: written\n`);
