@@ -1,6 +1,6 @@
 // Renders the generated docs from the built packages (run it after `tsc -b` and scripts/manifest.js):
-//   docs/cli.md        every command's help, from the built CLI (reference.js)
-//   docs/reference.md  operations by domain, event types, error codes and commands by kind (api-reference.js)
+//   docs/cli.md        every command's help, from the built CLI (cli-doc.js)
+//   docs/reference.md  operations by domain, event types, error codes and commands by kind (reference-doc.js)
 // With --check it writes nothing and exits 1 naming every file that differs: `npm test` runs that, so a stale doc
 // fails the tests instead of being rewritten by the build. --docs-dir <dir> renders into or checks another folder.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,8 +10,8 @@ import { Config } from '@oclif/core';
 import { loadSpec } from '../../openapi/dist/generate/spec.js';
 import { errorCatalogue } from '../../server/dist/http/errors.js';
 import { loadOptions } from '../dist/load-options.js';
-import { renderApiReference } from './api-reference.js';
-import { renderReference } from './reference.js';
+import { renderReferenceDoc } from './reference-doc.js';
+import { renderCliDoc } from './cli-doc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const repository = resolve(root, '..');
@@ -25,8 +25,8 @@ const docsDir = dirIndex >= 0 ? resolve(args[dirIndex + 1] ?? '') : join(reposit
 const config = await Config.load(loadOptions(root, pjson));
 const spec = loadSpec(join(repository, 'openapi', 'cloudphone.yaml'));
 const docs = {
-  'cli.md': renderReference(config, pjson),
-  'reference.md': renderApiReference({ spec, errors: errorCatalogue, commands: config.commands, bin: config.bin, cliName: pjson.name }),
+  'cli.md': renderCliDoc(config, pjson),
+  'reference.md': renderReferenceDoc({ spec, errors: errorCatalogue, commands: config.commands, bin: config.bin, cliName: pjson.name }),
 };
 
 const stale = [];

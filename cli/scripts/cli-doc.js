@@ -19,7 +19,7 @@ class ReferenceHelp extends Help {
 const anchor = (text) => text.toLowerCase().replace(/[^a-z0-9 -]/g, '').replaceAll(' ', '-');
 
 /** The reference as Markdown, for the CLI loaded as oclif's `config` from its package.json `pjson`. */
-export function renderReference(config, pjson) {
+export function renderCliDoc(config, pjson) {
   const help = new ReferenceHelp(config, { maxWidth: WIDTH, stripAnsi: true });
   const bin = config.bin;
   const name = (command) => `${bin} ${command.id.replaceAll(':', ' ')}`;

@@ -66,7 +66,7 @@ function cliCommandOf(op, kinds, bin) {
  * catalogue, `commands` the built CLI's commands (oclif's, with their manifest entries), `bin` the CLI's command
  * name and `cliName` its package's.
  */
-export function renderApiReference({ spec, errors, commands, bin, cliName }) {
+export function renderReferenceDoc({ spec, errors, commands, bin, cliName }) {
   const kinds = commandsByKind(commands, cliName);
   const events = eventTypesOf(spec);
   const codes = Object.entries(errors);
