@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { CloudPhone, type App, type InstallJob, type Lease } from '@cloudphone/sdk';
 import { startServer, type RunningServer } from '@cloudphone/server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startVirtualDevices, type VirtualDevice } from '../../server/src/adb/daemon.js';
-import { BUILT_IN_PROFILES } from '../../server/src/adb/profiles.js';
-import { APKS } from '../../server/test/adb/apk-fixtures.js';
+import { BUILT_IN_PROFILES, startVirtualDevices, type VirtualDevice } from '../../server/src/virtual-device/index.js';
+import { APKS } from '../../server/test/helpers/apk-fixtures.js';
 import { assertBuilt, runCli, type Result, type RunOptions } from './fixtures/cli.js';
 
 /*

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CloudPhone, type Lease, type ShellResult } from '@cloudphone/sdk';
 import { startServer, type RunningServer } from '@cloudphone/server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startAdbHost, type AdbHost } from '../../server/test/adb/adb-host.js';
+import { startAdbHost, type AdbHost } from '../../server/test/helpers/adb-host.js';
 import { assertBuilt, cliRoot, runCli, type Result, type RunOptions } from './fixtures/cli.js';
 
 /*

@@ -5,7 +5,7 @@ import { CloudPhone } from '@cloudphone/sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listRows } from '../../openapi/generate/cli.js';
 import { loadSpec, type Operation } from '../../openapi/generate/spec.js';
-import { APKS } from '../../server/test/adb/apk-fixtures.js';
+import { APKS } from '../../server/test/helpers/apk-fixtures.js';
 import { columnHeaders, formatCell, TABLE_ARRAY_ITEMS, valueAt } from '../src/lib/output.js';
 import { assertBuilt, runCli, type Result } from './fixtures/cli.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../server/src/index.js';
-import { APKS } from '../../server/test/adb/apk-fixtures.js';
+import { APKS } from '../../server/test/helpers/apk-fixtures.js';
 import { CloudPhone } from '../../sdk/src/index.js';
 import { runNode, TSX_CLI } from './run-node.js';
 

@@ -3,11 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVirtualDevices, type VirtualDevice } from '../../server/src/adb/daemon.js';
-import type { InstrumentationTest } from '../../server/src/adb/profile.js';
-import { BUILT_IN_PROFILES } from '../../server/src/adb/profiles.js';
+import {
+  BUILT_IN_PROFILES,
+  startVirtualDevices,
+  type InstrumentationTest,
+  type VirtualDevice,
+} from '../../server/src/virtual-device/index.js';
 import { startServer, type RunningServer } from '../../server/src/index.js';
-import { APKS } from '../../server/test/adb/apk-fixtures.js';
+import { APKS } from '../../server/test/helpers/apk-fixtures.js';
 import { CloudPhone } from '../../sdk/src/index.js';
 import { runNode, TSX_CLI, type Run } from './run-node.js';
 

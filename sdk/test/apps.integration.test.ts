@@ -3,10 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVirtualDevices, type VirtualDevice } from '../../server/src/adb/daemon.js';
-import { BUILT_IN_PROFILES } from '../../server/src/adb/profiles.js';
+import { BUILT_IN_PROFILES, startVirtualDevices, type VirtualDevice } from '../../server/src/virtual-device/index.js';
 import { startServer, type RunningServer } from '../../server/src/index.js';
-import { APKS } from '../../server/test/adb/apk-fixtures.js';
+import { APKS } from '../../server/test/helpers/apk-fixtures.js';
 import { CloudPhone, InstallJobHandle, type App } from '../src/index.js';
 
 /*

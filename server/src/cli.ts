@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import type { VirtualDeviceFlags } from './adb/command.js';
 import { ConfigError, loadConfig } from './config.js';
 import { backupDatabase } from './db/backup.js';
 import { openDataDir } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { startServer } from './index.js';
+import type { VirtualDeviceFlags } from './virtual-device/index.js';
 
 const EXIT_ERROR = 1;
 const EXIT_USAGE = 2;
@@ -163,7 +163,7 @@ function program(): Command {
     .option('--profile <name>', 'virtual (default), pixel-8, pixel-6a, galaxy-s21, pixel-3 or emulator-x86_64')
     .option('--profile-file <file>', 'a JSON profile file instead of a built-in profile')
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
-    .action(async (flags: VirtualDeviceFlags) => (await import('./adb/command.js')).runVirtualDevices(flags));
+    .action(async (flags: VirtualDeviceFlags) => (await import('./virtual-device/index.js')).runVirtualDevices(flags));
 
   return cli;
 }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSpec } from '../../../openapi/generate/spec.js';
 import { operations, type OperationId } from '../../src/generated/operations.js';
 import { roleAtLeast, scopesAllow, type Role, type Scope } from '../../src/http/access.js';
-import { freePort } from '../adb/adb-host.js';
+import { freePort } from '../helpers/adb-host.js';
 import { ADMIN_PASSWORD, startApi, uniqueUsername, type Api, type CallOptions } from './harness.js';
 
 type Json = Record<string, any>;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_FILE } from '../../src/db/database.js';
 import { operations, type OperationId } from '../../src/generated/operations.js';
 import { requestSchemas } from '../../src/generated/request-schemas.js';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { expectContractResponse } from '../helpers/contract.js';
 import { allDevices, eventually, leaseDevice, type Json } from './device-helpers.js';
 import { invalidValue, loneSurrogate, validValue, type Overrides, type Schema } from './fuzz-inputs.js';

@@ -2,9 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { builtInProfile, instantiate } from '../../src/adb/profiles.js';
-import { APKS } from '../adb/apk-fixtures.js';
+import { builtInProfile, instantiate, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { allDevices, eventually, type Json } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
 

@@ -2,8 +2,7 @@ import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Adb } from '@yume-chan/adb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { builtInProfile, instantiate } from '../../src/adb/profiles.js';
+import { builtInProfile, instantiate, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import {
   InstallService,
   deviceReason,
@@ -22,7 +21,7 @@ import { closeAdb } from '../../src/devices/adb/guard.js';
 import { ApiError } from '../../src/http/errors.js';
 import type { Principal } from '../../src/http/handler.js';
 import type { Kysely } from 'kysely';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { connectToVirtual, eventually } from '../devices/helpers.js';
 import { insertUser } from '../helpers/users.js';
 

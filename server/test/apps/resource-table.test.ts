@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inspectApk, type ApkInspection } from '../../src/apps/apk.js';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { buildArsc, type ArscTable, type ArscTypeChunk } from './arsc.js';
 import { buildZip } from './zip.js';
 

@@ -12,7 +12,7 @@ import { migrateToLatest } from '../../src/db/migrate.js';
 import type { Role } from '../../src/http/access.js';
 import { ApiError } from '../../src/http/errors.js';
 import type { Principal } from '../../src/http/handler.js';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { ManualClock } from '../helpers/clock.js';
 import { buildZip } from './zip.js';
 import { insertUser } from '../helpers/users.js';

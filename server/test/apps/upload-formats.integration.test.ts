@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { eventually } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
 

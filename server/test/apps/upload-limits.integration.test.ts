@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { eventually } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
 import { buildZip } from './zip.js';

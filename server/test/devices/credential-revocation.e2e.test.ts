@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { openAdbTunnel, type AdbTunnel } from '../../../cli/src/lib/adb-tunnel.js';
-import { startAdbHost, type AdbHost } from '../adb/adb-host.js';
+import { startAdbHost, type AdbHost } from '../helpers/adb-host.js';
 import {
   allDevices,
   eventually,

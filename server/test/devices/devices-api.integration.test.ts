@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAdbTunnel } from '../../../cli/src/lib/adb-tunnel.js';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
-import { startAdbHost } from '../adb/adb-host.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
+import { startAdbHost } from '../helpers/adb-host.js';
 import {
   allDevices,
   eventually,

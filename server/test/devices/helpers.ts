@@ -3,7 +3,7 @@ import pino from 'pino';
 import type { FastifyBaseLogger } from 'fastify';
 import { loadOrCreateAdbKey, type AdbKeyPair } from '../../src/devices/adb/key.js';
 import { connectDirectAdb } from '../../src/devices/sources/direct.js';
-import type { VirtualDevice } from '../../src/adb/daemon.js';
+import type { VirtualDevice } from '../../src/virtual-device/index.js';
 
 let key: Promise<AdbKeyPair> | undefined;
 

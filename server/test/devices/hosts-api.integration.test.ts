@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
-import { startAdbHost, type AdbHost } from '../adb/adb-host.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
+import { startAdbHost, type AdbHost } from '../helpers/adb-host.js';
 import { allDevices, eventually, leaseDevice, type Json } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
 

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
-import { APKS } from '../adb/apk-fixtures.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { allDevices, eventually, leaseDevice, release, type Json } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { allDevices, eventually, leaseDevice, release, type Json } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
 

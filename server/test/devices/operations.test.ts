@@ -2,8 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Adb } from '@yume-chan/adb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import {
   DeviceFileNotFoundError,
   DeviceOfflineError,
@@ -254,7 +253,7 @@ describe('screen, log, input, packages', () => {
   });
 
   it('lists packages with their version names, read from dumpsys package', async () => {
-    const { APKS } = await import('../adb/apk-fixtures.js');
+    const { APKS } = await import('../helpers/apk-fixtures.js');
     const { PackageManager } = await import('@yume-chan/android-bin');
     const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(APKS.settings);

@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import { runShell } from '../../src/devices/adb/operations.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';
 import type { DeviceUpdate, HostLiveStatus } from '../../src/devices/types.js';
-import { startAdbHost, type AdbHost } from '../adb/adb-host.js';
+import { startAdbHost, type AdbHost } from '../helpers/adb-host.js';
 import { eventually, silentLog, testKey } from './helpers.js';
 
 const cleanup: (() => Promise<void>)[] = [];

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import { loadOrCreateAdbKey } from '../../src/devices/adb/key.js';
 import { runShell } from '../../src/devices/adb/operations.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';

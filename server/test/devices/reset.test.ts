@@ -3,12 +3,11 @@ import { Readable } from 'node:stream';
 import type { Adb } from '@yume-chan/adb';
 import { PackageManager } from '@yume-chan/android-bin';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import { closeAdb } from '../../src/devices/adb/guard.js';
 import { listDirectory, listPackages, pushFile, runShell } from '../../src/devices/adb/operations.js';
 import { resetDevice, snapshotDevice } from '../../src/devices/adb/reset.js';
-import { APKS } from '../adb/apk-fixtures.js';
+import { APKS } from '../helpers/apk-fixtures.js';
 import { connectToVirtual } from './helpers.js';
 
 let device: VirtualDevice;

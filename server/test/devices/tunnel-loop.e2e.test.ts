@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAdbTunnel, type AdbTunnel } from '../../../cli/src/lib/adb-tunnel.js';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
-import { startAdbHost, type AdbHost } from '../adb/adb-host.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
+import { startAdbHost, type AdbHost } from '../helpers/adb-host.js';
 import { allDevices, eventually, leaseDevice, release, wsUrl, type Json } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
 

@@ -2,13 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { Adb } from '@yume-chan/adb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_PAYLOAD } from '../../src/adb/adbd-endpoint.js';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { defaultProfile } from '../../src/adb/profile.js';
-import { Command, PROTOCOL_VERSION } from '../../src/adb/protocol.js';
+import { Command, MAX_PAYLOAD, PROTOCOL_VERSION } from '../../src/adb-protocol/index.js';
+import { defaultProfile, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import { serveAdbTunnel } from '../../src/devices/tunnel/adb-proxy.js';
-import { TestHost } from '../adb/test-host.js';
-import { connectDirect } from '../adb/yume-chan.js';
+import { TestHost } from '../helpers/test-host.js';
+import { connectDirect } from '../helpers/yume-chan.js';
 
 /** serveAdbTunnel on plain TCP (any Duplex will do), with raw packets from a TestHost. */
 describe('serveAdbTunnel with a raw host', () => {

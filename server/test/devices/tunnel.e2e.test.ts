@@ -9,12 +9,11 @@ import type { Adb } from '@yume-chan/adb';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAdbTunnel, type AdbTunnel } from '../../../cli/src/lib/adb-tunnel.js';
-import { startVirtualDevice, type VirtualDevice } from '../../src/adb/daemon.js';
-import { BUILT_IN_PROFILES } from '../../src/adb/profiles.js';
+import { BUILT_IN_PROFILES, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import { serveAdbTunnel, tunnelBanner } from '../../src/devices/tunnel/adb-proxy.js';
-import { startAdbHost, type AdbHost } from '../adb/adb-host.js';
-import { APKS } from '../adb/apk-fixtures.js';
-import { connectDirect } from '../adb/yume-chan.js';
+import { startAdbHost, type AdbHost } from '../helpers/adb-host.js';
+import { APKS } from '../helpers/apk-fixtures.js';
+import { connectDirect } from '../helpers/yume-chan.js';
 
 const TOKEN = 'Bearer lease-holder';
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { startServer } from '../../src/index.js';
 import { createLogger } from '../../src/logger.js';
-import { startAdbHost } from '../adb/adb-host.js';
+import { startAdbHost } from '../helpers/adb-host.js';
 import { bearer, fakeAuthenticator, fakeHandlers, gate, LogCapture, testApp } from './fixtures.js';
 
 describe('startServer', () => {

@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { AdbCredentialStore, AdbPrivateKey } from '@yume-chan/adb';
-import { encodeAdbPublicKey } from '../../adb/auth.js';
+import { encodeAdbPublicKey } from '../../adb-protocol/index.js';
 
 /** The server's own ADB key: what it signs device AUTH tokens with on direct connections. */
 export interface AdbKeyPair {

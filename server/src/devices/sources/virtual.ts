@@ -1,4 +1,4 @@
-import { startVirtualDevices, type VirtualDevice } from '../../adb/daemon.js';
+import { startVirtualDevices, type VirtualDevice } from '../../virtual-device/index.js';
 import { DirectDeviceLink } from './direct.js';
 import { errorMessage, type DeviceSource, type SourceContext } from './source.js';
 

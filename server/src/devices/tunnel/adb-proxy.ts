@@ -1,7 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Adb, AdbSocket } from '@yume-chan/adb';
-import { AdbdEndpoint, type StreamHandler } from '../../adb/adbd-endpoint.js';
-import { StreamClosedError, type AdbStream } from '../../adb/stream.js';
+import { AdbdEndpoint, StreamClosedError, type AdbStream, type StreamHandler } from '../../adb-protocol/index.js';
 import { TunnelReverses } from './reverse.js';
 
 export interface AdbTunnelOptions {

@@ -1,7 +1,12 @@
 import type { Adb, AdbSocket } from '@yume-chan/adb';
-import type { AdbdEndpoint, StreamHandler } from '../../adb/adbd-endpoint.js';
-import { fail, lengthPrefixed, parseReverseRequest } from '../../adb/services/reverse.js';
-import type { AdbStream } from '../../adb/stream.js';
+import {
+  fail,
+  lengthPrefixed,
+  parseReverseRequest,
+  type AdbdEndpoint,
+  type AdbStream,
+  type StreamHandler,
+} from '../../adb-protocol/index.js';
 
 /** Pipes a stream of the tunnel's host and a socket of the device until either closes. */
 export type PipeToDevice = (stream: AdbStream, socket: AdbSocket) => Promise<void>;
