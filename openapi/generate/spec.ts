@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { bundle } from './bundle.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type Role = 'viewer' | 'member' | 'admin';
@@ -88,10 +87,14 @@ export interface Operation {
 }
 
 export interface Spec {
+  /** The bundled contract: one self-contained document (see bundle.ts). */
   document: Record<string, any>;
-  /** sha256 of the contract's text, hex. */
+  /** sha256 of the bundled document as JSON, hex: a change in any contract file that changes its meaning changes it. */
   hash: string;
+  /** The root file. */
   sourcePath: string;
+  /** Every contract file the root reaches, the root first (absolute paths). */
+  files: string[];
   operations: Operation[];
   tags: { name: string; description: string }[];
   resolve<T = JsonSchema>(value: T): T;
@@ -158,8 +161,7 @@ function isPage(schema: JsonSchema | null): boolean {
 }
 
 export function loadSpec(sourcePath: string): Spec {
-  const text = readFileSync(sourcePath, 'utf8');
-  const document = parse(text) as Record<string, any>;
+  const { document, files } = bundle(sourcePath);
   const resolve = <T>(value: T): T => deref(document, value);
   const operations: Operation[] = [];
 
@@ -275,8 +277,9 @@ export function loadSpec(sourcePath: string): Spec {
 
   return {
     document,
-    hash: createHash('sha256').update(text).digest('hex'),
+    hash: createHash('sha256').update(JSON.stringify(document)).digest('hex'),
     sourcePath,
+    files,
     operations,
     tags: (document.tags ?? []).map((t: any) => ({ name: t.name, description: t.description ?? '' })),
     resolve,

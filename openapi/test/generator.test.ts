@@ -1,12 +1,12 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generate } from '../generate/main.js';
 import { loadSpec } from '../generate/spec.js';
+import { contractRoot, copyContract } from './contract-copy.js';
 
-const contract = join(import.meta.dirname, '..', 'cloudphone.yaml');
-const spec = loadSpec(contract);
+const spec = loadSpec(contractRoot);
 const byId = new Map(spec.operations.map((op) => [op.id, op]));
 
 describe('the operation model', () => {
@@ -68,12 +68,15 @@ describe('the operation model', () => {
   it('rejects a WebSocket operation without a 101 response, or with a 2xx', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cloudphone-spec-'));
     try {
-      const text = readFileSync(contract, 'utf8');
-      writeFileSync(join(dir, 'get.yaml'), text.replace('operationId: getDevice\n', 'operationId: getDevice\n      x-websocket: true\n'));
-      expect(() => loadSpec(join(dir, 'get.yaml'))).toThrow(/getDevice \(x-websocket\) has no 101 response/);
+      const get = copyContract(join(dir, 'get'), {
+        'domains/devices.yaml': (text) => text.replace('operationId: getDevice\n', 'operationId: getDevice\n      x-websocket: true\n'),
+      });
+      expect(() => loadSpec(get)).toThrow(/getDevice \(x-websocket\) has no 101 response/);
       const both = "'101':\n          description: x\n        '200':\n          description: Switching Protocols; ADB transport";
-      writeFileSync(join(dir, 'both.yaml'), text.replace("'101':\n          description: Switching Protocols; ADB transport", both));
-      expect(() => loadSpec(join(dir, 'both.yaml'))).toThrow(/openDeviceAdbTunnel \(x-websocket\) must not have a 2xx response/);
+      const tunnel = copyContract(join(dir, 'both'), {
+        'domains/devices.yaml': (text) => text.replace("'101':\n          description: Switching Protocols; ADB transport", both),
+      });
+      expect(() => loadSpec(tunnel)).toThrow(/openDeviceAdbTunnel \(x-websocket\) must not have a 2xx response/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -82,9 +85,10 @@ describe('the operation model', () => {
   it('rejects two operations that map to the same SDK method', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cloudphone-spec-'));
     try {
-      const text = readFileSync(contract, 'utf8').replace('operationId: getUser', 'operationId: getUser\n      x-sdk-method: list');
-      writeFileSync(join(dir, 'c.yaml'), text);
-      expect(() => loadSpec(join(dir, 'c.yaml'))).toThrow(/both map to sdk users\.list/);
+      const root = copyContract(dir, {
+        'domains/users.yaml': (text) => text.replace('operationId: getUser', 'operationId: getUser\n      x-sdk-method: list'),
+      });
+      expect(() => loadSpec(root)).toThrow(/both map to sdk users\.list/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -100,8 +104,7 @@ describe('generate', () => {
 
   function tree(): string {
     root = mkdtempSync(join(tmpdir(), 'cloudphone-gen-'));
-    mkdirSync(join(root, 'openapi'));
-    cpSync(contract, join(root, 'openapi', 'cloudphone.yaml'));
+    copyContract(join(root, 'openapi'));
     return root;
   }
 
@@ -111,6 +114,16 @@ describe('generate', () => {
     expect(first.stale).toHaveLength(first.files);
     expect(first.stale.every((s) => s.startsWith('missing '))).toBe(true);
     expect(await generate(dir, { check: true })).toEqual({ files: first.files, stale: [] });
+  });
+
+  it('finds every generated file stale after a change in a domain file of the contract', async () => {
+    const dir = tree();
+    const first = await generate(dir, { check: false });
+    const hosts = join(dir, 'openapi', 'domains', 'hosts.yaml');
+    writeFileSync(hosts, readFileSync(hosts, 'utf8').replace('summary: List device hosts', 'summary: List the device hosts'));
+    const checked = await generate(dir, { check: true });
+    expect(checked.stale).toHaveLength(first.files);
+    expect(checked.stale).toContain('differs sdk/src/generated/operations.ts');
   });
 
   it('reports a hand-edited generated file and an extra file in a generated folder, and repairs both', async () => {

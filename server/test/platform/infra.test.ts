@@ -1,10 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { bundle } from '../../../openapi/generate/bundle.js';
 import { operations } from '../../src/generated/operations.js';
 import { bearer, testApp, type TestApp } from './fixtures.js';
 
-const contractPath = new URL('../../../openapi/cloudphone.yaml', import.meta.url);
+const contractPath = fileURLToPath(new URL('../../../openapi/cloudphone.yaml', import.meta.url));
+
+function refsOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(refsOf);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, v]) => (key === '$ref' && typeof v === 'string' ? [v] : refsOf(v)));
+}
 
 describe('infrastructure routes', () => {
   let t: TestApp;
@@ -79,11 +85,15 @@ describe('infrastructure routes', () => {
     });
   });
 
-  it('GET /openapi.json serves the contract', async () => {
+  it('GET /openapi.json serves the bundled contract, one document with only local $refs', async () => {
     const response = await t.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
-    expect(response.json()).toEqual(parse(readFileSync(contractPath, 'utf8')));
+    const served = response.json();
+    expect(served).toEqual(bundle(contractPath).document);
+    const refs = refsOf(served);
+    expect(refs.length).toBeGreaterThan(100);
+    expect(refs.filter((ref) => !ref.startsWith('#/components/'))).toEqual([]);
   });
 
   describe('GET /docs', () => {
