@@ -5,6 +5,5 @@
  */
 export { runVirtualDevices, type VirtualDeviceFlags } from './cli.js';
 export { startVirtualDevice, startVirtualDevices, type VirtualDevice, type VirtualDeviceOptions } from './daemon.js';
-export type { Device } from './device.js';
 export { defaultProfile, type DeviceProfile, type InstrumentationTest } from './profile.js';
 export { BUILT_IN_PROFILES, builtInProfile, instantiate, type ProfileTemplate } from './profiles.js';

@@ -59,6 +59,19 @@ describe('module boundaries', () => {
     expect(bypassing.map(({ from, specifier }) => `${repoPath(from)}: ${specifier}`)).toEqual([]);
   });
 
+  it("the virtual device's entry point starts devices and names profiles, nothing more", async () => {
+    const entry = await import('../../src/virtual-device/index.js');
+    expect(Object.keys(entry).sort()).toEqual([
+      'BUILT_IN_PROFILES',
+      'builtInProfile',
+      'defaultProfile',
+      'instantiate',
+      'runVirtualDevices',
+      'startVirtualDevice',
+      'startVirtualDevices',
+    ]);
+  });
+
   it('under server/src/devices only the in-process virtual device source imports the virtual device', () => {
     const importers = typeScriptFiles(DEVICES).filter((file) =>
       importsOf(file).some(({ target }) => target !== undefined && isInside(target, VIRTUAL_DEVICE)),
