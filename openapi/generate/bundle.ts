@@ -8,8 +8,6 @@ export interface Bundled {
   document: Record<string, any>;
   /** Every file the root reaches through `$ref`s, the root first, as absolute paths in the order first reached. */
   files: string[];
-  /** Which file defines each component, `<kind>/<name>` (`schemas/Device`) to an absolute path. */
-  homes: Map<string, string>;
 }
 
 function unescapePointer(segment: string): string {
@@ -27,6 +25,7 @@ export function bundle(rootPath: string): Bundled {
   const root = resolve(rootPath);
   const parsed = new Map<string, Record<string, any>>();
   const files: string[] = [];
+  /** Which file defines each component: `<kind>/<name>` (`schemas/Device`) to an absolute path. */
   const homes = new Map<string, string>();
   const components: Record<string, Record<string, unknown>> = {};
   const pending: { file: string; kind: string; name: string }[] = [];
@@ -124,5 +123,5 @@ export function bundle(rootPath: string): Bundled {
     (components[kind] ??= {})[component] = walk(parsed.get(file)!.components[kind][component], file, []);
   }
   if (Object.keys(components).length > 0) document.components = components;
-  return { document, files, homes };
+  return { document, files };
 }
