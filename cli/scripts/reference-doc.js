@@ -14,7 +14,7 @@ const accessOf = (op) => (op.access ? `${op.access.role} (${op.access.scope})` :
  * The event types of the contract's `Event` union, in the union's order, each with the description of its
  * variant (the `allOf` part whose `type` is that constant).
  */
-export function eventTypesOf(spec) {
+function eventTypesOf(spec) {
   const union = spec.document.components?.schemas?.Event;
   const mapping = union?.discriminator?.mapping;
   if (!mapping) throw new Error('the contract has no Event union with a discriminator mapping');
@@ -30,7 +30,7 @@ export function eventTypesOf(spec) {
  * The CLI's commands by kind: generated from the contract (`dist/generated/commands`), handwritten
  * (`dist/commands`) and those of plugins (any package but the CLI's own, `cliName`).
  */
-export function commandsByKind(commands, cliName) {
+function commandsByKind(commands, cliName) {
   const kinds = { generated: [], handwritten: [], plugin: [] };
   for (const command of commands) {
     const [dist, folder] = command.relativePath ?? [];
