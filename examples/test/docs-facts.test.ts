@@ -5,8 +5,8 @@
  *   the built CLI, the contract and the error catalogue render now, and a stale one fails the check, unrewritten.
  * - The handwritten docs state no count of operations, commands, event types, error codes or domains that
  *   disagrees with the code, and one they cannot be checked against is refused: link docs/reference.md instead.
- * - Every repository path the handwritten docs name exists, and every folder of server/src/ has a paragraph in
- *   docs/architecture.md.
+ * - Every repository path the handwritten docs name exists, every link to a heading finds it, and every folder of
+ *   server/src/ has a paragraph in docs/architecture.md.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -165,6 +165,37 @@ function foldersWithoutParagraph(text: string, folders: string[]): string[] {
   });
 }
 
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens, `-1`, `-2` for repeats. */
+function anchorsOf(text: string): Set<string> {
+  const anchors = new Set<string>();
+  let fenced = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const heading = fenced ? null : /^#{1,6}\s+(.*)$/.exec(line);
+    if (!heading) continue;
+    const slug = heading[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replaceAll(' ', '-');
+    let anchor = slug;
+    for (let n = 1; anchors.has(anchor); n += 1) anchor = `${slug}-${n}`;
+    anchors.add(anchor);
+  }
+  return anchors;
+}
+
+/** The links of a Markdown file (`file` relative to the root) to a heading that its target does not have. */
+function brokenAnchors(file: string, text: string): string[] {
+  const broken: string[] = [];
+  text.split('\n').forEach((line, index) => {
+    for (const link of line.matchAll(/\]\(([^()\s#]*)#([^()\s]+)\)/g)) {
+      const [, target, anchor] = link;
+      if (/^[a-z]+:/.test(target!)) continue;
+      const path = target ? join(ROOT, file, '..', target) : join(ROOT, file);
+      const exists = existsSync(path) && anchorsOf(readFileSync(path, 'utf8')).has(anchor!);
+      if (!exists) broken.push(`${file}:${index + 1}: ${target}#${anchor}`);
+    }
+  });
+  return broken;
+}
+
 describe('generated docs', () => {
   const dirs: string[] = [];
   afterAll(() => {
@@ -230,6 +261,17 @@ describe('handwritten docs', () => {
 
   it.each(handwrittenDocs())('%s names only paths that exist', (file) => {
     expect(missingPaths(file, readFileSync(join(ROOT, file), 'utf8'), repositoryEntries())).toEqual([]);
+  });
+
+  it.each(handwrittenDocs())('%s links only to headings that exist', (file) => {
+    expect(brokenAnchors(file, readFileSync(join(ROOT, file), 'utf8'))).toEqual([]);
+  });
+
+  it('recognises the anchors GitHub gives headings', () => {
+    expect([...anchorsOf('# Devices, leases and hosts (`server/src/devices/`)\n## Apps\n## Apps\n```\n# not a heading\n```')])
+      .toEqual(['devices-leases-and-hosts-serversrcdevices', 'apps', 'apps-1']);
+    expect(brokenAnchors('docs/x.md', '[a](architecture.md#the-contract) [b](architecture.md#apps-serverapps) [c](#nowhere)'))
+      .toEqual(['docs/x.md:1: architecture.md#apps-serverapps', 'docs/x.md:1: #nowhere']);
   });
 
   it('recognises the paths it checks and the missing ones', () => {
