@@ -14,12 +14,62 @@ function unescapePointer(segment: string): string {
   return decodeURIComponent(segment).replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
+/** The event envelope, which every event schema extends (`allOf`), and the union of every event schema. */
+const ENVELOPE = 'EventBase';
+const UNION = 'Event';
+
+/**
+ * Builds the `Event` union of the bundled `schemas`: `oneOf` and a `type` discriminator mapping with every schema
+ * that extends the envelope, sorted by event type. Extending the envelope is what makes a schema an event, so no
+ * event can be left out of the union. `home` names the file a schema is defined in, for errors.
+ */
+function buildEventUnion(schemas: Record<string, any>, home: (schema: string) => string): void {
+  const envelope = `#/components/schemas/${ENVELOPE}`;
+  const events = new Map<string, string>();
+  for (const [schema, value] of Object.entries(schemas)) {
+    const parts: any[] = Array.isArray(value?.allOf) ? value.allOf : [];
+    if (!parts.some((part) => part?.$ref === envelope)) continue;
+    const types = parts.map((part) => part?.properties?.type?.const).filter((type) => type !== undefined);
+    if (types.length !== 1 || typeof types[0] !== 'string') {
+      throw new Error(
+        `${home(schema)}: components/schemas/${schema} extends the event envelope (${ENVELOPE}) but gives no \`type\` ` +
+          'const (one string, in one part of its allOf)',
+      );
+    }
+    const other = events.get(types[0]);
+    if (other) {
+      throw new Error(
+        `event type ${types[0]} is given by both components/schemas/${other} (${home(other)}) and components/schemas/${schema} (${home(schema)})`,
+      );
+    }
+    events.set(types[0], schema);
+  }
+  if (events.size === 0) return;
+  const union = schemas[UNION];
+  if (!union) throw new Error(`the contract has event schemas but no components/schemas/${UNION} to hold their union`);
+  for (const key of ['oneOf', 'discriminator']) {
+    if (key in union) {
+      throw new Error(
+        `${home(UNION)}: components/schemas/${UNION} lists ${key} by hand; the bundle builds it from every schema ` +
+          `that extends ${ENVELOPE}`,
+      );
+    }
+  }
+  const sorted = [...events].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  union.oneOf = sorted.map(([, schema]) => ({ $ref: `#/components/schemas/${schema}` }));
+  union.discriminator = {
+    propertyName: 'type',
+    mapping: Object.fromEntries(sorted.map(([type, schema]) => [type, `#/components/schemas/${schema}`])),
+  };
+}
+
 /**
  * Bundles the contract into one document. Paths and anything else a `$ref` points to outside `components` are
  * inlined; components keep their names: a component of any file becomes `#/components/<kind>/<name>` of the bundle,
  * so generated types are named as in the file that defines them. Every component of every file reached is kept,
  * file by file (the root, the files its paths point into in the root's order, then the others as reached), and a
- * `<kind>/<name>` defined in two files is an error.
+ * `<kind>/<name>` defined in two files is an error. The `Event` union is built here from the event schemas of every
+ * file (`buildEventUnion`), never listed by hand.
  */
 export function bundle(rootPath: string): Bundled {
   const root = resolve(rootPath);
@@ -122,6 +172,7 @@ export function bundle(rootPath: string): Bundled {
     const { file, kind, name: component } = pending[i]!;
     (components[kind] ??= {})[component] = walk(parsed.get(file)!.components[kind][component], file, []);
   }
+  if (components.schemas) buildEventUnion(components.schemas, (schema) => name(homes.get(`schemas/${schema}`)!));
   if (Object.keys(components).length > 0) document.components = components;
   return { document, files };
 }

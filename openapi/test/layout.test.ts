@@ -137,6 +137,20 @@ components:
             $ref: '#/components/schemas/Widget'
         nextCursor:
           type: [string, 'null']
+    WidgetCreatedEvent:
+      allOf:
+        - $ref: '../common.yaml#/components/schemas/EventBase'
+        - type: object
+          description: A widget was created.
+          properties:
+            type:
+              const: widget.created
+            data:
+              type: object
+              required: [widget]
+              properties:
+                widget:
+                  $ref: '#/components/schemas/Widget'
 `;
 
 describe("the contract's layout", () => {
@@ -207,7 +221,47 @@ describe("the contract's layout", () => {
     }
   });
 
-  it('takes a new domain as one new file in domains/ plus its tag and paths in the root', () => {
+  it('builds the Event union from every schema that extends the event envelope, by event type', () => {
+    const { document } = bundle(contractRoot);
+    const { Event: union, ...schemas } = document.components.schemas as Record<string, any>;
+    const events = Object.entries(schemas)
+      .filter(([, schema]) => schema.allOf?.some((part: { $ref?: string }) => part.$ref === '#/components/schemas/EventBase'))
+      .map(([name, schema]) => [schema.allOf.find((part: any) => part.properties?.type?.const).properties.type.const, name])
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    expect(events.length).toBeGreaterThan(20);
+    expect(union).toEqual({
+      description: expect.any(String),
+      oneOf: events.map(([, name]) => ({ $ref: `#/components/schemas/${name}` })),
+      discriminator: {
+        propertyName: 'type',
+        mapping: Object.fromEntries(events.map(([type, name]) => [type, `#/components/schemas/${name}`])),
+      },
+    });
+  });
+
+  it('refuses an event schema without a type constant, two schemas of one event type, and a union listed by hand', () => {
+    const noType = copyContract(temp(), {
+      'domains/leases.yaml': (text) => text.replace('              const: lease.renewed\n', '              type: string\n'),
+    });
+    expect(() => bundle(noType)).toThrow(
+      'domains/leases.yaml: components/schemas/LeaseRenewedEvent extends the event envelope (EventBase) but gives no `type` const',
+    );
+    const twice = copyContract(temp(), {
+      'domains/leases.yaml': (text) => text.replace('const: lease.renewed', 'const: lease.granted'),
+    });
+    expect(() => bundle(twice)).toThrow(
+      'event type lease.granted is given by both components/schemas/LeaseGrantedEvent (domains/leases.yaml) and components/schemas/LeaseRenewedEvent (domains/leases.yaml)',
+    );
+    const byHand = copyContract(temp(), {
+      'domains/events.yaml': (text) =>
+        text.replace(/(\n    Event:\n      description: .*\n)/, "$1      oneOf:\n        - $ref: 'users.yaml#/components/schemas/UserCreatedEvent'\n"),
+    });
+    expect(() => bundle(byHand)).toThrow(
+      'domains/events.yaml: components/schemas/Event lists oneOf by hand; the bundle builds it from every schema that extends EventBase',
+    );
+  });
+
+  it('takes a new domain, its events included, as one new file in domains/ plus its tag and paths in the root', () => {
     const dir = temp();
     const root = copyContract(dir, {
       'cloudphone.yaml': (text) =>
@@ -225,6 +279,12 @@ describe("the contract's layout", () => {
       cli: { id: 'widgets list' },
     });
     expect(spec.document.components.schemas.Widget.properties.owner).toEqual({ $ref: '#/components/schemas/UserIdValue' });
+    const union = spec.document.components.schemas.Event;
+    const types = Object.keys(union.discriminator.mapping);
+    expect(union.discriminator.mapping['widget.created']).toBe('#/components/schemas/WidgetCreatedEvent');
+    expect(union.oneOf).toContainEqual({ $ref: '#/components/schemas/WidgetCreatedEvent' });
+    expect(types).toEqual([...types].sort());
+    expect(union.oneOf).toEqual(types.map((type) => ({ $ref: union.discriminator.mapping[type] })));
     const lint = spawnSync(
       join(contractDir, '..', 'node_modules', '.bin', 'redocly'),
       ['lint', root, '--config', join(contractDir, 'redocly.yaml')],
