@@ -2,10 +2,11 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../http/handler.js';
 import type { Revocation, RevocationListener } from '../revocations.js';
 
-/** The WebSocket close code sent when the lease that allowed a session ends. */
-export const LEASE_ENDED_CLOSE_CODE = 4001;
-/** The WebSocket close code sent when the credential a session was opened with ends (the reason says how). */
-export const CREDENTIAL_REVOKED_CLOSE_CODE = 4001;
+/**
+ * The WebSocket close code sent when access ends: the lease that allowed a session, or the credential it was opened
+ * with (the reason says which).
+ */
+const ACCESS_ENDED_CLOSE_CODE = 4001;
 
 export interface DeviceSession {
   /** Aborted when the session must stop (its lease or credential ended, the server is closing, the socket closed). */
@@ -61,14 +62,14 @@ export class DeviceSessions implements RevocationListener {
     const devices = new Set(deviceIds);
     for (const entry of [...this.#entries]) {
       if (entry.userId !== userId || !devices.has(entry.deviceId)) continue;
-      this.#stop(entry, LEASE_ENDED_CLOSE_CODE, 'lease ended');
+      this.#stop(entry, ACCESS_ENDED_CLOSE_CODE, 'lease ended');
     }
   }
 
   /** Ends the sessions opened with a credential that just ended. */
   revoked(revocation: Revocation): void {
     for (const entry of [...this.#entries]) {
-      if (openedWith(entry, revocation)) this.#stop(entry, CREDENTIAL_REVOKED_CLOSE_CODE, revocation.reason);
+      if (openedWith(entry, revocation)) this.#stop(entry, ACCESS_ENDED_CLOSE_CODE, revocation.reason);
     }
   }
 
@@ -79,7 +80,7 @@ export class DeviceSessions implements RevocationListener {
   async recheck(ended: (credential: { tokenId: string | undefined; sessionId: string | undefined }) => Promise<string | null>): Promise<void> {
     for (const entry of [...this.#entries]) {
       const reason = await ended(entry).catch(() => null);
-      if (reason !== null && this.#entries.has(entry)) this.#stop(entry, CREDENTIAL_REVOKED_CLOSE_CODE, reason);
+      if (reason !== null && this.#entries.has(entry)) this.#stop(entry, ACCESS_ENDED_CLOSE_CODE, reason);
     }
   }
 
