@@ -20,7 +20,7 @@ import { HostService } from './devices/hosts.js';
 import { hostHandlers } from './devices/hosts-handlers.js';
 import { DeviceInventory } from './devices/inventory.js';
 import { DeviceRegistry } from './devices/registry.js';
-import { DeviceSessions } from './devices/sessions.js';
+import { DeviceSessions, type WebSocketCredential } from './devices/sessions.js';
 import { leaseHandlers } from './leases/handlers.js';
 import { LeaseService } from './leases/service.js';
 import type { Authenticator } from './http/auth.js';
@@ -59,19 +59,19 @@ export interface Domains {
 }
 
 /**
- * Wires the domains (users, auth, API tokens, me, events, devices, hosts, leases) over one database. The device
- * layer's ADB key is loaded (or created) in the data directory.
- */
-/**
  * How often the credentials of open WebSockets are checked in the database, for the changes no service of this
  * process announced (another node's, an API token's expiry).
  */
 const CREDENTIAL_RECHECK_MS = 30_000;
 
+/**
+ * Wires the domains (users, auth, API tokens, me, events, devices, hosts, leases) over one database. The device
+ * layer's ADB key is loaded (or created) in the data directory.
+ */
 export async function createDomains({ db, clock, config, log }: DomainDeps): Promise<Domains> {
   // Every WebSocket is a device session: credential changes close those opened with the ended credential.
   const sessions = new DeviceSessions();
-  const credentialEnded = (credential: { tokenId: string | undefined; sessionId: string | undefined }) => {
+  const credentialEnded = (credential: WebSocketCredential) => {
     const now = clock().toISOString();
     if (credential.tokenId !== undefined) return apiTokenEnded(db, credential.tokenId, now);
     if (credential.sessionId !== undefined) return sessionEnded(db, credential.sessionId, now);

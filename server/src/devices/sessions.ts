@@ -8,6 +8,12 @@ import type { Revocation, RevocationListener } from '../revocations.js';
  */
 const ACCESS_ENDED_CLOSE_CODE = 4001;
 
+/** The credential a WebSocket was opened with: an API token's id, or a login session's. */
+export interface WebSocketCredential {
+  tokenId: string | undefined;
+  sessionId: string | undefined;
+}
+
 export interface DeviceSession {
   /** Aborted when the session must stop (its lease or credential ended, the server is closing, the socket closed). */
   readonly signal: AbortSignal;
@@ -17,12 +23,9 @@ export interface DeviceSession {
   end(): void;
 }
 
-interface Entry {
+interface Entry extends WebSocketCredential {
   deviceId: string;
   userId: string;
-  /** The credential the WebSocket was opened with: an API token's id, or a login session's. */
-  tokenId: string | undefined;
-  sessionId: string | undefined;
   socket: WebSocket;
   controller: AbortController;
 }
@@ -77,7 +80,7 @@ export class DeviceSessions implements RevocationListener {
    * Asks `ended` about the credential of every open session and ends those it gives a reason for: the backstop of
    * `revoked`, for changes this process was not told of (made on another node, a token that expired).
    */
-  async recheck(ended: (credential: { tokenId: string | undefined; sessionId: string | undefined }) => Promise<string | null>): Promise<void> {
+  async recheck(ended: (credential: WebSocketCredential) => Promise<string | null>): Promise<void> {
     for (const entry of [...this.#entries]) {
       const reason = await ended(entry).catch(() => null);
       if (reason !== null && this.#entries.has(entry)) this.#stop(entry, ACCESS_ENDED_CLOSE_CODE, reason);
