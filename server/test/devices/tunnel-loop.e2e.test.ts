@@ -19,7 +19,7 @@ function exists(device: VirtualDevice, path: string): boolean {
 const NOTICE_MS = 3000;
 
 /**
- * The loop of issue 10: the server tracks an adb server; a lease holder opens an ADB tunnel and `adb connect`s that
+ * The tunnel loop: the server tracks an adb server; a lease holder opens an ADB tunnel and `adb connect`s that
  * same adb server to it. The tunnel must not become a device of its own.
  */
 describe('an ADB tunnel connected to a tracked adb server', () => {
