@@ -125,10 +125,7 @@ async function binaryBodyOf(request: FastifyRequest, contentTypes: readonly stri
   if (request.body instanceof Readable) {
     return isMultipart(request.headers['content-type']) ? filePartOf(request.body, request.headers) : request.body;
   }
-  const length = request.headers['content-length'];
-  if (request.body === undefined && request.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
-    return Readable.from([]);
-  }
+  if (request.body === undefined && !hasBody(request)) return Readable.from([]);
   throw new ApiError('unsupported_media_type', `Send the body as ${contentTypes.join(' or ')}.`);
 }
 
