@@ -513,15 +513,10 @@ export class LeaseService {
     const deviceIds = effects.ended.flatMap((ended) => ended.devices.map((device) => device.deviceId));
     // Taking access away early is the safe direction if the caller's transaction rolls back.
     for (const ended of effects.ended) this.#forget(ended.leaseId);
-    let applied = false;
     return {
       leaseIds: effects.ended.map((ended) => ended.leaseId),
       deviceIds,
-      afterCommit: () => {
-        if (applied) return;
-        applied = true;
-        this.#afterCommit(effects);
-      },
+      afterCommit: this.#afterCommitOnce(effects),
     };
   }
 
@@ -537,14 +532,7 @@ export class LeaseService {
       const status = row.status === 'granted' ? 'released' : 'cancelled';
       await this.#endLease(trx, row, status, 'user_disabled', endedBy, cause, now, effects, true);
     }
-    let applied = false;
-    return {
-      afterCommit: () => {
-        if (applied) return;
-        applied = true;
-        this.#afterCommit(effects);
-      },
-    };
+    return { afterCommit: this.#afterCommitOnce(effects) };
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -618,6 +606,16 @@ export class LeaseService {
     if (wasGranted) effects.ended.push({ leaseId: row.id, userId: row.user_id, devices, reset });
     // A queued lease reserves the devices it matches: ending it may let others through.
     else effects.reschedule = true;
+  }
+
+  /** `#afterCommit(effects)` for a caller that commits its own transaction: it runs once however often it is called. */
+  #afterCommitOnce(effects: Effects): () => void {
+    let applied = false;
+    return () => {
+      if (applied) return;
+      applied = true;
+      this.#afterCommit(effects);
+    };
   }
 
   #afterCommit(effects: Effects): void {
