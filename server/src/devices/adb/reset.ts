@@ -1,5 +1,5 @@
 import type { Adb, AdbSync } from '@yume-chan/adb';
-import type { DeviceBaseline, StorageListing } from '../types.js';
+import type { DeviceBaseline, DeviceReset, StorageListing } from '../types.js';
 import { DeviceOfflineError } from './errors.js';
 import { guard } from './guard.js';
 import { listPackages, runShell } from './operations.js';
@@ -20,17 +20,8 @@ const RM_BATCH = 50;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
-/** What a reset did, and what it could not undo. */
-export interface ResetOutcome {
-  uninstalled: string[];
-  clearedTmp: boolean;
-  /** Files and folders removed: those in /data/local/tmp and those created in the shared storage during the lease. */
-  removed: string[];
-  /** How the device still differs from its baseline after the reset, one line each. */
-  differences: string[];
-  /** Commands that failed; null when every step ran. */
-  error: string | null;
-}
+/** What a reset did, and what it could not undo (`error`: the commands that failed, null when every step ran). */
+export type ResetOutcome = Omit<DeviceReset, 'status' | 'finishedAt'>;
 
 /** Reads the device's baseline: its third-party packages, a listing of its shared storage and its serial number. */
 export async function snapshotDevice(adb: Adb): Promise<DeviceBaseline> {
