@@ -109,7 +109,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     options: { maxPayload: WEBSOCKET_MAX_PAYLOAD },
   });
   app.addHook('onReady', async function () {
-    webSocketSessions.follow((this as FastifyInstance & { websocketServer: import('ws').WebSocketServer }).websocketServer);
+    webSocketSessions.follow(this.websocketServer);
   });
   // In a child scope so that @fastify/websocket's route hook (it loads with the plugin) sees the routes.
   app.register(async (scope) => {
@@ -145,7 +145,7 @@ function closeOnError(this: FastifyInstance, error: Error, socket: WebSocket, re
 
 /** At shutdown: close every open WebSocket (1001), cutting those that do not finish the handshake in time. */
 async function closeWebSockets(this: FastifyInstance): Promise<void> {
-  const server = (this as FastifyInstance & { websocketServer: import('ws').WebSocketServer }).websocketServer;
+  const server = this.websocketServer;
   const closing = [...server.clients].map(
     (client) =>
       new Promise<void>((resolve) => {
