@@ -3,7 +3,7 @@ import { describeFailure, UsageError } from '../lib/errors.js';
 import { formatJson } from '../lib/output.js';
 
 /** The edit distance between two strings (insertions, deletions, substitutions). */
-export function distance(a: string, b: string): number {
+function distance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
@@ -20,7 +20,7 @@ export function distance(a: string, b: string): number {
  * word before the first flag for the command id (`devices lst dev_1`), so each leading run of words is tried:
  * `typed` is the run that matched.
  */
-export function closestCommands(words: readonly string[], commands: readonly string[]): { typed: string; matches: string[] } | undefined {
+function closestCommands(words: readonly string[], commands: readonly string[]): { typed: string; matches: string[] } | undefined {
   let best: { typed: string; matches: string[]; distance: number } | undefined;
   for (let n = 1; n <= words.length; n++) {
     const typed = words.slice(0, n).join(' ');

@@ -39,7 +39,7 @@ export const APK_EXT = '.apk';
 export const ICON_EXT = '.png';
 export const DEFAULT_MAX_APP_BYTES = 512 * 1024 * 1024;
 /** How long inspecting one APK may take before it is refused: real ones take well under a second. */
-export const DEFAULT_INSPECT_TIMEOUT_MS = 30_000;
+const DEFAULT_INSPECT_TIMEOUT_MS = 30_000;
 
 const appPosition = idPosition(/^app_[0-9A-Z]{26}$/);
 

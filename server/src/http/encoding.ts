@@ -14,7 +14,7 @@ function escapePointer(segment: string): string {
 }
 
 /** The JSON pointer of the first string or key in `value` that is not well-formed Unicode (a lone surrogate), or `null`. */
-export function illFormedAt(value: unknown, pointer = ''): string | null {
+function illFormedAt(value: unknown, pointer = ''): string | null {
   if (typeof value === 'string') return isWellFormed(value) ? null : pointer;
   if (value === null || typeof value !== 'object') return null;
   for (const [key, item] of Object.entries(value)) {
@@ -42,7 +42,7 @@ function decodesStrictly(component: string): boolean {
 }
 
 /** Throws 400 `invalid_encoding` unless every path segment and query name and value of `url` decodes as UTF-8. */
-export function assertUrlEncoding(url: string): void {
+function assertUrlEncoding(url: string): void {
   const at = url.indexOf('?');
   const path = at < 0 ? url : url.slice(0, at);
   const query = at < 0 ? '' : url.slice(at + 1);

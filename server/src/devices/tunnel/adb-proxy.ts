@@ -21,7 +21,7 @@ const TRANSPORT_FEATURES: ReadonlySet<string> = new Set(['delayed_ack']);
  * cloudphone's own tunnels (directly or through an ADB server, which passes a transport's features on) and keeps it
  * out of the inventory: a device leased once must not come back as a second, leasable device.
  */
-export const TUNNEL_FEATURE = 'cloudphone_tunnel';
+const TUNNEL_FEATURE = 'cloudphone_tunnel';
 
 /** Whether `adb` reaches its device through a cloudphone ADB tunnel (its banner carries `TUNNEL_FEATURE`). */
 export function isThroughTunnel(adb: Adb): boolean {

@@ -46,7 +46,7 @@ const POSIX_CLASSES: Record<string, string> = {
 };
 
 /** A POSIX basic (`\(`, `\{`, `\|` special) or extended regular expression as a JavaScript one's source. */
-export function regexSource(pattern: string, extended: boolean): string {
+function regexSource(pattern: string, extended: boolean): string {
   let out = '';
   for (let index = 0; index < pattern.length; index++) {
     const char = pattern[index] as string;
