@@ -118,9 +118,8 @@ export class UserService {
 
   /**
    * Applies the fields of `patch` that differ from the user. Disabling or setting a password ends the user's
-   * sessions (except `keepSessionId`); a new password also clears the login throttle. Disabling ends the user's
-   * leases too. Once committed, the WebSockets of every credential that ended are closed. A patch that changes
-   * nothing writes nothing.
+   * sessions (except `keepSessionId`); disabling ends the user's leases too. Once committed, the WebSockets of every
+   * credential that ended are closed. A patch that changes nothing writes nothing.
    */
   async update(id: string, patch: UserPatch, cause: Cause, keepSessionId?: string): Promise<User> {
     const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
