@@ -4,8 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
-import { backupDatabase } from './db/backup.js';
-import { openDataDir } from './db/database.js';
+import { DATABASE_FILE, openConfigured, UnsupportedByEngineError } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { startServer } from './index.js';
 import type { VirtualDeviceFlags } from './virtual-device/index.js';
@@ -23,6 +22,7 @@ interface StartFlags {
   host?: string;
   port?: string;
   dataDir?: string;
+  databaseUrl?: string;
   logLevel?: string;
   logFormat?: string;
   virtualDevices?: string;
@@ -93,10 +93,15 @@ function shellWord(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
-async function migrate(flags: { dataDir?: string }): Promise<void> {
-  const { dataDir } = loadConfig({ dataDir: flags.dataDir });
-  const database = openDataDir(dataDir);
+interface DatabaseFlags {
+  dataDir?: string;
+  databaseUrl?: string;
+}
+
+async function migrate(flags: DatabaseFlags): Promise<void> {
+  const database = openConfigured(loadConfig({ dataDir: flags.dataDir, databaseUrl: flags.databaseUrl }));
   try {
+    await database.connect();
     const { applied } = await migrateToLatest(database.db);
     if (applied.length === 0) process.stdout.write('The database is up to date.\n');
     for (const name of applied) process.stdout.write(`Applied ${name}\n`);
@@ -105,19 +110,26 @@ async function migrate(flags: { dataDir?: string }): Promise<void> {
   }
 }
 
-async function backup(file: string, flags: { dataDir?: string; force?: boolean }): Promise<void> {
-  const { dataDir } = loadConfig({ dataDir: flags.dataDir });
+async function backup(file: string, flags: DatabaseFlags & { force?: boolean }): Promise<void> {
+  const config = loadConfig({ dataDir: flags.dataDir, databaseUrl: flags.databaseUrl });
+  const database = openConfigured(config, { mustExist: true });
   const destination = resolve(file);
-  const { source, pages } = await backupDatabase(dataDir, destination, flags.force === true);
-  process.stdout.write(`Backed up ${source} to ${destination} (${pages} pages)\n`);
+  try {
+    const { pages } = await database.backup(destination, flags.force === true);
+    process.stdout.write(`Backed up ${join(config.dataDir, DATABASE_FILE)} to ${destination} (${pages} pages)\n`);
+  } finally {
+    await database.close();
+  }
 }
 
 function program(): Command {
   const cli = new Command('cloudphone-server')
-    .description('The cloudphone server: the HTTP API over one SQLite database in a data directory.')
+    .description('The cloudphone server: the HTTP API over one database, SQLite in a data directory or PostgreSQL.')
     .version(version)
     .exitOverride();
   const dataDirHelp = 'the data directory (env CLOUDPHONE_DATA_DIR, default $XDG_DATA_HOME/cloudphone)';
+  const databaseUrlHelp =
+    'keep the data in PostgreSQL, not SQLite: postgres://user:password@host:port/database (env CLOUDPHONE_DATABASE_URL)';
 
   cli
     .command('start')
@@ -125,6 +137,7 @@ function program(): Command {
     .option('--host <host>', 'the address to listen on (env CLOUDPHONE_HOST, default 127.0.0.1)')
     .option('--port <port>', 'the port to listen on, 0 for any free one (env CLOUDPHONE_PORT, default 8080)')
     .option('--data-dir <dir>', dataDirHelp)
+    .option('--database-url <url>', databaseUrlHelp)
     .option(
       '--log-level <level>',
       'fatal, error, warn, info, debug, trace or silent (env CLOUDPHONE_LOG_LEVEL, default info)',
@@ -142,13 +155,15 @@ function program(): Command {
     .command('migrate')
     .description('Apply pending database migrations and print what was applied.')
     .option('--data-dir <dir>', dataDirHelp)
+    .option('--database-url <url>', databaseUrlHelp)
     .action(migrate);
 
   cli
     .command('backup')
-    .description('Copy the database to <file>; safe while the server runs.')
+    .description('Copy the SQLite database to <file>; safe while the server runs. PostgreSQL: use pg_dump.')
     .argument('<file>', 'where to write the copy')
     .option('--data-dir <dir>', dataDirHelp)
+    .option('--database-url <url>', databaseUrlHelp)
     .option('--force', 'replace <file> if it exists')
     .action(backup);
 
@@ -194,6 +209,9 @@ export async function run(argv: readonly string[]): Promise<void> {
       process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
     } else if (error instanceof ConfigError) {
       say(error.message);
+      process.exitCode = EXIT_USAGE;
+    } else if (error instanceof UnsupportedByEngineError) {
+      say(`cloudphone-server: ${error.message}`);
       process.exitCode = EXIT_USAGE;
     } else {
       say(`cloudphone-server: ${portInUse(error) ?? (error instanceof Error ? error.message : String(error))}`);

@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseAddress } from './address.js';
+import { isPostgresUrl, maskedUrl } from './db/dialect.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -28,8 +29,10 @@ export interface LoginThrottle {
 export interface ServerConfig {
   host: string;
   port: number;
-  /** Holds the database; created with mode 0700. Always absolute. */
+  /** Holds the SQLite database (unless `databaseUrl` is set) and uploaded apps; created 0700. Always absolute. */
   dataDir: string;
+  /** A `postgres://` URL: the server keeps its data in that PostgreSQL database instead of SQLite in `dataDir`. */
+  databaseUrl?: string;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** The first admin's password; generated when unset. */
@@ -138,6 +141,7 @@ const configSchema = z.object({
     .trim()
     .min(1)
     .transform((p) => resolve(p)),
+  databaseUrl: z.string().trim().refine(isPostgresUrl).optional(),
   logLevel: z.enum(LOG_LEVELS),
   logFormat: z.string().trim().toLowerCase().pipe(z.enum(LOG_FORMATS)),
   adminPassword: z.string().min(12).max(256).optional(),
@@ -167,12 +171,19 @@ interface Setting {
   expected: string;
   /** Never echoed in error messages. */
   secret?: true;
+  /** How a bad value is echoed in error messages, when not as it is. */
+  shown?: (value: string) => string;
 }
 
 const settings: Record<keyof ServerConfig, Setting> = {
   host: { env: 'CLOUDPHONE_HOST', expected: 'a host name or IP address' },
   port: { env: 'CLOUDPHONE_PORT', expected: 'an integer from 0 to 65535' },
   dataDir: { env: 'CLOUDPHONE_DATA_DIR', expected: 'a directory path' },
+  databaseUrl: {
+    env: 'CLOUDPHONE_DATABASE_URL',
+    expected: 'a PostgreSQL URL such as postgres://user:password@host:5432/database',
+    shown: maskedUrl,
+  },
   logLevel: { env: 'CLOUDPHONE_LOG_LEVEL', expected: `one of ${LOG_LEVELS.join(', ')}` },
   logFormat: { env: 'CLOUDPHONE_LOG_FORMAT', expected: `one of ${LOG_FORMATS.join(', ')}` },
   adminPassword: { env: 'CLOUDPHONE_ADMIN_PASSWORD', expected: 'a password of 12 to 256 characters', secret: true },
@@ -259,6 +270,7 @@ export function loadConfig(options: ConfigInput = {}, env: NodeJS.ProcessEnv = p
   if (parsed.success) return parsed.data;
   const key = parsed.error.issues[0]?.path[0] as keyof ServerConfig;
   const setting = settings[key];
-  const got = setting.secret ? '' : `, got ${JSON.stringify(raw[key])}`;
+  const value = setting.shown && typeof raw[key] === 'string' ? setting.shown(raw[key]) : raw[key];
+  const got = setting.secret ? '' : `, got ${JSON.stringify(value)}`;
   throw new ConfigError(`${labels[key]}: expected ${setting.expected}${got}`);
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { buildApp } from './app.js';
 import { loadConfig, type ConfigInput, type LogFormat, type ServerConfig } from './config.js';
-import { openDataDir, type Database } from './db/database.js';
+import { openConfigured, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { createDomains, type Domains } from './domains.js';
 import { createLogger } from './logger.js';
@@ -18,7 +18,7 @@ export {
   type LogLevel,
   type ServerConfig,
 } from './config.js';
-export { openDatabase, openDataDir, type Database } from './db/database.js';
+export { openConfigured, openDatabase, openDataDir, openPostgres, type Database } from './db/database.js';
 export { migrateToLatest } from './db/migrate.js';
 export type { Authenticator } from './http/auth.js';
 export { ApiError, errorCatalogue, type ErrorCode, type FieldError, type Problem } from './http/errors.js';
@@ -80,9 +80,10 @@ function running(
 
 /**
  * Starts a server: loads the configuration (`options` over `CLOUDPHONE_*` variables over defaults), opens the
- * database in the data directory, listens, then migrates it, creates the first admin on an empty database and
- * starts the domains. The port comes first so that a busy one fails the start before anything runs or is written;
- * requests that arrive meanwhile wait until the start is done.
+ * database (SQLite in the data directory, or PostgreSQL at `databaseUrl`, which must answer), listens, then
+ * migrates it, creates the first admin on an empty database and starts the domains. The port comes before the
+ * migrations so that a busy one fails the start before anything runs or is written; requests that arrive meanwhile
+ * wait until the start is done.
  */
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const { clock = () => new Date(), logStream, ...settings } = options;
@@ -92,7 +93,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     format: logFormat(config.logFormat, logStream === undefined && process.stdout.isTTY === true),
     ...(logStream ? { stream: logStream } : {}),
   });
-  const database = openDataDir(config.dataDir);
+  const database = openConfigured(config);
+  try {
+    await database.connect();
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
   const startup = settlement();
   let app: FastifyInstance | undefined;
   let domains: Domains | undefined;

@@ -1,18 +1,37 @@
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { Kysely, SqliteDialect, sql, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { connectionError, POSTGRES_BACKUP_ADVICE, postgresDialect, type Engine } from './dialect.js';
 import type { DB } from './schema.js';
 
 /** The database's file name inside the data directory. */
 export const DATABASE_FILE = 'cloudphone.db';
 
 export interface Database {
+  readonly engine: Engine;
   db: Kysely<DB>;
-  /** The raw connection, for online backups and checkpoints. */
-  sqlite: BetterSqlite3.Database;
-  /** Checkpoints the write-ahead log into the database file, then closes the connection. */
+  /**
+   * Makes sure the database answers: a no-op for SQLite; for PostgreSQL one round trip, failing with a
+   * `DatabaseConnectionError` that names the setting and masks the password.
+   */
+  connect(): Promise<void>;
+  /**
+   * SQLite: copies the database to `destination` with the online backup, consistent and safe while a server uses
+   * it; refuses to replace an existing file unless `overwrite`; the copy is mode 0600. PostgreSQL: fails with an
+   * `UnsupportedByEngineError` naming `pg_dump`, writing nothing.
+   */
+  backup(destination: string, overwrite: boolean): Promise<{ pages: number }>;
+  /** SQLite: checkpoints the write-ahead log into the database file. Then closes every connection. */
   close(): Promise<void>;
+}
+
+/** An operation the engine in use leaves to its own tools. */
+export class UnsupportedByEngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsupportedByEngineError';
+  }
 }
 
 /** Distinct SQL texts kept prepared; the queries the server builds come in far fewer shapes than this. */
@@ -50,13 +69,61 @@ export function openDatabase(path: string): Database {
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
+    engine: 'sqlite',
     db,
-    sqlite,
+    async connect() {},
+    async backup(destination, overwrite) {
+      if (existsSync(destination)) {
+        if (!overwrite) throw new Error(`${destination} exists; pass --force to replace it.`);
+        rmSync(destination);
+      }
+      // A copy holds what the database holds (credential hashes): readable by its owner only.
+      closeSync(openSync(destination, 'wx', 0o600));
+      const { totalPages } = await sqlite.backup(destination);
+      return { pages: totalPages };
+    },
     async close() {
       if (sqlite.open) sqlite.pragma('wal_checkpoint(TRUNCATE)');
       await db.destroy();
     },
   };
+}
+
+/** Opens the PostgreSQL database at `url` through a connection pool; nothing connects before the first query. */
+export function openPostgres(url: string): Database {
+  const db = new Kysely<DB>({ dialect: postgresDialect(url) });
+  return {
+    engine: 'postgres',
+    db,
+    async connect() {
+      try {
+        await sql`select 1`.execute(db);
+      } catch (error) {
+        throw connectionError(url, error);
+      }
+    },
+    async backup() {
+      throw new UnsupportedByEngineError(POSTGRES_BACKUP_ADVICE);
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * The database the configuration names: PostgreSQL when `databaseUrl` is set, else SQLite in `dataDir` (with
+ * `mustExist`, failing if there is no database file yet rather than creating one).
+ */
+export function openConfigured(
+  config: { dataDir: string; databaseUrl?: string | undefined },
+  { mustExist = false } = {},
+): Database {
+  if (config.databaseUrl !== undefined) return openPostgres(config.databaseUrl);
+  if (mustExist && !existsSync(join(config.dataDir, DATABASE_FILE))) {
+    throw new Error(`No database at ${join(config.dataDir, DATABASE_FILE)}.`);
+  }
+  return openDataDir(config.dataDir);
 }
 
 /** The files SQLite keeps for a database: the database itself, its write-ahead log and its shared-memory index. */

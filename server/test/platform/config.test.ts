@@ -213,6 +213,22 @@ describe('loadConfig', () => {
     expect(error.message).toBe('CLOUDPHONE_ADMIN_PASSWORD: expected a password of 12 to 256 characters');
   });
 
+  it('reads a PostgreSQL URL from CLOUDPHONE_DATABASE_URL or an option; SQLite when there is none', () => {
+    const url = 'postgres://farm:secret@127.0.0.1:5432/cloudphone';
+    expect(loadConfig({}, { CLOUDPHONE_DATABASE_URL: url }).databaseUrl).toBe(url);
+    expect(loadConfig({ databaseUrl: `${url}?sslmode=require` }, {}).databaseUrl).toBe(`${url}?sslmode=require`);
+    expect(loadConfig({}, {}).databaseUrl).toBeUndefined();
+  });
+
+  it('refuses a URL that is not PostgreSQL, echoing it with the password masked', () => {
+    const error = configError(() => loadConfig({}, { CLOUDPHONE_DATABASE_URL: 'mysql://farm:secret@db/cloudphone' }));
+    expect(error.message).toBe(
+      'CLOUDPHONE_DATABASE_URL: expected a PostgreSQL URL such as postgres://user:password@host:5432/database, ' +
+        'got "mysql://farm:***@db/cloudphone"',
+    );
+    expect(configError(() => loadConfig({ databaseUrl: 'postgres:///nohost' }, {})).message).toMatch(/^databaseUrl: /);
+  });
+
   it('rejects a bad login throttle', () => {
     const loginThrottle = { freeAttempts: 3, addressFreeAttempts: 20, maxDelaySeconds: 0, forgetAfterSeconds: 900 };
     expect(configError(() => loadConfig({ loginThrottle }, {})).message).toMatch(/^loginThrottle: expected /);

@@ -36,7 +36,7 @@ describe('infrastructure routes', () => {
   });
 
   it('GET /readyz answers 503 service_unavailable when the database does not', async () => {
-    t.database.sqlite.close();
+    await t.database.db.destroy();
     const response = await t.app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
     expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { sequenceColumn } from '../dialect.js';
 
 /** Users, sessions, API tokens, the event log and idempotency records. */
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -50,7 +51,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('events')
-    .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('seq', ...sequenceColumn(db))
     .addColumn('id', 'text', (c) => c.notNull().unique())
     .addColumn('type', 'text', (c) => c.notNull())
     .addColumn('occurred_at', 'text', (c) => c.notNull())

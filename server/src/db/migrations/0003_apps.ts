@@ -1,11 +1,12 @@
 import { sql, type Kysely } from 'kysely';
+import { bigintType } from '../dialect.js';
 
 /** Content-addressed APK blobs with their parsed metadata, the apps that name them, and install jobs. */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable('app_blobs')
     .addColumn('sha256', 'text', (c) => c.primaryKey())
-    .addColumn('size', 'integer', (c) => c.notNull())
+    .addColumn('size', bigintType(db), (c) => c.notNull())
     .addColumn('package_name', 'text', (c) => c.notNull())
     .addColumn('metadata', 'text', (c) => c.notNull())
     .addColumn('icon_sha256', 'text')

@@ -1,0 +1,107 @@
+import pg from 'pg';
+import {
+  PostgresAdapter,
+  PostgresDialect,
+  type ColumnDataType,
+  type ColumnDefinitionBuilder,
+  type Kysely,
+} from 'kysely';
+
+/**
+ * Every difference between the two engines the server runs on lives in this module: how a connection is made and
+ * what a failed one means, how an int8 comes back, and the few column definitions whose SQL differs. Migrations and
+ * repositories use these helpers and otherwise write SQL both engines accept.
+ */
+export type Engine = 'sqlite' | 'postgres';
+
+/** The engine a Kysely instance talks to. */
+export function engineOf(db: Kysely<any>): Engine {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+}
+
+/** A `postgres://` or `postgresql://` URL. */
+export function isPostgresUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** The URL with its password replaced by `***`, fit for messages and logs. */
+export function maskedUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password !== '') url.password = '***';
+    return url.href;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+/** PostgreSQL's int8 type: counts and 64-bit columns come back as numbers, as SQLite returns them. */
+const INT8_OID = 20;
+
+/** How long a new connection may take before the attempt fails (an unreachable host fails, it does not hang). */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** A pool of connections to the PostgreSQL database at `url`; nothing connects until the first query. */
+export function postgresDialect(url: string): PostgresDialect {
+  const pool = new pg.Pool({
+    connectionString: url,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as never,
+    },
+  });
+  // An idle connection the server drops is discarded by the pool and replaced on the next checkout; the queries
+  // that need the database report its absence themselves.
+  pool.on('error', () => {});
+  return new PostgresDialect({ pool });
+}
+
+/** The database could not be reached or refused the connection. The message is one line with the URL masked. */
+export class DatabaseConnectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatabaseConnectionError';
+  }
+}
+
+/** What a failed first connection to `url` means, in one line naming the setting. */
+export function connectionError(url: string, error: unknown): DatabaseConnectionError {
+  const { code, message } = error as { code?: string; message?: string };
+  const reasons: Record<string, string> = {
+    '28P01': 'the password was refused',
+    '28000': 'the server refused the user',
+    '3D000': 'the database does not exist',
+    ECONNREFUSED: 'nothing answers at that address',
+    ENOTFOUND: 'the host name is unknown',
+    ETIMEDOUT: 'the connection timed out',
+  };
+  const reason = (code !== undefined ? reasons[code] : undefined) ?? (message ?? String(error)).split('\n')[0];
+  return new DatabaseConnectionError(`CLOUDPHONE_DATABASE_URL ${maskedUrl(url)}: cannot connect: ${reason}`);
+}
+
+/** The PostgreSQL tools to copy a database with, for the command that copies a SQLite one. */
+export const POSTGRES_BACKUP_ADVICE =
+  'the database is PostgreSQL (CLOUDPHONE_DATABASE_URL): back it up with pg_dump, e.g. pg_dump --format=custom';
+
+/**
+ * The event log's position column: SQLite's `integer primary key autoincrement` (the rowid, never reused) and
+ * PostgreSQL's 64-bit identity column. Both accept an explicit value, so a copy keeps the positions.
+ */
+export function sequenceColumn(
+  db: Kysely<any>,
+): [ColumnDataType, (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder] {
+  return engineOf(db) === 'postgres'
+    ? ['bigint', (c) => c.primaryKey().generatedByDefaultAsIdentity()]
+    : ['integer', (c) => c.primaryKey().autoIncrement()];
+}
+
+/** A 64-bit integer column: `integer` is already 64-bit in SQLite, 32-bit in PostgreSQL. */
+export function bigintType(db: Kysely<any>): ColumnDataType {
+  return engineOf(db) === 'postgres' ? 'bigint' : 'integer';
+}
