@@ -19,7 +19,6 @@ export interface LeaseDeviceDetail {
   sdk: number | null;
   kind: 'physical' | 'emulator' | 'network' | 'virtual';
   releasedAt: string | null;
-  baselinePackages: string | null;
   reset: string | null;
 }
 
@@ -68,7 +67,6 @@ export async function findLeaseDevices(db: Kysely<DB>, leaseIds: readonly string
       'devices.sdk as sdk',
       'devices.kind as kind',
       'lease_devices.released_at as releasedAt',
-      'lease_devices.baseline_packages as baselinePackages',
       'lease_devices.reset as reset',
     ])
     .where('lease_devices.lease_id', 'in', [...leaseIds])
