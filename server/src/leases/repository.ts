@@ -214,19 +214,22 @@ export async function endLeaseRow(
   return result.numUpdatedRows > 0n;
 }
 
+/** A device a lease released, with its state and stored baseline (`parseBaseline`) as they were at release. */
+export interface ReleasedDevice {
+  deviceId: string;
+  state: string;
+  baseline: string | null;
+}
+
 /** Releases a lease's devices and returns them, with each one's state and baseline as they were at release. */
-export async function releaseLeaseDevices(
-  db: Kysely<DB>,
-  leaseId: string,
-  at: string,
-): Promise<{ deviceId: string; state: string; baselinePackages: string | null }[]> {
+export async function releaseLeaseDevices(db: Kysely<DB>, leaseId: string, at: string): Promise<ReleasedDevice[]> {
   const rows = await db
     .selectFrom('lease_devices')
     .innerJoin('devices', 'devices.id', 'lease_devices.device_id')
     .select([
       'lease_devices.device_id as deviceId',
       'devices.state as state',
-      'lease_devices.baseline_packages as baselinePackages',
+      'lease_devices.baseline_packages as baseline',
     ])
     .where('lease_devices.lease_id', '=', leaseId)
     .where('lease_devices.released_at', 'is', null)

@@ -35,6 +35,7 @@ import {
   setReset,
   type LeaseRow,
   type LeaseStatus,
+  type ReleasedDevice,
 } from './repository.js';
 import { matchesSelector, schedule, type DeviceSelector, type Grant, type SchedulableDevice } from './scheduler.js';
 import { toLease, toLeaseSummary, type Lease, type LeaseEndReason } from './view.js';
@@ -130,7 +131,7 @@ interface Holder {
 interface EndedLease {
   leaseId: string;
   userId: string;
-  devices: { deviceId: string; state: string; baselinePackages: string | null }[];
+  devices: ReleasedDevice[];
   reset: boolean;
 }
 
@@ -738,7 +739,7 @@ export class LeaseService {
       });
     }
     try {
-      const stored = device.baselinePackages ?? (await findBaseline(this.#db, leaseId, device.deviceId));
+      const stored = device.baseline ?? (await findBaseline(this.#db, leaseId, device.deviceId));
       // Without a baseline nothing but /data/local/tmp is cleared: the state there now becomes the baseline.
       const baseline = stored === null ? await this.#devices.snapshot(device.deviceId) : parseBaseline(stored);
       const result = await this.#devices.reset(device.deviceId, baseline);
