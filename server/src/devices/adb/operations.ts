@@ -400,13 +400,12 @@ export async function pullFile(adb: Adb, path: string): Promise<{ size: number; 
   async function* chunks(): AsyncGenerator<Uint8Array> {
     let finished = false;
     try {
-      if (!first.done) yield first.value;
-      for (;;) {
-        if (first.done) break;
-        const result = await Promise.race([reader.read(), offline.then(() => 'offline' as const)]);
-        if (result === 'offline') throw new DeviceOfflineError('the device went offline during the download');
-        if (result.done) break;
+      let result = first;
+      while (!result.done) {
         yield result.value;
+        const next = await Promise.race([reader.read(), offline.then(() => 'offline' as const)]);
+        if (next === 'offline') throw new DeviceOfflineError('the device went offline during the download');
+        result = next;
       }
       finished = true;
     } catch (error) {
