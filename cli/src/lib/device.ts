@@ -4,6 +4,12 @@ import { resolvePathValue } from './request.js';
 export const DEVICE_ENV = 'CLOUDPHONE_DEVICE';
 
 /**
+ * The WebSocket close code the server sends when access to a device ends: the lease that allowed it, or the
+ * credential the socket was opened with (the close reason says which).
+ */
+export const ACCESS_ENDED_CLOSE_CODE = 4001;
+
+/**
  * The device a command works on: its positional argument, else `--device`, else `CLOUDPHONE_DEVICE`. Missing
  * everywhere: a `UsageError` (exit 2) naming all three.
  */

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { DeviceCommand, deviceOption } from '../../lib/device-command.js';
+import { ACCESS_ENDED_CLOSE_CODE } from '../../lib/device.js';
 import { readConfig, resolveContext } from '../../lib/config.js';
 import { CliError, ExitCode } from '../../lib/errors.js';
 
@@ -52,8 +53,7 @@ disconnect\` at the end) when adb is on PATH. Exits 1 when the lease ends. Needs
         headers,
         ...(this.flags.port === undefined ? {} : { port: this.flags.port }),
         onError: (error) => {
-          if (error instanceof AdbTunnelError && /\(4001\)$/.test(error.message)) {
-            // 4001: the lease ended, or the credential was revoked; the reason says which.
+          if (error instanceof AdbTunnelError && error.message.endsWith(`(${ACCESS_ENDED_CLOSE_CODE})`)) {
             const why = error.detail ?? 'lease ended';
             stop({ code: ExitCode.error, error: new CliError(`Access to ${deviceId} ended (${why}): the ADB tunnel is closed.`, 'lease_ended', ExitCode.error) });
           } else {

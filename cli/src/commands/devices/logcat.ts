@@ -1,11 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import type { LogDump, LogEntry } from '@cloudphone/sdk';
 import { DeviceCommand, deviceOption } from '../../lib/device-command.js';
+import { ACCESS_ENDED_CLOSE_CODE } from '../../lib/device.js';
 import { formatLogEntry, parsePriority } from '../../lib/device-io.js';
 import { CliError, ExitCode } from '../../lib/errors.js';
-
-/** The WebSocket close code the server uses when the lease holding the device ends. */
-const LEASE_ENDED = 4001;
 
 export default class DevicesLogcat extends DeviceCommand<typeof DevicesLogcat> {
   static override summary = "Print a device's log";
@@ -77,8 +75,7 @@ following. Needs a granted lease on the device.`;
         resolve(error === undefined ? { code, reason: why } : { code, reason: why, error });
       });
     });
-    if (ended.code === LEASE_ENDED) {
-      // 4001: the lease ended, or the credential was revoked; the reason says which.
+    if (ended.code === ACCESS_ENDED_CLOSE_CODE) {
       throw new CliError(`Access to the device ended: ${ended.reason || 'lease ended'} (${ended.code})`, 'lease_ended', ExitCode.error);
     }
     if (ended.error !== undefined || (ended.code !== 1000 && ended.code !== 1005)) {

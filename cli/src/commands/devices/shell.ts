@@ -1,11 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import type { ShellRequest, ShellResult } from '@cloudphone/sdk';
 import { DeviceCommand, deviceOption } from '../../lib/device-command.js';
+import { ACCESS_ENDED_CLOSE_CODE } from '../../lib/device.js';
 import { SHELL_TIMEOUT_EXIT, shellCommand, shellExitCode } from '../../lib/device-io.js';
 import { CliError, ExitCode, UsageError } from '../../lib/errors.js';
-
-/** The WebSocket close code the server uses when the lease holding the device ends. */
-const LEASE_ENDED = 4001;
 
 export default class DevicesShell extends DeviceCommand<typeof DevicesShell> {
   static override summary = 'Run a shell command on a device, or open an interactive shell';
@@ -121,7 +119,7 @@ prompt (as \`adb shell\` does). Needs a granted lease on the device.`;
         error ??= cause.message;
       });
       socket.on('close', (code: number, reason: Buffer) => {
-        const leaseEnded = code === LEASE_ENDED;
+        const leaseEnded = code === ACCESS_ENDED_CLOSE_CODE;
         if (leaseEnded) error = `The lease ended: ${reason.toString('utf8') || 'lease ended'} (${code})`;
         resolve(error === undefined ? { exitCode } : { exitCode, error, leaseEnded });
       });
