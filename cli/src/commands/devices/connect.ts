@@ -14,7 +14,8 @@ export default class DevicesConnect extends DeviceCommand<typeof DevicesConnect>
 to the device's ADB over the server's WebSocket, prints the address on standard output and the \`adb connect\` line on \
 standard error, and stays in the foreground until Ctrl-C (exit 130, as for every interrupted command) or SIGTERM \
 (exit 0). With --adb, also runs \`adb connect\` (and \`adb \
-disconnect\` at the end) when adb is on PATH. Exits 1 when the lease ends. Needs a granted lease on the device.`;
+disconnect\` at the end) when adb is on PATH. Exits 1 when access ends (the lease, or the credential it was \
+opened with). Needs a granted lease on the device.`;
 
   static override examples = [
     { description: 'Open a tunnel, then use adb in another terminal.', command: '<%= config.bin %> devices connect dev_01JDX6A1B2C3D4E5F6G7H8J9K0' },
