@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
+import { escapePointer } from './json-pointer.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -7,10 +8,6 @@ const LONE_SURROGATE = /\p{Cs}/u;
 /** Whether a string is well-formed Unicode: no surrogate without its pair. */
 function isWellFormed(text: string): boolean {
   return !LONE_SURROGATE.test(text);
-}
-
-function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 /** The JSON pointer of the first string or key in `value` that is not well-formed Unicode (a lone surrogate), or `null`. */

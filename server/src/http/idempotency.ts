@@ -4,6 +4,7 @@ import type { DB } from '../db/schema.js';
 import { openapiDocument } from '../generated/openapi.js';
 import { operations, type OperationId } from '../generated/operations.js';
 import { ApiError } from './errors.js';
+import { unescapePointer } from './json-pointer.js';
 
 /** A request whose first attempt began this long ago and never finished (a crash) may be run again. */
 const ABANDONED_AFTER_MS = 60_000;
@@ -61,7 +62,7 @@ function resolveRef(node: JsonObject): JsonObject {
   if (typeof node.$ref !== 'string') return node;
   let target: unknown = openapiDocument;
   for (const segment of node.$ref.slice(2).split('/')) {
-    target = (target as JsonObject)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+    target = (target as JsonObject)[unescapePointer(segment)];
   }
   return resolveRef(target as JsonObject);
 }

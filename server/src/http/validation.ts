@@ -2,6 +2,7 @@ import { Ajv2020, type ErrorObject, type Options } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 import type { FieldError } from './errors.js';
+import { escapePointer, unescapePointer } from './json-pointer.js';
 
 /** The part of a request a schema validates, as Fastify names it. */
 export type RequestPart = 'body' | 'querystring' | 'params' | 'headers';
@@ -45,14 +46,6 @@ export function contractValidatorCompiler(): FastifySchemaCompiler<unknown> {
     allowExtensions(ajv, schema);
     return ajv.compile(schema as object);
   };
-}
-
-function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
-function unescapePointer(segment: string): string {
-  return segment.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
 /** The JSON pointer of the value an error is about (a missing or extra property is pointed at, not its parent). */
