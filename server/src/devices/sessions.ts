@@ -77,12 +77,20 @@ export class DeviceSessions implements RevocationListener {
   }
 
   /**
-   * Asks `ended` about the credential of every open session and ends those it gives a reason for: the backstop of
-   * `revoked`, for changes this process was not told of (made on another node, a token that expired).
+   * Asks `ended` about the credential of every open session, once per credential however many sessions it opened,
+   * and ends those it gives a reason for: the backstop of `revoked`, for changes this process was not told of (made
+   * on another node, a token that expired).
    */
   async recheck(ended: (credential: WebSocketCredential) => Promise<string | null>): Promise<void> {
+    const verdicts = new Map<string, Promise<string | null>>();
     for (const entry of [...this.#entries]) {
-      const reason = await ended(entry).catch(() => null);
+      const key = entry.tokenId === undefined ? `session ${entry.sessionId}` : `token ${entry.tokenId}`;
+      let verdict = verdicts.get(key);
+      if (verdict === undefined) {
+        verdict = ended(entry).catch(() => null);
+        verdicts.set(key, verdict);
+      }
+      const reason = await verdict;
       if (reason !== null && this.#entries.has(entry)) this.#stop(entry, ACCESS_ENDED_CLOSE_CODE, reason);
     }
   }

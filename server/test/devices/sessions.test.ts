@@ -59,6 +59,22 @@ describe('DeviceSessions.recheck', () => {
     expect(live.server.readyState).toBe(WebSocket.OPEN);
     expect(fromSession.server.readyState).toBe(WebSocket.OPEN);
   });
+
+  it('asks once per credential, however many sessions it opened, and ends them all', async () => {
+    const sessions = new DeviceSessions();
+    const shell = await socketPair();
+    const logcat = await socketPair();
+    sessions.track('dev_1', principal({ tokenId: 'tok_gone' }), shell.server);
+    sessions.track('dev_2', principal({ tokenId: 'tok_gone' }), logcat.server);
+    const asked: string[] = [];
+    await sessions.recheck(async ({ tokenId }) => {
+      asked.push(tokenId ?? '');
+      return 'token expired';
+    });
+    expect(asked).toEqual(['tok_gone']);
+    expect(await shell.closed).toEqual({ code: 4001, reason: 'token expired' });
+    expect(await logcat.closed).toEqual({ code: 4001, reason: 'token expired' });
+  });
 });
 
 describe('what the recheck reads', () => {
