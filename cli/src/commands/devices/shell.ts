@@ -120,7 +120,7 @@ prompt (as \`adb shell\` does). Needs a granted lease on the device.`;
       });
       socket.on('close', (code: number, reason: Buffer) => {
         const leaseEnded = code === ACCESS_ENDED_CLOSE_CODE;
-        if (leaseEnded) error = `The lease ended: ${reason.toString('utf8') || 'lease ended'} (${code})`;
+        if (leaseEnded) error = `Access to the device ended: ${reason.toString('utf8') || 'lease ended'} (${code})`;
         resolve(error === undefined ? { exitCode } : { exitCode, error, leaseEnded });
       });
 
