@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
+/** The service tests that also run on PostgreSQL (CLOUDPHONE_TEST_ENGINE picks the engine of their fixture). */
+const onPostgres = ['server/test/domains/*.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['{openapi,sdk,cli,server,examples,bench}/test/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
@@ -11,5 +13,22 @@ export default defineConfig({
     globalSetup: ['server/test/helpers/postgres-setup.ts'],
     // A server started by a test never picks up an ADB server the machine happens to run on 127.0.0.1:5037.
     env: { CLOUDPHONE_LOCAL_ADB: 'off' },
+    projects: [
+      {
+        extends: true,
+        test: { name: 'sqlite', include: ['{openapi,sdk,cli,server,examples,bench}/test/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'postgres',
+          include: onPostgres,
+          // The login throttle reads a count and writes it back in two statements: on PostgreSQL concurrent logins
+          // lose counts (docs/deploy.md), so its file stays on SQLite until the count is updated in place.
+          exclude: ['server/test/domains/auth.test.ts'],
+          env: { CLOUDPHONE_LOCAL_ADB: 'off', CLOUDPHONE_TEST_ENGINE: 'postgres' },
+        },
+      },
+    ],
   },
 });

@@ -85,6 +85,15 @@ export function connectionError(url: string, error: unknown): DatabaseConnection
   return new DatabaseConnectionError(`CLOUDPHONE_DATABASE_URL ${maskedUrl(url)}: cannot connect: ${reason}`);
 }
 
+/**
+ * A statement broke a unique index: SQLite's `SQLITE_CONSTRAINT_UNIQUE`, PostgreSQL's `unique_violation` (23505,
+ * which a primary key's index raises too).
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: unknown };
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
+}
+
 /** The PostgreSQL tools to copy a database with, for the command that copies a SQLite one. */
 export const POSTGRES_BACKUP_ADVICE =
   'the database is PostgreSQL (CLOUDPHONE_DATABASE_URL): back it up with pg_dump, e.g. pg_dump --format=custom';

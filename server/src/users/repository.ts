@@ -1,5 +1,5 @@
-import BetterSqlite3 from 'better-sqlite3';
 import { sql, type Insertable, type Kysely, type Selectable, type SqlBool, type Updateable } from 'kysely';
+import { isUniqueViolation } from '../db/dialect.js';
 import type { DB, UsersTable } from '../db/schema.js';
 import { precompiled } from '../db/precompiled.js';
 import type { Role } from '../http/access.js';
@@ -24,7 +24,7 @@ export async function insertUser(db: Kysely<DB>, user: Insertable<UsersTable>): 
     await db.insertInto('users').values(user).execute();
     return true;
   } catch (error) {
-    if (error instanceof BetterSqlite3.SqliteError && error.code === 'SQLITE_CONSTRAINT_UNIQUE') return false;
+    if (isUniqueViolation(error)) return false;
     throw error;
   }
 }

@@ -3,8 +3,6 @@ import { afterEach, expect } from 'vitest';
 import { TokenAuthenticator } from '../../src/auth/authenticator.js';
 import { AuthService, type AuthConfig, type Origin, type TokenPair } from '../../src/auth/service.js';
 import { revokeUserSessions } from '../../src/auth/sessions.js';
-import { openDatabase } from '../../src/db/database.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
 import type { DB } from '../../src/db/schema.js';
 import { EventService } from '../../src/events/service.js';
 import { systemCause, type Cause } from '../../src/events/types.js';
@@ -16,6 +14,7 @@ import { ApiTokenService } from '../../src/tokens/service.js';
 import { UserService } from '../../src/users/service.js';
 import type { User } from '../../src/users/view.js';
 import { ManualClock } from '../helpers/clock.js';
+import { openTestDatabase } from '../helpers/database.js';
 
 export const PASSWORD = 'correct-horse-battery-staple';
 
@@ -75,10 +74,9 @@ afterEach(async () => {
 });
 
 export async function domainFixture(config: AuthConfig = testConfig): Promise<DomainFixture> {
-  const database = openDatabase(':memory:');
+  const database = await openTestDatabase();
   open.push(() => database.close());
   const { db } = database;
-  await migrateToLatest(db);
   const clock = new ManualClock();
   const users = new UserService({ db, clock: clock.now, sessions: { revokeUserSessions } });
   const auth = new AuthService({ db, clock: clock.now, config });

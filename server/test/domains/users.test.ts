@@ -55,7 +55,7 @@ describe('creating users', () => {
     const row = await f.db.selectFrom('users').selectAll().where('id', '=', alice.id).executeTakeFirstOrThrow();
     expect(await insertUser(f.db, { ...row, id: 'usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA' })).toBe(false);
     await expect(insertUser(f.db, { ...row, username: 'other', role: 'owner' as 'admin' })).rejects.toThrow(
-      /CHECK constraint/,
+      /check constraint/i,
     );
   });
 

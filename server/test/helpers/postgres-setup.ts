@@ -1,14 +1,22 @@
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { startCluster, type Cluster } from './postgres.js';
 
+interface Broker {
+  url: string;
+  users: number;
+  stop(): Promise<void>;
+}
+
 /**
- * Vitest global setup: a broker on loopback that hands the tests the URL of one PostgreSQL cluster for the whole
- * run. The cluster starts on the first request only, so a run without PostgreSQL tests starts nothing, and it is
- * stopped and removed at teardown. With CLOUDPHONE_TEST_POSTGRES_URL set, that server is used instead.
+ * The run's one broker, shared by the projects: their global setups run in this one process but each imports this
+ * module afresh, so it is kept on the global object.
  */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+const SHARED = Symbol.for('cloudphone.test.postgresBroker');
+const global = globalThis as { [SHARED]?: Promise<Broker> | undefined };
+
+async function startBroker(): Promise<Broker> {
   const given = process.env.CLOUDPHONE_TEST_POSTGRES_URL;
   let cluster: Promise<Cluster> | undefined;
   const answer = async (): Promise<{ url: string } | { error: string }> => {
@@ -20,17 +28,40 @@ export default async function setup(project: TestProject): Promise<() => Promise
       return { error: (error as Error).message };
     }
   };
-  const broker: Server = createServer((_request, response) => {
+  const server = createServer((_request, response) => {
     void answer().then((body) => {
       response.setHeader('content-type', 'application/json');
       response.end(JSON.stringify(body));
     });
   });
-  await new Promise<void>((resolve) => broker.listen(0, '127.0.0.1', resolve));
-  project.provide('postgresBroker', `http://127.0.0.1:${(broker.address() as AddressInfo).port}/`);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    users: 0,
+    async stop() {
+      await new Promise((resolve) => server.close(resolve));
+      const started = await cluster?.catch(() => undefined);
+      await started?.stop();
+    },
+  };
+}
+
+/**
+ * Vitest global setup: a broker on loopback that hands the tests the URL of one PostgreSQL cluster for the whole
+ * run, whichever project a test belongs to. The cluster starts on the first request only, so a run without
+ * PostgreSQL tests starts nothing, and it is stopped and removed when the last project tears down. With
+ * CLOUDPHONE_TEST_POSTGRES_URL set, that server is used instead.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  global[SHARED] ??= startBroker();
+  const broker = await global[SHARED];
+  broker.users += 1;
+  project.provide('postgresBroker', broker.url);
   return async () => {
-    await new Promise((resolve) => broker.close(resolve));
-    const started = await cluster?.catch(() => undefined);
-    await started?.stop();
+    broker.users -= 1;
+    if (broker.users === 0) {
+      global[SHARED] = undefined;
+      await broker.stop();
+    }
   };
 }

@@ -116,34 +116,45 @@ async function clusterUrl(): Promise<string> {
 }
 
 export interface TestDatabase {
-  /** A superuser's URL to this test's own database. */
+  /** A superuser's URL to this test's own database (or schema). */
   url: string;
   drop(): Promise<void>;
 }
 
-/** A new empty database on the test cluster, for one test (or one file). */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const admin = await clusterUrl();
-  const name = `cloudphone_test_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: admin });
+/** Runs one statement over a connection of its own to `url`. */
+async function execute(url: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(`create database ${name}`);
+    await client.query(statement);
   } finally {
     await client.end();
   }
+}
+
+/** A new empty database on the test cluster, for one test file (creating one takes a few hundred ms). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const admin = await clusterUrl();
+  const name = `cloudphone_test_${randomBytes(6).toString('hex')}`;
+  await execute(admin, `create database ${name}`);
   const url = new URL(admin);
   url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    async drop() {
-      const dropper = new pg.Client({ connectionString: admin });
-      await dropper.connect();
-      try {
-        await dropper.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await dropper.end();
-      }
-    },
-  };
+  return { url: url.href, drop: () => execute(admin, `drop database if exists ${name} with (force)`) };
+}
+
+/** This process's database for schemas, created on first use. */
+let schemaHome: Promise<TestDatabase> | undefined;
+
+/**
+ * A new empty schema for one test, reached through a URL whose connections have it as their only search path:
+ * as good as a database of its own for the server, and created in milliseconds rather than hundreds.
+ */
+export async function createTestSchema(): Promise<TestDatabase> {
+  schemaHome ??= createTestDatabase();
+  const home = (await schemaHome).url;
+  const name = `test_${randomBytes(6).toString('hex')}`;
+  await execute(home, `create schema ${name}`);
+  const url = new URL(home);
+  url.searchParams.set('options', `-c search_path=${name}`);
+  return { url: url.href, drop: () => execute(home, `drop schema if exists ${name} cascade`) };
 }
