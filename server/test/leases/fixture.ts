@@ -1,13 +1,12 @@
 import type { Kysely } from 'kysely';
 import { afterEach } from 'vitest';
-import { openDatabase } from '../../src/db/database.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
 import type { DB, DevicesTable } from '../../src/db/schema.js';
 import type { DeviceBaseline } from '../../src/devices/types.js';
 import type { Role } from '../../src/http/access.js';
 import type { Principal } from '../../src/http/handler.js';
 import { LeaseService, type LeaseDeviceOps } from '../../src/leases/service.js';
 import { ManualClock } from '../helpers/clock.js';
+import { openTestDatabase } from '../helpers/database.js';
 import { insertUser } from '../helpers/users.js';
 
 /** Records what the lease service asked of the device layer; `setResetting` writes the flag like the inventory. */
@@ -90,9 +89,8 @@ afterEach(async () => {
 const silent = { warn: () => undefined, error: () => undefined } as never;
 
 export async function leaseFixture(): Promise<LeaseFixture> {
-  const database = openDatabase(':memory:');
+  const database = await openTestDatabase();
   const { db } = database;
-  await migrateToLatest(db);
   const clock = new ManualClock();
   const ops = new FakeDeviceOps(db);
   const leases = new LeaseService({ db, clock: clock.now, log: silent, devices: ops, sweepIntervalMs: 3_600_000 });

@@ -123,6 +123,17 @@ describe('cloudphone-server on PostgreSQL', () => {
     });
   });
 
+  it('names CLOUDPHONE_DATABASE_URL when the database does not exist', async () => {
+    const missing = new URL(database.url);
+    missing.pathname = '/cloudphone_no_such_database';
+    const result = await run(['migrate'], { CLOUDPHONE_DATABASE_URL: missing.href });
+    missing.password = '***';
+    expect(result).toMatchObject({
+      code: 1,
+      stderr: `cloudphone-server: CLOUDPHONE_DATABASE_URL ${missing.href}: cannot connect: the database does not exist\n`,
+    });
+  });
+
   it('exits 2 with one line for a URL that is not PostgreSQL', async () => {
     const url = 'mysql://farm:secret@127.0.0.1/cloudphone';
     const result = await run(['start', '--port', '0'], { CLOUDPHONE_DATABASE_URL: url });
