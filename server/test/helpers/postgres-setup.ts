@@ -1,7 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestProject } from 'vitest/node';
-import { startCluster, type Cluster } from './postgres.js';
+import { randomBytes } from 'node:crypto';
+import { execute, startCluster, type Cluster } from './postgres.js';
 
 interface Broker {
   url: string;
@@ -18,12 +19,14 @@ const global = globalThis as { [SHARED]?: Promise<Broker> | undefined };
 
 async function startBroker(): Promise<Broker> {
   const given = process.env.CLOUDPHONE_TEST_POSTGRES_URL;
+  // The databases of this run, so that a shared server given by URL is left as it was found.
+  const prefix = `cloudphone_test_${randomBytes(4).toString('hex')}_`;
   let cluster: Promise<Cluster> | undefined;
-  const answer = async (): Promise<{ url: string } | { error: string }> => {
-    if (given) return { url: given };
+  const answer = async (): Promise<{ url: string; prefix: string } | { error: string }> => {
+    if (given) return { url: given, prefix };
     cluster ??= startCluster();
     try {
-      return { url: (await cluster).url };
+      return { url: (await cluster).url, prefix };
     } catch (error) {
       return { error: (error as Error).message };
     }
@@ -40,6 +43,10 @@ async function startBroker(): Promise<Broker> {
     users: 0,
     async stop() {
       await new Promise((resolve) => server.close(resolve));
+      if (given) {
+        const rows = await execute(given, `select datname from pg_database where datname like '${prefix}%'`);
+        for (const { datname } of rows) await execute(given, `drop database if exists ${String(datname)} with (force)`);
+      }
       const started = await cluster?.catch(() => undefined);
       await started?.stop();
     },

@@ -19,7 +19,10 @@ const run = promisify(execFile);
 
 declare module 'vitest' {
   interface ProvidedContext {
-    /** The broker's URL: GET answers `{ url }` (a superuser's URL of the cluster) or `{ error }` (one line). */
+    /**
+     * The broker's URL: GET answers `{ url, prefix }` (a superuser's URL of the cluster, and how the names of this
+     * run's databases begin) or `{ error }` (one line).
+     */
     postgresBroker: string;
   }
 }
@@ -108,11 +111,12 @@ export async function startCluster(search: Search = {}): Promise<Cluster> {
   }
 }
 
-/** The cluster's superuser URL, from the broker (which starts the cluster on the first call of the run). */
-async function clusterUrl(): Promise<string> {
-  const answer = (await (await fetch(inject('postgresBroker'))).json()) as { url?: string; error?: string };
+/** The cluster, from the broker (which starts it on the first call of the run). */
+async function cluster(): Promise<{ url: string; prefix: string }> {
+  const response = await fetch(inject('postgresBroker'));
+  const answer = (await response.json()) as { url?: string; prefix: string; error?: string };
   if (answer.url === undefined) throw new Error(answer.error);
-  return answer.url;
+  return { url: answer.url, prefix: answer.prefix };
 }
 
 export interface TestDatabase {
@@ -121,12 +125,14 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Runs one statement over a connection of its own to `url`. */
-async function execute(url: string, statement: string): Promise<void> {
+/** Runs statements over a connection of its own to `url`; the rows of the last one. */
+export async function execute(url: string, ...statements: string[]): Promise<Record<string, unknown>[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(statement);
+    let rows: Record<string, unknown>[] = [];
+    for (const statement of statements) rows = (await client.query(statement)).rows;
+    return rows;
   } finally {
     await client.end();
   }
@@ -134,12 +140,17 @@ async function execute(url: string, statement: string): Promise<void> {
 
 /** A new empty database on the test cluster, for one test file (creating one takes a few hundred ms). */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const admin = await clusterUrl();
-  const name = `cloudphone_test_${randomBytes(6).toString('hex')}`;
+  const { url: admin, prefix } = await cluster();
+  const name = `${prefix}${randomBytes(6).toString('hex')}`;
   await execute(admin, `create database ${name}`);
   const url = new URL(admin);
   url.pathname = `/${name}`;
-  return { url: url.href, drop: () => execute(admin, `drop database if exists ${name} with (force)`) };
+  return {
+    url: url.href,
+    drop: async () => {
+      await execute(admin, `drop database if exists ${name} with (force)`);
+    },
+  };
 }
 
 /** This process's database for schemas, created on first use. */
@@ -156,5 +167,10 @@ export async function createTestSchema(): Promise<TestDatabase> {
   await execute(home, `create schema ${name}`);
   const url = new URL(home);
   url.searchParams.set('options', `-c search_path=${name}`);
-  return { url: url.href, drop: () => execute(home, `drop schema if exists ${name} cascade`) };
+  return {
+    url: url.href,
+    drop: async () => {
+      await execute(home, `drop schema if exists ${name} cascade`);
+    },
+  };
 }
