@@ -2,14 +2,13 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync } from 'n
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type SqliteDatabase, type SqliteStatement } from 'kysely';
-import { connectionError, POSTGRES_BACKUP_ADVICE, postgresDialect, type Engine } from './dialect.js';
+import { connectionError, POSTGRES_BACKUP_ADVICE, postgresDialect } from './dialect.js';
 import type { DB } from './schema.js';
 
 /** The database's file name inside the data directory. */
 export const DATABASE_FILE = 'cloudphone.db';
 
 export interface Database {
-  readonly engine: Engine;
   db: Kysely<DB>;
   /**
    * Makes sure the database answers: a no-op for SQLite; for PostgreSQL one round trip, failing with a
@@ -69,7 +68,6 @@ export function openDatabase(path: string): Database {
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
-    engine: 'sqlite',
     db,
     async connect() {},
     async backup(destination, overwrite) {
@@ -93,7 +91,6 @@ export function openDatabase(path: string): Database {
 export function openPostgres(url: string): Database {
   const db = new Kysely<DB>({ dialect: postgresDialect(url) });
   return {
-    engine: 'postgres',
     db,
     async connect() {
       try {
