@@ -3,7 +3,7 @@ import type { Adb } from '@yume-chan/adb';
 import { PackageManager } from '@yume-chan/android-bin';
 import { ReadableStream } from '@yume-chan/stream-extra';
 import type { FastifyBaseLogger } from 'fastify';
-import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { newId } from '../db/ids.js';
 import type { DB, InstallJobDevicesTable, InstallJobsTable } from '../db/schema.js';
 import { DeviceOfflineError, DeviceTimeoutError } from '../devices/adb/errors.js';
@@ -389,8 +389,9 @@ export class InstallService {
       await trx
         .insertInto('install_job_devices')
         .values(
-          devices.map((device) => ({
+          devices.map((device, position) => ({
             job_id: jobId,
+            position,
             device_id: device.id,
             serial: device.serial,
             status: 'pending' as const,
@@ -458,7 +459,12 @@ export class InstallService {
     const devices =
       ids.length === 0
         ? []
-        : await this.#db.selectFrom('install_job_devices').selectAll().where('job_id', 'in', ids).orderBy(sql`rowid`).execute();
+        : await this.#db
+            .selectFrom('install_job_devices')
+            .selectAll()
+            .where('job_id', 'in', ids)
+            .orderBy('position')
+            .execute();
     return toPage(
       jobs,
       query.limit,
@@ -651,7 +657,7 @@ export class InstallService {
       .selectFrom('install_job_devices')
       .selectAll()
       .where('job_id', '=', job.id)
-      .orderBy(sql`rowid`)
+      .orderBy('position')
       .execute();
     return toInstallJob(job, devices);
   }

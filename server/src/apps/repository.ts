@@ -1,4 +1,5 @@
 import { sql, type Insertable, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import { jsonText } from '../db/dialect.js';
 import type { AppBlobsTable, AppsTable, DB } from '../db/schema.js';
 
 export type AppRow = Selectable<AppsTable>;
@@ -55,7 +56,7 @@ export async function queryAppViews(db: Kysely<DB>, query: AppQuery): Promise<Ap
   let select = appViews(db);
   if (query.packageName !== undefined) select = select.where('app_blobs.package_name', '=', query.packageName);
   if (query.kind !== undefined) {
-    const instrumented = sql<SqlBool>`json_extract(${sql.ref('app_blobs.metadata')}, '$.instrumentation') is not null`;
+    const instrumented = sql<SqlBool>`${jsonText(db, 'app_blobs.metadata', 'instrumentation')} is not null`;
     select = select.where(query.kind === 'test' ? instrumented : sql<SqlBool>`not (${instrumented})`);
   }
   if (query.uploaderId !== undefined) select = select.where('apps.owner_id', '=', query.uploaderId);

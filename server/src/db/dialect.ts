@@ -2,9 +2,12 @@ import pg from 'pg';
 import {
   PostgresAdapter,
   PostgresDialect,
+  sql,
   type ColumnDataType,
   type ColumnDefinitionBuilder,
   type Kysely,
+  type RawBuilder,
+  type SqlBool,
 } from 'kysely';
 
 /**
@@ -113,4 +116,50 @@ export function sequenceColumn(
 /** A 64-bit integer column: `integer` is already 64-bit in SQLite, 32-bit in PostgreSQL. */
 export function bigintType(db: Kysely<any>): ColumnDataType {
   return engineOf(db) === 'postgres' ? 'bigint' : 'integer';
+}
+
+/**
+ * The text at `key` of the JSON object in the TEXT column `column` (null when absent or JSON null): SQLite's
+ * `json_extract`, PostgreSQL's `->>` on the column cast to jsonb. The key is bound as a parameter on both engines;
+ * it must hold no double quote (SQLite's JSON path quotes it).
+ */
+export function jsonText(db: Kysely<any>, column: string, key: string): RawBuilder<string | null> {
+  return engineOf(db) === 'postgres'
+    ? sql<string | null>`(${sql.ref(column)}::jsonb ->> ${key}::text)`
+    : sql<string | null>`json_extract(${sql.ref(column)}, ${`$."${key}"`})`;
+}
+
+/** Whether the JSON array of strings in the TEXT column `column` holds `value`. */
+export function jsonArrayHas(db: Kysely<any>, column: string, value: string): RawBuilder<SqlBool> {
+  return engineOf(db) === 'postgres'
+    ? sql<SqlBool>`(${sql.ref(column)}::jsonb @> jsonb_build_array(${value}::text))`
+    : sql<SqlBool>`exists (select 1 from json_each(${sql.ref(column)}) where json_each.value = ${value})`;
+}
+
+/**
+ * Numbers the rows of `table` in the order they were inserted, into its integer column `column`, for a migration
+ * that adds an explicit order: SQLite's rowid. PostgreSQL keeps no insertion order, so the column keeps its
+ * default there.
+ */
+export async function numberRowsByInsertion(db: Kysely<any>, table: string, column: string): Promise<void> {
+  if (engineOf(db) === 'sqlite') await sql`update ${sql.table(table)} set ${sql.ref(column)} = rowid`.execute(db);
+}
+
+/**
+ * Holds the lock named `name` until the transaction `trx` ends, waiting while another transaction holds it:
+ * PostgreSQL's transaction-scoped advisory lock, which serialises the work it guards across connections and
+ * server processes. A no-op on SQLite, whose one connection already runs one transaction at a time.
+ */
+export async function lockForTransaction(trx: Kysely<any>, name: string): Promise<void> {
+  if (engineOf(trx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`.execute(trx);
+}
+
+/**
+ * The schema the migrations' own bookkeeping tables belong in: PostgreSQL's current schema, since Kysely's migrator
+ * otherwise takes those tables in any schema of the database for its own; SQLite has one schema.
+ */
+export async function migrationTableSchema(db: Kysely<any>): Promise<string | undefined> {
+  if (engineOf(db) === 'sqlite') return undefined;
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+  return rows[0]?.schema ?? undefined;
 }

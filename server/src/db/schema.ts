@@ -200,6 +200,8 @@ export interface InstallJobDevicesTable {
   reason: string | null;
   started_at: string | null;
   finished_at: string | null;
+  /** The device's place in the job's request, from 0: the order the job lists its devices in. */
+  position: number;
 }
 
 export interface DB {

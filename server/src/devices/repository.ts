@@ -1,5 +1,5 @@
-import BetterSqlite3 from 'better-sqlite3';
 import { sql, type Insertable, type Kysely, type Selectable, type SqlBool, type Updateable } from 'kysely';
+import { isUniqueViolation, jsonArrayHas, jsonText } from '../db/dialect.js';
 import type { DB, DevicesTable, HostsTable } from '../db/schema.js';
 import type { DeviceKind } from './types.js';
 
@@ -125,18 +125,13 @@ export async function queryDeviceViews(db: Kysely<DB>, query: DeviceQuery): Prom
   if (query.kind !== undefined) select = select.where('devices.kind', '=', query.kind);
   if (query.sdkMin !== undefined) select = select.where('devices.sdk', '>=', query.sdkMin);
   if (query.sdkMax !== undefined) select = select.where('devices.sdk', '<=', query.sdkMax);
-  if (query.abi !== undefined) {
-    const abi = query.abi;
-    select = select.where(
-      sql<SqlBool>`exists (select 1 from json_each(${sql.ref('devices.abis')}) where json_each.value = ${abi})`,
-    );
-  }
+  if (query.abi !== undefined) select = select.where(jsonArrayHas(db, 'devices.abis', query.abi));
   if (query.model !== undefined) {
     select = select.where(sql<SqlBool>`lower(${sql.ref('devices.model')}) = ${query.model.toLowerCase()}`);
   }
   for (const { key, value } of query.labels) {
-    // Label keys are restricted to [a-z0-9._/-], so quoting the key in the JSON path is safe.
-    select = select.where(sql<SqlBool>`json_extract(${sql.ref('devices.labels')}, ${`$."${key}"`}) = ${value}`);
+    // Label keys are restricted to [a-z0-9._/-]: none holds a double quote, which SQLite's JSON path cannot take.
+    select = select.where(sql<SqlBool>`${jsonText(db, 'devices.labels', key)} = ${value}`);
   }
   if (query.hostId !== undefined) select = select.where('devices.host_id', '=', query.hostId);
   if (query.available !== undefined) {
@@ -176,7 +171,7 @@ export async function insertHostRow(db: Kysely<DB>, row: Insertable<HostsTable>)
     await db.insertInto('hosts').values(row).execute();
     return true;
   } catch (error) {
-    if (error instanceof BetterSqlite3.SqliteError && error.code === 'SQLITE_CONSTRAINT_UNIQUE') return false;
+    if (isUniqueViolation(error)) return false;
     throw error;
   }
 }

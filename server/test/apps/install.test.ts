@@ -14,14 +14,13 @@ import {
 } from '../../src/apps/install.js';
 import type { ByteRange } from '../../src/apps/blob-store.js';
 import { CHUNK_BYTES } from '../../src/apps/shared-blob.js';
-import { openDatabase } from '../../src/db/database.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
 import type { DB } from '../../src/db/schema.js';
 import { closeAdb } from '../../src/devices/adb/guard.js';
 import { ApiError } from '../../src/http/errors.js';
 import type { Principal } from '../../src/http/handler.js';
 import type { Kysely } from 'kysely';
 import { APKS } from '../helpers/apk-fixtures.js';
+import { openTestDatabase } from '../helpers/database.js';
 import { connectToVirtual, eventually } from '../devices/helpers.js';
 import { insertUser } from '../helpers/users.js';
 
@@ -178,9 +177,8 @@ function user(db: Kysely<DB>, username: string, role: Principal['role']): Promis
 }
 
 beforeEach(async () => {
-  const database = openDatabase(':memory:');
+  const database = await openTestDatabase();
   const { db } = database;
-  await migrateToLatest(db);
   const inventory = new FakeInventory();
   for (const device of devices) inventory.devices.set(device.id, device);
   const leases = new FakeLeases();
@@ -462,6 +460,18 @@ describe('InstallService.list', () => {
     expect(page2.data[0]?.devices).toHaveLength(1);
     expect(page2.nextCursor).toBeNull();
     expect((await service.list(admin, { limit: 50, userId: bob.userId })).data.map((job) => job.id)).toEqual([bobs.id]);
+  });
+
+  it('lists a job\'s devices in the order of the request, not in id order', async () => {
+    const { service, leases, alice } = fixture;
+    const order = ['dev_3', 'dev_0', 'dev_2'];
+    leases.grant(alice.userId, 'lse_1', order);
+    const job = await service.install(alice, 'app_settings', { deviceIds: order }, null);
+    expect(job.devices.map((d) => d.deviceId)).toEqual(order);
+    const done = await service.get(alice, job.id, { waitSeconds: 60 });
+    expect(done.devices.map((d) => [d.deviceId, d.status])).toEqual(order.map((id) => [id, 'installed']));
+    const [listed] = (await service.list(alice, { limit: 50 })).data;
+    expect(listed?.devices.map((d) => d.deviceId)).toEqual(order);
   });
 });
 

@@ -7,13 +7,12 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { inspectApk, type ApkInspection, type ApkLimits } from '../../src/apps/apk.js';
 import { BlobStore } from '../../src/apps/blob-store.js';
 import { AppService, parseRange } from '../../src/apps/service.js';
-import { openDatabase } from '../../src/db/database.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
 import type { Role } from '../../src/http/access.js';
 import { ApiError } from '../../src/http/errors.js';
 import type { Principal } from '../../src/http/handler.js';
 import { APKS } from '../helpers/apk-fixtures.js';
 import { ManualClock } from '../helpers/clock.js';
+import { openTestDatabase } from '../helpers/database.js';
 import { buildZip } from './zip.js';
 import { insertUser } from '../helpers/users.js';
 
@@ -30,9 +29,8 @@ interface FixtureOptions {
 }
 
 async function fixture(options: FixtureOptions = {}) {
-  const database = openDatabase(':memory:');
+  const database = await openTestDatabase();
   const { db } = database;
-  await migrateToLatest(db);
   const dir = mkdtempSync(join(tmpdir(), 'cloudphone-apps-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => database.close());
   const clock = new ManualClock();

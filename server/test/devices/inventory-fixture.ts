@@ -1,8 +1,6 @@
 import type { Adb } from '@yume-chan/adb';
 import type { Kysely } from 'kysely';
 import { afterEach } from 'vitest';
-import { openDatabase } from '../../src/db/database.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
 import type { DB } from '../../src/db/schema.js';
 import { DeviceInventory } from '../../src/devices/inventory.js';
 import type {
@@ -16,6 +14,7 @@ import type {
 } from '../../src/devices/types.js';
 import type { Principal } from '../../src/http/handler.js';
 import { ManualClock } from '../helpers/clock.js';
+import { openTestDatabase } from '../helpers/database.js';
 import { insertUser } from '../helpers/users.js';
 
 /** A `LiveDevices` driven by the test: `emit` reports a device update as a host would. */
@@ -126,9 +125,8 @@ afterEach(async () => {
 });
 
 export async function inventoryFixture(options: { start?: boolean } = {}): Promise<InventoryFixture> {
-  const database = openDatabase(':memory:');
+  const database = await openTestDatabase();
   const { db } = database;
-  await migrateToLatest(db);
   const clock = new ManualClock();
   const live = new FakeLive();
   const inventory = new DeviceInventory({ db, clock: clock.now, live, log: silent });

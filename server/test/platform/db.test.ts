@@ -1,8 +1,14 @@
 import BetterSqlite3 from 'better-sqlite3';
+import { Migrator, sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, withStatementCache, type Database } from '../../src/db/database.js';
 import { ulid } from '../../src/db/ids.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
+import * as m0001 from '../../src/db/migrations/0001_initial.js';
+import * as m0002 from '../../src/db/migrations/0002_devices.js';
+import * as m0003 from '../../src/db/migrations/0003_apps.js';
+import * as m0004 from '../../src/db/migrations/0004_spent_refresh_tokens.js';
+import * as m0005 from '../../src/db/migrations/0005_login_failures.js';
 import { precompiled } from '../../src/db/precompiled.js';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -96,5 +102,50 @@ describe('precompiled queries', () => {
       db.selectFrom('users').select(['id']).where('username', '=', name).where('display_name', '=', name),
     );
     await expect(twice(database.db, 'ann')).rejects.toThrow(/argument 0 exactly once/);
+  });
+});
+
+describe('migration 0006', () => {
+  it('numbers the devices of existing install jobs in the order SQLite inserted them, not in id order', async () => {
+    const database = openDatabase(':memory:');
+    try {
+      const { db } = database;
+      const before = new Migrator({
+        db,
+        provider: {
+          getMigrations: async () => ({
+            '0001_initial': m0001,
+            '0002_devices': m0002,
+            '0003_apps': m0003,
+            '0004_spent_refresh_tokens': m0004,
+            '0005_login_failures': m0005,
+          }),
+        },
+      });
+      expect((await before.migrateToLatest()).error).toBeUndefined();
+      const at = '2026-11-25T00:00:00.000Z';
+      await sql`insert into users (id, username, display_name, role, disabled, password_hash, created_at, updated_at)
+        values ('usr_1', 'ann', 'ann', 'admin', 0, 'x', ${at}, ${at})`.execute(db);
+      for (const job of ['ijb_1', 'ijb_2']) {
+        await sql`insert into install_jobs (id, app_id, user_id, status, options, created_at)
+          values (${job}, 'app_1', 'usr_1', 'pending', '{}', ${at})`.execute(db);
+      }
+      for (const [job, device] of [['ijb_1', 'dev_c'], ['ijb_2', 'dev_b'], ['ijb_1', 'dev_a'], ['ijb_1', 'dev_b']]) {
+        await sql`insert into install_job_devices (job_id, device_id, serial, status)
+          values (${job}, ${device}, 'serial', 'pending')`.execute(db);
+      }
+
+      expect((await migrateToLatest(db)).applied).toEqual(['0006_install_job_device_positions']);
+      const rows = await db
+        .selectFrom('install_job_devices')
+        .select(['device_id', 'position'])
+        .where('job_id', '=', 'ijb_1')
+        .execute();
+      const position = Object.fromEntries(rows.map((row) => [row.device_id, row.position]));
+      expect(position.dev_c).toBeLessThan(position.dev_a!);
+      expect(position.dev_a).toBeLessThan(position.dev_b!);
+    } finally {
+      await database.close();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, openPostgres, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase, createTestSchema, type TestDatabase } from '../helpers/postgres.js';
 
 /** A column as both engines can describe it: its type family, not the engine's spelling of the type. */
 interface Column {
@@ -203,6 +203,19 @@ describe('the migrations on both engines', () => {
     expect(Object.keys(onSqlite)).toContain('events');
     expect(onSqlite.lease_devices!.indexes).toContain('unique (device_id) where released_at is null');
     expect(onPostgres).toEqual(onSqlite);
+  });
+
+  it('migrate a PostgreSQL schema beside another schema of the same database that is already migrated', async () => {
+    const [first, second] = [await createTestSchema(), await createTestSchema()];
+    const databases = [openPostgres(first.url), openPostgres(second.url)];
+    try {
+      const applied = (await migrateToLatest(databases[0]!.db)).applied;
+      expect((await migrateToLatest(databases[1]!.db)).applied).toEqual(applied);
+      expect(await databases[1]!.db.selectFrom('users').selectAll().execute()).toEqual([]);
+    } finally {
+      for (const database of databases) await database.close();
+      await Promise.all([first.drop(), second.drop()]);
+    }
   });
 
   it('keep 64-bit integers as numbers on PostgreSQL, and the event log position counting up', async () => {
