@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
+import { lockForTransaction } from '../db/dialect.js';
 import { ulid } from '../db/ids.js';
 import type { DB } from '../db/schema.js';
 import type { DeviceBaseline, DeviceReset } from '../devices/types.js';
@@ -100,6 +101,11 @@ type LeaseLog = Pick<FastifyBaseLogger, 'warn' | 'error'>;
 
 export const DEFAULT_COUNT = 1;
 export const DEFAULT_TTL_SECONDS = 900;
+/**
+ * The lock every transaction that grants or ends leases holds: one decision at a time over the queue and the free
+ * devices, across connections and server processes.
+ */
+const SCHEDULING_LOCK = 'leases.scheduling';
 const leasePosition = idPosition(/^lse_[0-9A-Z]{26}$/);
 
 type LeaseEventType =
@@ -295,8 +301,10 @@ export class LeaseService {
 
     const cause: Cause = { actor: principalActor(principal), requestId };
     const effects = newEffects();
-    const now = this.#clock();
     const outcome = await this.#db.transaction().execute(async (trx) => {
+      await lockForTransaction(trx, SCHEDULING_LOCK);
+      // Read after the lock: leases are queued in the order of their ids.
+      const now = this.#clock();
       const devices = await schedulableDevices(trx);
       const matching = devices.filter((device) => matchesSelector(selector, device));
       if (matching.length < count) {
@@ -439,6 +447,7 @@ export class LeaseService {
     const cause: Cause = { actor: principalActor(principal), requestId };
     const effects = newEffects();
     await this.#db.transaction().execute(async (trx) => {
+      await lockForTransaction(trx, SCHEDULING_LOCK);
       const row = visible(principal, id, await findLease(trx, id));
       if (row.status === 'queued') {
         await this.#endLease(trx, row, 'cancelled', 'cancelled', null, cause, now, effects, true);
@@ -460,6 +469,7 @@ export class LeaseService {
     const now = this.#clock();
     const effects = newEffects();
     await this.#db.transaction().execute(async (trx) => {
+      await lockForTransaction(trx, SCHEDULING_LOCK);
       const overdue = await overdueLeases(trx, now.toISOString());
       for (const row of overdue) {
         if (row.status === 'granted') {
@@ -486,6 +496,7 @@ export class LeaseService {
           const effects = newEffects();
           const now = this.#clock();
           await this.#db.transaction().execute(async (trx) => {
+            await lockForTransaction(trx, SCHEDULING_LOCK);
             await this.#runScheduler(trx, now, effects, () => systemCause);
           });
           this.#afterCommit(effects);
