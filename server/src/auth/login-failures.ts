@@ -1,6 +1,15 @@
 import type { Kysely } from 'kysely';
+import { lockForTransaction } from '../db/dialect.js';
 import type { DB } from '../db/schema.js';
 import type { FailureCount, ThrottleKeys } from './throttle.js';
+
+/**
+ * Holds the counts of the attempt's source address (its pairs' included) until the transaction `trx` ends: the
+ * attempts from one address are judged one at a time, each on the counts the others left.
+ */
+export async function lockFailureCounts(trx: Kysely<DB>, keys: ThrottleKeys): Promise<void> {
+  await lockForTransaction(trx, `login_failures ${keys.address}`);
+}
 
 /** The failure counts under a login attempt's keys. */
 export async function readFailureCounts(
@@ -19,21 +28,31 @@ export async function readFailureCounts(
   return { pair: count(keys.pair), address: count(keys.address) };
 }
 
-/** Sets the counts after a failure at `at`, and forgets every count whose last failure is before `forgetBefore`. */
+/**
+ * Counts a failure at `at` under both keys, forgetting first every count whose last failure is at or before
+ * `forgetBefore`; returns the new counts. Each count goes up in one statement, so failures recorded at the same time
+ * are all counted.
+ */
 export async function recordFailure(
   db: Kysely<DB>,
-  counts: { key: string; failures: number }[],
+  keys: ThrottleKeys,
   at: string,
   forgetBefore: string,
-): Promise<void> {
-  await db.deleteFrom('login_failures').where('last_failed_at', '<', forgetBefore).execute();
-  for (const { key, failures } of counts) {
-    await db
+): Promise<{ pair: number; address: number }> {
+  await db.deleteFrom('login_failures').where('last_failed_at', '<=', forgetBefore).execute();
+  const increment = async (key: string): Promise<number> => {
+    const row = await db
       .insertInto('login_failures')
-      .values({ key, failures, last_failed_at: at })
-      .onConflict((oc) => oc.column('key').doUpdateSet({ failures, last_failed_at: at }))
-      .execute();
-  }
+      .values({ key, failures: 1, last_failed_at: at })
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet((eb) => ({ failures: eb('login_failures.failures', '+', 1), last_failed_at: at })),
+      )
+      .returning('failures')
+      .executeTakeFirstOrThrow();
+    return row.failures;
+  };
+  const pair = await increment(keys.pair);
+  return { pair, address: await increment(keys.address) };
 }
 
 /** Forgets a key's failures (a successful login forgets its pair's). */

@@ -21,8 +21,8 @@ import {
   rotateSession,
   type SessionTokens,
 } from './sessions.js';
-import { clearFailures, readFailureCounts, recordFailure } from './login-failures.js';
-import { loginGate, recentFailures, throttleKeys, type ThrottleKeys } from './throttle.js';
+import { clearFailures, lockFailureCounts, readFailureCounts, recordFailure } from './login-failures.js';
+import { loginGate, throttleKeys, type ThrottleKeys } from './throttle.js';
 
 export type TokenPair = components['schemas']['TokenPair'];
 
@@ -184,6 +184,7 @@ export class AuthService {
     now: Date,
   ): Promise<LoginOutcome> {
     const config = this.#config.loginThrottle;
+    await lockFailureCounts(trx, keys);
     const counts = await readFailureCounts(trx, keys);
     const gate = loginGate(counts, now, config);
     if (!gate.open) {
@@ -197,15 +198,10 @@ export class AuthService {
       return { ok: true, pair: await this.#startSession(trx, user, origin, now) };
     }
 
-    const failedAttempts = recentFailures(counts.pair, now, config) + 1;
-    const at = now.toISOString();
-    await recordFailure(
+    const { pair: failedAttempts } = await recordFailure(
       trx,
-      [
-        { key: keys.pair, failures: failedAttempts },
-        { key: keys.address, failures: recentFailures(counts.address, now, config) + 1 },
-      ],
-      at,
+      keys,
+      now.toISOString(),
       new Date(now.getTime() - config.forgetAfterSeconds * 1000).toISOString(),
     );
     const reason = user === undefined ? 'unknown_user' : passwordHolds ? 'user_disabled' : 'wrong_password';
