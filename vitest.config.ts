@@ -1,7 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
 /** The service tests that also run on PostgreSQL (CLOUDPHONE_TEST_ENGINE picks the engine of their fixture). */
-const onPostgres = ['server/test/domains/*.test.ts'];
+const onPostgres = [
+  'server/test/domains/*.test.ts',
+  'server/test/leases/*.test.ts',
+  'server/test/devices/{inventory,hosts}.test.ts',
+  'server/test/apps/{service,install}.test.ts',
+];
 
 export default defineConfig({
   test: {
@@ -23,9 +28,6 @@ export default defineConfig({
         test: {
           name: 'postgres',
           include: onPostgres,
-          // The login throttle reads a count and writes it back in two statements: on PostgreSQL concurrent logins
-          // lose counts (docs/deploy.md), so its file stays on SQLite until the count is updated in place.
-          exclude: ['server/test/domains/auth.test.ts'],
           env: { CLOUDPHONE_LOCAL_ADB: 'off', CLOUDPHONE_TEST_ENGINE: 'postgres' },
         },
       },
