@@ -126,7 +126,9 @@ function shellWords(line: string): string[] {
 
 /**
  * The `cloudphone …` invocations of a shell block: in a console transcript, the `$ ` lines; in a script, every
- * line. Each ends at a comment, a pipe, `;`, `&&`, `||` or the `)` of a command substitution.
+ * line. A command starts a line or follows a pipe, `;`, `&&`, `||` or `$(`, after any `NAME=value` assignments and
+ * an optional `npx` (so `createdb cloudphone` names a database, not the CLI), and ends at a comment or the next of
+ * those separators.
  */
 function cloudphoneCommands(block: Block): string[] {
   const lines = block.code.split('\n');
@@ -134,9 +136,10 @@ function cloudphoneCommands(block: Block): string[] {
     block.language === 'console' ? lines.filter((l) => l.startsWith('$ ')).map((l) => l.slice(2)) : lines;
   return commandLines.flatMap((line) => {
     const withoutComment = line.replace(/(^|\s)#.*$/, '');
-    return [...withoutComment.matchAll(/(?:^|[\s($;|&])(?:npx\s+)?cloudphone(?=\s|$)([^|;&)]*)/g)].map((m) =>
-      m[1]!.trim(),
-    );
+    return withoutComment.split(/[|;&()]/).flatMap((command) => {
+      const match = /^\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(?:npx\s+)?cloudphone(?=\s|$)(.*)$/.exec(command);
+      return match === null ? [] : [match[1]!.trim()];
+    });
   });
 }
 
