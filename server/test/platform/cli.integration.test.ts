@@ -1,18 +1,12 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdbHost } from '../helpers/adb-host.js';
-
-const root = fileURLToPath(new URL('../../..', import.meta.url));
-const bin = join(root, 'server', 'bin', 'cloudphone-server.js');
-
-/** The environment without CLOUDPHONE_* settings, so only flags configure the server. */
-const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CLOUDPHONE_')));
+import { buildServer, root, runServerBin, serverBin, serverEnv, type Outcome } from '../helpers/server-bin.js';
 
 interface Started {
   child: ChildProcess;
@@ -26,8 +20,8 @@ interface Started {
 function start(dataDir: string, ready: RegExp, ...flags: string[]): Promise<Started> {
   const child = spawn(
     process.execPath,
-    [bin, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...flags],
-    { env },
+    [serverBin, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...flags],
+    { env: serverEnv },
   );
   let stderr = '';
   let stdout = '';
@@ -46,13 +40,7 @@ function start(dataDir: string, ready: RegExp, ...flags: string[]): Promise<Star
   });
 }
 
-function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env, timeout: 20_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
-  });
-}
+const run = (...args: string[]): Promise<Outcome> => runServerBin(args);
 
 /** Runs a command line with `sh -c` in the checkout, `input` on its standard input, never asking the registry. */
 function shell(
@@ -64,7 +52,7 @@ function shell(
     const child = execFile(
       'sh',
       ['-c', command],
-      { cwd: root, env: { ...env, ...extraEnv, npm_config_yes: 'false', npm_config_offline: 'true' }, timeout: 20_000 },
+      { cwd: root, env: { ...serverEnv, ...extraEnv, npm_config_yes: 'false', npm_config_offline: 'true' }, timeout: 20_000 },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
     );
     child.stdin!.end(input);
@@ -82,10 +70,7 @@ describe('cloudphone-server', () => {
   let dir: string;
 
   beforeAll(() => {
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'server'], {
-      cwd: root,
-      stdio: 'pipe',
-    });
+    buildServer();
     dir = mkdtempSync(join(tmpdir(), 'cloudphone-cli-'));
   }, 180_000);
 

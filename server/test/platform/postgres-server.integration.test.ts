@@ -1,41 +1,17 @@
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, freePort, type TestDatabase } from '../helpers/postgres.js';
-
-const root = fileURLToPath(new URL('../../..', import.meta.url));
-const bin = join(root, 'server', 'bin', 'cloudphone-server.js');
-
-/** The environment without CLOUDPHONE_* settings, so only what a test passes configures the server. */
-const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CLOUDPHONE_')));
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
-  const options = { env: { ...env, ...extraEnv }, timeout: 20_000 };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], options, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
-  });
-}
+import { buildServer, runServerBin, serverBin, serverEnv } from '../helpers/server-bin.js';
 
 describe('cloudphone-server on PostgreSQL', () => {
   let dir: string;
   let database: TestDatabase;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'server'], {
-      cwd: root,
-      stdio: 'pipe',
-    });
+    buildServer();
     dir = mkdtempSync(join(tmpdir(), 'cloudphone-pg-server-'));
     database = await createTestDatabase();
   }, 180_000);
@@ -46,17 +22,17 @@ describe('cloudphone-server on PostgreSQL', () => {
   });
 
   it('migrates, then starts and serves health, login and /v1/me over HTTP', async () => {
-    const migrated = await run(['migrate', '--database-url', database.url]);
+    const migrated = await runServerBin(['migrate', '--database-url', database.url]);
     expect(migrated).toMatchObject({ code: 0, stderr: '' });
     expect(migrated.stdout).toMatch(/^(Applied \d{4}_\w+\n){5,}$/);
     expect(migrated.stdout).toContain('Applied 0001_initial\n');
-    expect(await run(['migrate', '--database-url', database.url])).toMatchObject({
+    expect(await runServerBin(['migrate', '--database-url', database.url])).toMatchObject({
       code: 0,
       stdout: 'The database is up to date.\n',
     });
 
     const args = ['start', '--port', '0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'];
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...env, CLOUDPHONE_DATABASE_URL: database.url } });
+    const child = spawn(process.execPath, [serverBin, ...args], { env: { ...serverEnv, CLOUDPHONE_DATABASE_URL: database.url } });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       let stderr = '';
@@ -89,7 +65,7 @@ describe('cloudphone-server on PostgreSQL', () => {
   });
 
   it('refuses a backup in one line that names pg_dump, exit 2', async () => {
-    const backup = await run(['backup', join(dir, 'copy.db')], { CLOUDPHONE_DATABASE_URL: database.url });
+    const backup = await runServerBin(['backup', join(dir, 'copy.db')], { CLOUDPHONE_DATABASE_URL: database.url });
     expect(backup.code).toBe(2);
     expect(backup.stderr).toBe(
       'cloudphone-server: the database is PostgreSQL (CLOUDPHONE_DATABASE_URL): back it up with pg_dump, ' +
@@ -103,7 +79,7 @@ describe('cloudphone-server on PostgreSQL', () => {
     const masked = new URL(database.url);
     masked.password = '***';
     for (const args of [['migrate'], ['start', '--port', '0', '--data-dir', join(dir, 'data')]]) {
-      const result = await run(args, { CLOUDPHONE_DATABASE_URL: wrong.href });
+      const result = await runServerBin(args, { CLOUDPHONE_DATABASE_URL: wrong.href });
       expect(result).toMatchObject({
         code: 1,
         stderr: `cloudphone-server: CLOUDPHONE_DATABASE_URL ${masked.href}: cannot connect: the password was refused\n`,
@@ -114,7 +90,7 @@ describe('cloudphone-server on PostgreSQL', () => {
   it('names CLOUDPHONE_DATABASE_URL when nothing answers at the address', async () => {
     const port = await freePort();
     const url = `postgres://farm:secret@127.0.0.1:${port}/cloudphone`;
-    const result = await run(['migrate'], { CLOUDPHONE_DATABASE_URL: url });
+    const result = await runServerBin(['migrate'], { CLOUDPHONE_DATABASE_URL: url });
     expect(result).toMatchObject({
       code: 1,
       stderr:
@@ -126,7 +102,7 @@ describe('cloudphone-server on PostgreSQL', () => {
   it('names CLOUDPHONE_DATABASE_URL when the database does not exist', async () => {
     const missing = new URL(database.url);
     missing.pathname = '/cloudphone_no_such_database';
-    const result = await run(['migrate'], { CLOUDPHONE_DATABASE_URL: missing.href });
+    const result = await runServerBin(['migrate'], { CLOUDPHONE_DATABASE_URL: missing.href });
     missing.password = '***';
     expect(result).toMatchObject({
       code: 1,
@@ -136,7 +112,7 @@ describe('cloudphone-server on PostgreSQL', () => {
 
   it('exits 2 with one line for a URL that is not PostgreSQL', async () => {
     const url = 'mysql://farm:secret@127.0.0.1/cloudphone';
-    const result = await run(['start', '--port', '0'], { CLOUDPHONE_DATABASE_URL: url });
+    const result = await runServerBin(['start', '--port', '0'], { CLOUDPHONE_DATABASE_URL: url });
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
       'CLOUDPHONE_DATABASE_URL: expected a PostgreSQL URL such as postgres://user:password@host:5432/database, ' +
