@@ -1,11 +1,12 @@
 import type { CompiledQuery, Kysely } from 'kysely';
+import { engineOf, type Engine } from './dialect.js';
 
 interface Compilable<Row> {
   compile(): CompiledQuery<Row>;
 }
 
 /**
- * A query that Kysely builds and compiles once, on first use, and then runs with new argument values. Building and
+ * A query that Kysely builds and compiles once per engine, on first use, and then runs with new argument values. Building and
  * compiling otherwise happen on every call and cost several times more than SQLite's own work for a lookup by
  * index, which matters for the lookups made on every request. The SQL still comes from Kysely's compiler, so the
  * query stays as portable between dialects as any other.
@@ -16,8 +17,10 @@ interface Compilable<Row> {
 export function precompiled<D, Args extends unknown[], Row>(
   build: (db: Kysely<D>, ...args: Args) => Compilable<Row>,
 ): (db: Kysely<D>, ...args: Args) => Promise<Row[]> {
-  let compiled: { query: CompiledQuery<Row>; slots: number[] } | undefined;
+  const compiledFor = new Map<Engine, { query: CompiledQuery<Row>; slots: number[] }>();
   return async (db, ...args) => {
+    const engine = engineOf(db);
+    let compiled = compiledFor.get(engine);
     if (compiled === undefined) {
       const placeholders = args.map((_, i) => `\u0000precompiled argument ${i}\u0000`);
       const query = build(db, ...(placeholders as Args)).compile();
@@ -29,6 +32,7 @@ export function precompiled<D, Args extends unknown[], Row>(
         return slot;
       });
       compiled = { query, slots };
+      compiledFor.set(engine, compiled);
     }
     const parameters = [...compiled.query.parameters];
     compiled.slots.forEach((slot, i) => {

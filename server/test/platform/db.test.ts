@@ -1,7 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { Migrator, sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, withStatementCache, type Database } from '../../src/db/database.js';
+import { openDatabase, openPostgres, withStatementCache, type Database } from '../../src/db/database.js';
 import { ulid } from '../../src/db/ids.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import * as m0001 from '../../src/db/migrations/0001_initial.js';
@@ -10,6 +10,7 @@ import * as m0003 from '../../src/db/migrations/0003_apps.js';
 import * as m0004 from '../../src/db/migrations/0004_spent_refresh_tokens.js';
 import * as m0005 from '../../src/db/migrations/0005_login_failures.js';
 import { precompiled } from '../../src/db/precompiled.js';
+import { createTestSchema } from '../helpers/postgres.js';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
@@ -95,6 +96,21 @@ describe('precompiled queries', () => {
       await trx.updateTable('users').set({ username: 'bobby' }).where('id', '=', 'usr_2').execute();
       expect(await names(trx, 'usr_2')).toEqual([{ username: 'bobby' }]);
     });
+  });
+
+  it('compiles once per engine, so one process runs it on SQLite and on PostgreSQL', async () => {
+    const names = precompiled((db: Database['db'], id: string) => db.selectFrom('users').select(['username']).where('id', '=', id));
+    expect(await names(database.db, 'usr_2')).toEqual([{ username: 'bob' }]);
+    const target = await createTestSchema();
+    const postgres = openPostgres(target.url);
+    try {
+      await migrateToLatest(postgres.db);
+      expect(await names(postgres.db, 'usr_2')).toEqual([]);
+      expect(await names(database.db, 'usr_1')).toEqual([{ username: 'ann' }]);
+    } finally {
+      await postgres.close();
+      await target.drop();
+    }
   });
 
   it('refuses a query that does not use an argument exactly once as a parameter', async () => {
