@@ -7,7 +7,7 @@ import { AllowedMethods } from './http/allowed-methods.js';
 import type { Authenticator } from './http/auth.js';
 import type { Handlers } from './http/handler.js';
 import { registerEncodingChecks } from './http/encoding.js';
-import { registerHealth } from './http/health.js';
+import { HEALTH_PATHS, registerHealth } from './http/health.js';
 import { IdempotencyStore } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
 import { ApiError } from './http/errors.js';
@@ -35,9 +35,14 @@ export interface AppOptions {
   logger?: FastifyBaseLogger;
   /**
    * Settles when the rest of the server has started (it listens first): requests wait for it, and are answered 503
-   * `service_unavailable` if the start fails.
+   * `service_unavailable` if the start fails. `/readyz` answers 503 until then, `/healthz` at once.
    */
   started?: Promise<void>;
+  /**
+   * Why this node cannot serve yet, beyond its own start and its database (one sentence, the detail of `/readyz`'s
+   * 503), or null once it can.
+   */
+  readiness?: () => string | null;
 }
 
 /**
@@ -51,16 +56,18 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const webSocketSessions = new WebSocketSessionLog();
   let draining = false;
   const { started } = options;
-  let starting = started !== undefined;
+  let start: 'starting' | 'started' | 'failed' = started === undefined ? 'started' : 'starting';
   started?.then(
     () => {
-      starting = false;
+      start = 'started';
     },
-    () => undefined,
+    () => {
+      start = 'failed';
+    },
   );
 
   const app = Fastify({
-    loggerInstance: options.logger ?? createLogger({ level: config.logLevel }),
+    loggerInstance: options.logger ?? createLogger({ level: config.logLevel, node: config.nodeName }),
     logController: new RequestLogController(),
     genReqId: requestIdOf,
     requestIdHeader: false,
@@ -85,7 +92,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     reply.header('x-request-id', request.id);
     if (draining) reply.header('connection', 'close');
     if (request.headers.upgrade !== undefined) webSocketSessions.upgrading(request);
-    if (starting) {
+    if (start !== 'started' && !HEALTH_PATHS.has(request.routeOptions.url ?? '')) {
       await started!.catch(() => {
         throw new ApiError('service_unavailable', 'The server failed to start.');
       });
@@ -99,8 +106,17 @@ export function buildApp(options: AppOptions): FastifyInstance {
     bodyLimitBytes: config.bodyLimitBytes,
     allowedMethods: (path) => routes.for(path),
   });
-  registerHealth(app, { db: database.db, draining: () => draining });
-  registerMetrics(app, { authenticator: domains.authenticator });
+  database.onIdleConnectionError((error) => app.log.warn({ err: error }, 'an idle database connection failed'));
+  registerHealth(app, {
+    db: database.db,
+    draining: () => draining,
+    notReady: () => {
+      if (start === 'starting') return 'The server is starting.';
+      if (start === 'failed') return 'The server failed to start.';
+      return options.readiness?.() ?? null;
+    },
+  });
+  registerMetrics(app, { authenticator: domains.authenticator, node: config.nodeName });
   registerReference(app);
   assertHandlersMatchContract(domains.handlers);
   app.register(fastifyWebsocket, {

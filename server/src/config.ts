@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseAddress } from './address.js';
@@ -29,6 +29,11 @@ export interface LoginThrottle {
 export interface ServerConfig {
   host: string;
   port: number;
+  /**
+   * This server process's name among the nodes sharing one database: the `node` field of every log line and the
+   * `node` label of every metric. 1 to 63 letters, digits, dots, dashes or underscores.
+   */
+  nodeName: string;
   /** Holds the SQLite database (unless `databaseUrl` is set) and uploaded apps; created 0700. Always absolute. */
   dataDir: string;
   /** A `postgres://` URL: the server keeps its data in that PostgreSQL database instead of SQLite in `dataDir`. */
@@ -133,9 +138,19 @@ const flag = z.union([
     .transform((v) => v === 'true' || v === '1' || v === 'yes'),
 ]);
 
+/** A node name: short and plain enough for a log field, a Prometheus label value and a host name. */
+const NODE_NAME = /^[A-Za-z0-9._-]{1,63}$/;
+
+/** The default node name, `<host name>-<process id>`, with the host name cut and cleaned to fit `NODE_NAME`. */
+function defaultNodeName(): string {
+  const pid = `-${process.pid}`;
+  return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63 - pid.length)}${pid}`;
+}
+
 const configSchema = z.object({
   host: z.string().trim().min(1),
   port: integer(0, 65_535),
+  nodeName: z.string().trim().regex(NODE_NAME),
   dataDir: z
     .string()
     .trim()
@@ -178,6 +193,7 @@ interface Setting {
 const settings: Record<keyof ServerConfig, Setting> = {
   host: { env: 'CLOUDPHONE_HOST', expected: 'a host name or IP address' },
   port: { env: 'CLOUDPHONE_PORT', expected: 'an integer from 0 to 65535' },
+  nodeName: { env: 'CLOUDPHONE_NODE_NAME', expected: '1 to 63 letters, digits, dots, dashes or underscores' },
   dataDir: { env: 'CLOUDPHONE_DATA_DIR', expected: 'a directory path' },
   databaseUrl: {
     env: 'CLOUDPHONE_DATABASE_URL',
@@ -226,6 +242,7 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
   return {
     host: '127.0.0.1',
     port: 8080,
+    nodeName: defaultNodeName(),
     dataDir: join(dataHome, 'cloudphone'),
     logLevel: 'info',
     logFormat: 'auto',

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import type { LogLevel } from './config.js';
@@ -14,6 +15,8 @@ const REDACT_PATHS = [
 
 export interface LoggerOptions {
   level: LogLevel;
+  /** The node's name (`ServerConfig.nodeName`): the `node` field of every line. */
+  node: string;
   /** `json` (the default): one JSON object per line; `pretty`: one readable line per entry (`humanLogStream`). */
   format?: 'json' | 'pretty';
   /** Where lines go; standard output by default. */
@@ -21,7 +24,8 @@ export interface LoggerOptions {
 }
 
 /**
- * The server's logger: pino JSON lines with credentials redacted (before formatting, so in both formats). Standard
+ * The server's logger: pino JSON lines naming their node, with credentials redacted (before formatting, so in both
+ * formats). Standard
  * output is written asynchronously in JSON, so a busy server batches lines into few writes instead of one blocking
  * write per request; pino flushes it at exit.
  */
@@ -33,6 +37,7 @@ export function createLogger(options: LoggerOptions): FastifyBaseLogger {
   return pino(
     {
       level: options.level,
+      base: { pid: process.pid, hostname: hostname(), node: options.node },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
@@ -48,15 +53,15 @@ const LEVEL_NAMES: Record<number, string> = {
   50: 'ERROR',
   60: 'FATAL',
 };
-const OMITTED = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
+const OMITTED = new Set(['level', 'time', 'node', 'msg', 'pid', 'hostname']);
 
 function formatValue(value: unknown): string {
   return typeof value === 'string' && /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
 }
 
 /**
- * A compact human format for a terminal: `12:04:05.123 INFO  request completed method=GET status=200 …`.
- * Errors keep their stack on the following lines.
+ * A compact human format for a terminal: `12:04:05.123 node-a INFO  request completed method=GET status=200 …`, the
+ * node's name after the time. Errors keep their stack on the following lines.
  */
 export function humanLogStream(out: { write(text: string): unknown }): DestinationStream {
   return {
@@ -69,7 +74,8 @@ export function humanLogStream(out: { write(text: string): unknown }): Destinati
         .map(([key, value]) => `${key}=${formatValue(value)}`);
       const err = entry.err as { stack?: string } | undefined;
       const stack = err?.stack ? `\n${err.stack}` : '';
-      out.write(`${[time, level, entry.msg ?? '', ...fields].join(' ')}${stack}\n`);
+      const node = typeof entry.node === 'string' ? [entry.node] : [];
+      out.write(`${[time, ...node, level, entry.msg ?? '', ...fields].join(' ')}${stack}\n`);
     },
   };
 }

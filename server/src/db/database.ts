@@ -23,6 +23,12 @@ export interface Database {
   backup(destination: string, overwrite: boolean): Promise<{ pages: number }>;
   /** SQLite: checkpoints the write-ahead log into the database file. Then closes every connection. */
   close(): Promise<void>;
+  /**
+   * Calls `listener` with the error of each pooled PostgreSQL connection that fails while idle (the database ended
+   * it, or the network dropped it). The pool replaces such a connection by itself, so this is for the log; without a
+   * listener the error is dropped. SQLite has no such connections.
+   */
+  onIdleConnectionError(listener: (error: Error) => void): void;
 }
 
 /** An operation the engine in use leaves to its own tools. */
@@ -84,19 +90,28 @@ export function openDatabase(path: string): Database {
       if (sqlite.open) sqlite.pragma('wal_checkpoint(TRUNCATE)');
       await db.destroy();
     },
+    onIdleConnectionError() {},
   };
 }
 
-/** Opens the PostgreSQL database at `url` through a connection pool; nothing connects before the first query. */
-export function openPostgres(url: string): Database {
-  const db = new Kysely<DB>({ dialect: postgresDialect(url) });
+/**
+ * Opens the PostgreSQL database at `url` through a connection pool; nothing connects before the first query.
+ * `setting` is what a failed `connect` names as the source of the URL.
+ */
+export function openPostgres(url: string, setting?: string): Database {
+  const idleErrorListeners = new Set<(error: Error) => void>();
+  const db = new Kysely<DB>({
+    dialect: postgresDialect(url, (error) => {
+      for (const listener of idleErrorListeners) listener(error);
+    }),
+  });
   return {
     db,
     async connect() {
       try {
         await sql`select 1`.execute(db);
       } catch (error) {
-        throw connectionError(url, error);
+        throw connectionError(url, error, setting);
       }
     },
     async backup() {
@@ -104,6 +119,9 @@ export function openPostgres(url: string): Database {
     },
     async close() {
       await db.destroy();
+    },
+    onIdleConnectionError(listener) {
+      idleErrorListeners.add(listener);
     },
   };
 }
@@ -127,14 +145,21 @@ export function openConfigured(
 const DATABASE_FILES = [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`];
 
 /**
- * Opens the database in `dataDir`. The directory (credential hashes, the ADB key, uploaded apps) is mode 0700 and
- * the database files 0600, also when an earlier version or a restored backup left them readable by others. SQLite
- * gives the write-ahead log and shared-memory files the database file's mode, so the database file is created
- * 0600 before SQLite opens it.
+ * Creates the data directory (the ADB key, uploaded apps, and the SQLite database) mode 0700 on either engine, or
+ * makes it 0700 when an earlier version or a restored backup left it readable by others.
  */
-export function openDataDir(dataDir: string): Database {
+export function secureDataDir(dataDir: string): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   chmodSync(dataDir, 0o700);
+}
+
+/**
+ * Opens the database in `dataDir`. The directory is mode 0700 (`secureDataDir`) and the database files 0600, also
+ * when an earlier version or a restored backup left them readable by others. SQLite gives the write-ahead log and
+ * shared-memory files the database file's mode, so the database file is created 0600 before SQLite opens it.
+ */
+export function openDataDir(dataDir: string): Database {
+  secureDataDir(dataDir);
   const path = join(dataDir, DATABASE_FILE);
   closeSync(openSync(path, 'a', 0o600));
   for (const name of DATABASE_FILES) {

@@ -49,8 +49,12 @@ const INT8_OID = 20;
 /** How long a new connection may take before the attempt fails (an unreachable host fails, it does not hang). */
 const CONNECT_TIMEOUT_MS = 5_000;
 
-/** A pool of connections to the PostgreSQL database at `url`; nothing connects until the first query. */
-export function postgresDialect(url: string): PostgresDialect {
+/**
+ * A pool of connections to the PostgreSQL database at `url`; nothing connects until the first query. A connection
+ * that fails while idle in the pool (PostgreSQL ended it, or the network dropped it) is discarded, replaced on a
+ * later checkout, and its error handed to `onIdleError`.
+ */
+export function postgresDialect(url: string, onIdleError: (error: Error) => void): PostgresDialect {
   const pool = new pg.Pool({
     connectionString: url,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -59,9 +63,7 @@ export function postgresDialect(url: string): PostgresDialect {
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as never,
     },
   });
-  // An idle connection the server drops is discarded by the pool and replaced on the next checkout; the queries
-  // that need the database report its absence themselves.
-  pool.on('error', () => {});
+  pool.on('error', onIdleError);
   return new PostgresDialect({ pool });
 }
 
@@ -73,8 +75,12 @@ export class DatabaseConnectionError extends Error {
   }
 }
 
-/** What a failed first connection to `url` means, in one line naming the setting. */
-export function connectionError(url: string, error: unknown): DatabaseConnectionError {
+/** What a failed first connection to `url` means, in one line naming the setting (or option) that gave the URL. */
+export function connectionError(
+  url: string,
+  error: unknown,
+  setting = 'CLOUDPHONE_DATABASE_URL',
+): DatabaseConnectionError {
   const { code, message } = error as { code?: string; message?: string };
   const reasons: Record<string, string> = {
     '28P01': 'the password was refused',
@@ -85,7 +91,37 @@ export function connectionError(url: string, error: unknown): DatabaseConnection
     ETIMEDOUT: 'the connection timed out',
   };
   const reason = (code !== undefined ? reasons[code] : undefined) ?? (message ?? String(error)).split('\n')[0];
-  return new DatabaseConnectionError(`CLOUDPHONE_DATABASE_URL ${maskedUrl(url)}: cannot connect: ${reason}`);
+  return new DatabaseConnectionError(`${setting} ${maskedUrl(url)}: cannot connect: ${reason}`);
+}
+
+/** Socket errors of a connection to the database that the network or the database's absence causes. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+/**
+ * PostgreSQL's SQLSTATEs for a connection it ended or refused: admin_shutdown (57P01), crash_shutdown (57P02),
+ * cannot_connect_now (57P03, starting up or shutting down), too_many_connections (53300); class 08 (connection
+ * exceptions) is matched as a class.
+ */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/** What the `pg` driver and its pool say when a connection breaks, fails to open in time, or is used after that. */
+const BROKEN_CONNECTION = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable)/;
+
+/**
+ * The database cannot be reached now, rather than the statement being wrong: a connection refused, reset, ended by
+ * PostgreSQL or not opened in time, or SQLite's database locked by another process past the busy timeout
+ * (`SQLITE_BUSY`). Requests that meet it may succeed later unchanged. Looks through `cause` chains too.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const { code } = current as { code?: unknown };
+    if (typeof code === 'string') {
+      if (UNREACHABLE_CODES.has(code) || UNAVAILABLE_STATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
+      if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_')) return true;
+    }
+    if (BROKEN_CONNECTION.test(current.message)) return true;
+  }
+  return false;
 }
 
 /**
@@ -152,6 +188,23 @@ export async function numberRowsByInsertion(db: Kysely<any>, table: string, colu
  */
 export async function lockForTransaction(trx: Kysely<any>, name: string): Promise<void> {
   if (engineOf(trx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`.execute(trx);
+}
+
+/**
+ * Runs `work` on one connection holding a session-level lock named `name` (and the current schema) on PostgreSQL,
+ * so that processes sharing the database take turns; on SQLite, simply runs it.
+ */
+export async function withSessionLock<T>(db: Kysely<any>, name: string, work: (db: Kysely<any>) => Promise<T>): Promise<T> {
+  if (engineOf(db) === 'sqlite') return work(db);
+  return db.connection().execute(async (connection) => {
+    const key = sql`hashtextextended(${name} || ' ' || current_schema(), 0)`;
+    await sql`select pg_advisory_lock(${key})`.execute(connection);
+    try {
+      return await work(connection);
+    } finally {
+      await sql`select pg_advisory_unlock(${key})`.execute(connection);
+    }
+  });
 }
 
 /**

@@ -55,6 +55,7 @@ export const errorCatalogue = {
   internal_error: { status: 500, title: 'Internal error' },
   device_command_failed: { status: 502, title: 'Device command failed' },
   service_unavailable: { status: 503, title: 'Service unavailable' },
+  database_unavailable: { status: 503, title: 'Database unavailable' },
   device_timeout: { status: 504, title: 'Device timeout' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

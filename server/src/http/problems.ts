@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../db/dialect.js';
 import { newId } from '../db/ids.js';
 import { bearerChallenge } from './auth.js';
 import { ApiError } from './errors.js';
@@ -25,12 +26,24 @@ function isFastifyError(error: unknown): error is FastifyError {
   return error instanceof Error && String((error as FastifyError).code).startsWith('FST_');
 }
 
+/** Seconds a client is told to wait before retrying a request the database could not serve. */
+export const DATABASE_RETRY_AFTER = 2;
+
+/** The answer to a request the database could not serve because it cannot be reached (`isDatabaseUnavailable`). */
+export function databaseUnavailable(): ApiError {
+  return new ApiError('database_unavailable', 'The database cannot be reached; try again shortly.', {
+    retryAfter: DATABASE_RETRY_AFTER,
+  });
+}
+
 /**
  * The problem an error stands for, or `null` for an unexpected error (a 500 whose cause is logged, never sent).
- * Every error Fastify raises for bad input maps to a 4xx here.
+ * Every error Fastify raises for bad input maps to a 4xx here, and a database that cannot be reached to 503
+ * `database_unavailable`.
  */
 export function problemFor(error: unknown, bodyLimitBytes: number): ApiError | null {
   if (error instanceof ApiError) return error;
+  if (isDatabaseUnavailable(error)) return databaseUnavailable();
   if (!isFastifyError(error)) return null;
   if (error.validation && error.validationContext) {
     const part = error.validationContext as RequestPart;
@@ -63,12 +76,18 @@ function replyWithError(
   bodyLimitBytes: number,
 ): FastifyReply {
   const problem = problemFor(error, bodyLimitBytes);
-  if (problem) return sendProblem(reply, problem);
-  request.log.error({ err: error }, 'request failed');
-  return sendProblem(
-    reply,
-    new ApiError('internal_error', 'The server failed to handle the request; the error is logged.'),
-  );
+  if (problem === null) {
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(
+      reply,
+      new ApiError('internal_error', 'The server failed to handle the request; the error is logged.'),
+    );
+  }
+  // The driver's own error, which says why the database cannot be reached, is for the log only.
+  if (problem.code === 'database_unavailable' && problem !== error) {
+    request.log.warn({ err: error }, 'the database is unavailable');
+  }
+  return sendProblem(reply, problem);
 }
 
 export interface ProblemHandlingOptions {

@@ -22,11 +22,17 @@ function number(value: number): string {
 
 /**
  * The request counter and latency histogram, kept as plain numbers per (method, route) and written in the
- * Prometheus text format when scraped. Recording is a map lookup and a few additions; a general metrics library
- * costs more per request than the rest of a short request's work together.
+ * Prometheus text format when scraped, every line labelled with the node's name last (as prom-client places its
+ * default labels). Recording is a map lookup and a few additions; a general metrics library costs more per request
+ * than the rest of a short request's work together.
  */
 export class RequestMetrics {
   readonly #series = new Map<string, Series>();
+  readonly #node: string;
+
+  constructor(node: string) {
+    this.#node = `node="${label(node)}"`;
+  }
 
   observe(method: string, route: string, status: number, seconds: number): void {
     const key = `${method} ${route}`;
@@ -51,7 +57,9 @@ export class RequestMetrics {
     ];
     for (const s of all) {
       for (const [status, count] of [...s.statuses].sort((a, b) => a[0] - b[0])) {
-        lines.push(`cloudphone_http_requests_total{method="${label(s.method)}",route="${label(s.route)}",status="${status}"} ${count}`);
+        lines.push(
+          `cloudphone_http_requests_total{method="${label(s.method)}",route="${label(s.route)}",status="${status}",${this.#node}} ${count}`,
+        );
       }
     }
     lines.push(
@@ -59,7 +67,7 @@ export class RequestMetrics {
       '# TYPE cloudphone_http_request_duration_seconds histogram',
     );
     for (const s of all) {
-      const labels = `method="${label(s.method)}",route="${label(s.route)}"`;
+      const labels = `method="${label(s.method)}",route="${label(s.route)}",${this.#node}`;
       BUCKETS.forEach((le, i) => lines.push(`cloudphone_http_request_duration_seconds_bucket{le="${le}",${labels}} ${s.buckets[i]}`));
       lines.push(`cloudphone_http_request_duration_seconds_bucket{le="+Inf",${labels}} ${s.buckets[BUCKETS.length]}`);
       lines.push(`cloudphone_http_request_duration_seconds_sum{${labels}} ${number(s.sum)}`);

@@ -122,12 +122,18 @@ describe('cloudphone-server', () => {
     }
     expect(await first.exited).toBe(0);
 
-    const second = await start(dataDir, /API reference: \S+\n/, '--log-level', 'info', '--log-format', 'pretty');
+    const second = await start(
+      dataDir,
+      /API reference: \S+\n/,
+      ...['--log-level', 'info', '--log-format', 'pretty', '--node-name', 'cp-7.rack_1'],
+    );
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);
     const lines = second.stdout().trimEnd().split('\n');
-    expect(lines).toContainEqual(expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} INFO  shutting down signal=SIGINT$/));
-    for (const line of lines) expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} (INFO |WARN |ERROR) \S/);
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} cp-7\.rack_1 INFO  shutting down signal=SIGINT$/),
+    );
+    for (const line of lines) expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} cp-7\.rack_1 (INFO |WARN |ERROR) \S/);
     expect(second.stderr()).not.toContain('Created user');
     expect(second.stderr()).not.toContain('Log in:');
   });
@@ -167,6 +173,19 @@ describe('cloudphone-server', () => {
   it('exits 2 with one line for a bad setting', async () => {
     const result = await run('start', '--port', 'abc', '--data-dir', join(dir, 'unused'));
     expect(result).toEqual({ code: 2, stdout: '', stderr: 'port: expected an integer from 0 to 65535, got "abc"\n' });
+    expect(existsSync(join(dir, 'unused'))).toBe(false);
+  });
+
+  it('exits 2 with one line for a bad node name, from the flag or CLOUDPHONE_NODE_NAME', async () => {
+    const expected = '1 to 63 letters, digits, dots, dashes or underscores';
+    expect(await run('start', '--node-name', 'rack 1', '--data-dir', join(dir, 'unused'))).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `nodeName: expected ${expected}, got "rack 1"\n`,
+    });
+    expect(
+      await runServerBin(['start', '--data-dir', join(dir, 'unused')], { CLOUDPHONE_NODE_NAME: 'node/1' }),
+    ).toEqual({ code: 2, stdout: '', stderr: `CLOUDPHONE_NODE_NAME: expected ${expected}, got "node/1"\n` });
     expect(existsSync(join(dir, 'unused'))).toBe(false);
   });
 

@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -18,6 +18,7 @@ describe('loadConfig', () => {
     expect(loadConfig({}, {})).toEqual({
       host: '127.0.0.1',
       port: 8080,
+      nodeName: `${hostname()}-${process.pid}`,
       dataDir: join(homedir(), '.local', 'share', 'cloudphone'),
       logLevel: 'info',
       logFormat: 'auto',
@@ -135,6 +136,18 @@ describe('loadConfig', () => {
     [{ CLOUDPHONE_PORT: '80.5' }, 'CLOUDPHONE_PORT: expected an integer from 0 to 65535, got "80.5"'],
     [{ CLOUDPHONE_HOST: '   ' }, 'CLOUDPHONE_HOST: expected a host name or IP address, got "   "'],
     [
+      { CLOUDPHONE_NODE_NAME: 'node 1' },
+      'CLOUDPHONE_NODE_NAME: expected 1 to 63 letters, digits, dots, dashes or underscores, got "node 1"',
+    ],
+    [
+      { CLOUDPHONE_NODE_NAME: 'n'.repeat(64) },
+      `CLOUDPHONE_NODE_NAME: expected 1 to 63 letters, digits, dots, dashes or underscores, got "${'n'.repeat(64)}"`,
+    ],
+    [
+      { CLOUDPHONE_NODE_NAME: 'cp-1"}' },
+      'CLOUDPHONE_NODE_NAME: expected 1 to 63 letters, digits, dots, dashes or underscores, got "cp-1\\"}"',
+    ],
+    [
       { CLOUDPHONE_LOG_LEVEL: 'verbose' },
       'CLOUDPHONE_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
     ],
@@ -211,6 +224,14 @@ describe('loadConfig', () => {
   it('never echoes a bad admin password', () => {
     const error = configError(() => loadConfig({}, { CLOUDPHONE_ADMIN_PASSWORD: 'short-pw' }));
     expect(error.message).toBe('CLOUDPHONE_ADMIN_PASSWORD: expected a password of 12 to 256 characters');
+  });
+
+  it('reads the node name from CLOUDPHONE_NODE_NAME or an option', () => {
+    expect(loadConfig({}, { CLOUDPHONE_NODE_NAME: 'cp-1.rack_2' }).nodeName).toBe('cp-1.rack_2');
+    expect(loadConfig({ nodeName: 'cp-3' }, { CLOUDPHONE_NODE_NAME: 'cp-1' }).nodeName).toBe('cp-3');
+    expect(configError(() => loadConfig({ nodeName: '' }, {})).message).toBe(
+      'nodeName: expected 1 to 63 letters, digits, dots, dashes or underscores, got ""',
+    );
   });
 
   it('reads a PostgreSQL URL from CLOUDPHONE_DATABASE_URL or an option; SQLite when there is none', () => {

@@ -35,13 +35,13 @@ describe('infrastructure routes', () => {
     expect(response.json()).toEqual({ status: 'ok' });
   });
 
-  it('GET /readyz answers 503 service_unavailable when the database does not', async () => {
+  it('GET /readyz answers 503 database_unavailable when the database does not', async () => {
     await t.database.db.destroy();
     const response = await t.app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
     expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(response.headers['retry-after']).toBe('5');
-    expect(response.json()).toMatchObject({ code: 'service_unavailable', detail: 'The database does not answer.' });
+    expect(response.json()).toMatchObject({ code: 'database_unavailable', detail: 'The database does not answer.' });
   });
 
   describe('GET /metrics', () => {
@@ -66,11 +66,27 @@ describe('infrastructure routes', () => {
       expect(response.statusCode).toBe(200);
       expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
       const text = response.body;
-      expect(text).toContain('cloudphone_http_requests_total{method="GET",route="/v1/users",status="200"} 1');
-      expect(text).toContain('cloudphone_http_requests_total{method="GET",route="/v1/users",status="400"} 1');
-      expect(text).toContain('cloudphone_http_requests_total{method="GET",route="unmatched",status="404"} 1');
-      expect(text).toContain('cloudphone_http_request_duration_seconds_count{method="GET",route="/v1/users"} 2');
+      const node = `node="${t.config.nodeName}"`;
+      expect(text).toContain(`cloudphone_http_requests_total{method="GET",route="/v1/users",status="200",${node}} 1`);
+      expect(text).toContain(`cloudphone_http_requests_total{method="GET",route="/v1/users",status="400",${node}} 1`);
+      expect(text).toContain(`cloudphone_http_requests_total{method="GET",route="unmatched",status="404",${node}} 1`);
+      expect(text).toContain(`cloudphone_http_request_duration_seconds_count{method="GET",route="/v1/users",${node}} 2`);
       expect(text).toContain('process_cpu_user_seconds_total');
+    });
+
+    it('labels every line with the node', async () => {
+      const named = await testApp({ config: { nodeName: 'cp-2.rack-1' } });
+      try {
+        await named.app.inject({ method: 'GET', url: '/v1/users', headers: bearer('admin') });
+        const response = await named.app.inject({ method: 'GET', url: '/metrics', headers: bearer('admin') });
+        const samples = response.body.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+        expect(samples.length).toBeGreaterThan(50);
+        expect(samples.filter((line) => !/[{,]node="cp-2\.rack-1"[,}]/.test(line))).toEqual([]);
+        expect(samples).toContainEqual(expect.stringMatching(/^process_cpu_user_seconds_total\{node="cp-2\.rack-1"\} /));
+        expect(samples).toContain('cloudphone_http_requests_total{method="GET",route="/v1/users",status="200",node="cp-2.rack-1"} 1');
+      } finally {
+        await named.close();
+      }
     });
 
     it('keeps a registry per app', async () => {

@@ -7,7 +7,7 @@ import { LogCapture } from './fixtures.js';
 describe('createLogger', () => {
   it('redacts credentials wherever they appear', () => {
     const logs = new LogCapture();
-    const log = createLogger({ level: 'info', stream: logs });
+    const log = createLogger({ level: 'info', node: 'node-a', stream: logs });
     log.info(
       {
         password: 'p1',
@@ -31,9 +31,20 @@ describe('createLogger', () => {
     expect(logs.text).not.toMatch(/p1|p2|cp[art]_/);
   });
 
+  it('names the node on every line, its children\'s too', () => {
+    const logs = new LogCapture();
+    const log = createLogger({ level: 'info', node: 'cp-1.rack-2', stream: logs });
+    log.info('from the root');
+    log.child({ requestId: 'req_1' }).warn('from a child');
+    expect(logs.entries).toEqual([
+      expect.objectContaining({ node: 'cp-1.rack-2', msg: 'from the root' }),
+      expect.objectContaining({ node: 'cp-1.rack-2', requestId: 'req_1', msg: 'from a child' }),
+    ]);
+  });
+
   it('honours the level', () => {
     const logs = new LogCapture();
-    const log = createLogger({ level: 'warn', stream: logs });
+    const log = createLogger({ level: 'warn', node: 'node-a', stream: logs });
     log.info('hidden');
     log.warn('shown');
     expect(logs.entries.map((e) => e.msg)).toEqual(['shown']);
@@ -41,16 +52,16 @@ describe('createLogger', () => {
 });
 
 describe('the pretty format', () => {
-  it('writes readable lines, credentials redacted as in JSON', () => {
+  it('writes readable lines naming the node, credentials redacted as in JSON', () => {
     const logs = new LogCapture();
-    const log = createLogger({ level: 'info', format: 'pretty', stream: logs });
+    const log = createLogger({ level: 'info', node: 'node-a', format: 'pretty', stream: logs });
     log.info({ password: 'p1', body: { refreshToken: 'cpr_x' }, userId: 'usr_1' }, 'sample');
     log.warn('careful');
     expect(logs.lines).toEqual([
       expect.stringMatching(
-        /^\d\d:\d\d:\d\d\.\d{3} INFO  sample password=\[redacted\] body=\{"refreshToken":"\[redacted\]"\} userId=usr_1\n$/,
+        /^\d\d:\d\d:\d\d\.\d{3} node-a INFO  sample password=\[redacted\] body=\{"refreshToken":"\[redacted\]"\} userId=usr_1\n$/,
       ),
-      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} WARN  careful\n$/),
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} node-a WARN  careful\n$/),
     ]);
     expect(logs.text).not.toMatch(/p1|cpr_/);
   });
