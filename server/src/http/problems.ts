@@ -27,10 +27,10 @@ function isFastifyError(error: unknown): error is FastifyError {
 }
 
 /** Seconds a client is told to wait before retrying a request the database could not serve. */
-export const DATABASE_RETRY_AFTER = 2;
+const DATABASE_RETRY_AFTER = 2;
 
 /** The answer to a request the database could not serve because it cannot be reached (`isDatabaseUnavailable`). */
-export function databaseUnavailable(): ApiError {
+function databaseUnavailable(): ApiError {
   return new ApiError('database_unavailable', 'The database cannot be reached; try again shortly.', {
     retryAfter: DATABASE_RETRY_AFTER,
   });
