@@ -84,6 +84,18 @@ describe('the contract', () => {
     }
   });
 
+  it('documents 503 with Retry-After on every operation, naming database_unavailable and service_unavailable', () => {
+    const failures = spec.operations.flatMap((op) => {
+      const responses = document.paths[op.path][op.method.toLowerCase()].responses as Record<string, unknown>;
+      const unavailable = responses['503'] === undefined ? undefined : deref<any>(document, responses['503']);
+      const complete =
+        unavailable?.headers?.['Retry-After'] !== undefined &&
+        ['database_unavailable', 'service_unavailable'].every((code) => unavailable.description.includes(`\`${code}\``));
+      return complete ? [] : [op.id];
+    });
+    expect(failures).toEqual([]);
+  });
+
   it('maps every event type of the Event union to a schema whose type is that constant', () => {
     const event = document.components.schemas.Event;
     const mapping = event.discriminator.mapping as Record<string, string>;
