@@ -9,6 +9,7 @@ import { TokenAuthenticator } from './auth/authenticator.js';
 import { authHandlers } from './auth/handlers.js';
 import { AuthService } from './auth/service.js';
 import { revokeUserSessions, sessionEnded } from './auth/sessions.js';
+import { LoneNode, type Cluster } from './cluster/cluster.js';
 import type { ServerConfig } from './config.js';
 import type { DB } from './db/schema.js';
 import { eventHandlers } from './events/handlers.js';
@@ -30,6 +31,7 @@ import { MeService } from './me/service.js';
 import { apiTokenHandlers } from './tokens/handlers.js';
 import { apiTokenEnded } from './tokens/repository.js';
 import { ApiTokenService } from './tokens/service.js';
+import type { Revocation, RevocationListener } from './revocations.js';
 import { userHandlers } from './users/handlers.js';
 import { UserService } from './users/service.js';
 
@@ -38,6 +40,8 @@ export interface DomainDeps {
   clock: () => Date;
   config: ServerConfig;
   log: FastifyBaseLogger;
+  /** The nodes sharing the database; a lone node by default. */
+  cluster?: Cluster;
 }
 
 export interface Domains {
@@ -68,9 +72,23 @@ const CREDENTIAL_RECHECK_MS = 30_000;
  * Wires the domains (users, auth, API tokens, me, events, devices, hosts, leases) over one database. The device
  * layer's ADB key is loaded (or created) in the data directory.
  */
-export async function createDomains({ db, clock, config, log }: DomainDeps): Promise<Domains> {
-  // Every WebSocket is a device session: credential changes close those opened with the ended credential.
+export async function createDomains({
+  db,
+  clock,
+  config,
+  log,
+  cluster = new LoneNode(config.nodeName),
+}: DomainDeps): Promise<Domains> {
+  // Every WebSocket is a device session: credential changes close those opened with the ended credential, on
+  // every node.
   const sessions = new DeviceSessions();
+  const revocations: RevocationListener = {
+    revoked(revocation) {
+      sessions.revoked(revocation);
+      cluster.publish('revoked', { revocation });
+    },
+  };
+  cluster.subscribe('revoked', ({ revocation }) => sessions.revoked(revocation as Revocation));
   const credentialEnded = (credential: WebSocketCredential) => {
     const now = clock().toISOString();
     if (credential.tokenId !== undefined) return apiTokenEnded(db, credential.tokenId, now);
@@ -83,10 +101,10 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     clock,
     sessions: { revokeUserSessions },
     leases: { endLeasesOfUser: (trx, userId, cause) => leases.endLeasesOfUser(trx, userId, cause) },
-    revocations: sessions,
+    revocations,
   });
-  const auth = new AuthService({ db, clock, config, revocations: sessions });
-  const tokens = new ApiTokenService({ db, clock, revocations: sessions });
+  const auth = new AuthService({ db, clock, config, revocations });
+  const tokens = new ApiTokenService({ db, clock, revocations });
   const me = new MeService({ users });
   const events = new EventService(db);
 
@@ -96,18 +114,33 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     log: log.child({ component: 'devices' }),
     virtual: { count: config.virtualDevices, profile: config.virtualProfile },
   });
-  const inventory = new DeviceInventory({ db, clock, live: registry, log });
+  // In a cluster every node connects to every host (device operations work on any node), and the leader records
+  // what they report, except for in-process virtual devices, which their own node records.
+  const inventory = new DeviceInventory({
+    db,
+    clock,
+    live: registry,
+    log,
+    records: cluster.shared ? (hostId) => cluster.isLeader() || registry.isInProcess(hostId) : undefined,
+  });
   const leases = new LeaseService({
     db,
     clock,
     log,
     devices: {
-      snapshot: (deviceId) => snapshotDevice(inventory.adbFor(deviceId)),
-      reset: (deviceId, baseline) => resetDevice(inventory.adbFor(deviceId), baseline),
+      snapshot: async (deviceId) => {
+        await inventory.know(deviceId);
+        return snapshotDevice(inventory.adbFor(deviceId));
+      },
+      reset: async (deviceId, baseline) => {
+        await inventory.know(deviceId);
+        return resetDevice(inventory.adbFor(deviceId), baseline);
+      },
       setResetting: (deviceId, on) => inventory.setResetting(deviceId, on),
       onAvailabilityChange: (listener) => inventory.onAvailabilityChange(listener),
       connectionOf: (deviceId) => inventory.connectionOf(deviceId),
     },
+    cluster,
   });
   const hosts = new HostService({
     db,
@@ -117,6 +150,7 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     log,
     inventory,
     endLeasesForHost: (trx, hostId, cause) => leases.endLeasesForHost(trx, hostId, cause),
+    cluster,
   });
   const apps = new AppService({
     db,
@@ -133,10 +167,22 @@ export async function createDomains({ db, clock, config, log }: DomainDeps): Pro
     inventory,
     leases,
     concurrency: config.installConcurrency,
+    cluster,
   });
   leases.onLeaseEnded(({ userId, deviceIds }) => sessions.leaseEnded(userId, deviceIds));
   // Installs still running on a lease's devices are cut short before the reset.
   leases.onLeaseEnded(({ deviceIds }) => installs.abortOn(deviceIds));
+  // Other nodes' sessions and installs on those devices end too (the reset does not wait for them).
+  leases.onLeaseEnded((ended) => cluster.publish('lease.ended', ended));
+  cluster.subscribe('lease.ended', ({ userId, deviceIds }) => {
+    sessions.leaseEnded(userId, deviceIds);
+    void installs.abortOn(deviceIds);
+  });
+  cluster.subscribe('host.added', (host) => hosts.track(host as Parameters<HostService['track']>[0]));
+  cluster.subscribe('host.removed', ({ id }) => void hosts.untrack(id));
+  cluster.onLeadership((leader) => {
+    if (leader) void inventory.takeOver();
+  });
 
   return {
     handlers: {

@@ -3,8 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { buildApp } from './app.js';
 import { loadConfig, type ConfigInput, type LogFormat, type ServerConfig } from './config.js';
-import { openConfigured, type Database } from './db/database.js';
+import { openConfigured, secureDataDir, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
+import { LoneNode, type Cluster } from './cluster/cluster.js';
+import { PostgresCluster } from './cluster/postgres.js';
 import { createDomains, type Domains } from './domains.js';
 import { createLogger } from './logger.js';
 
@@ -56,6 +58,7 @@ function running(
   app: FastifyInstance,
   database: Database,
   domains: Domains,
+  cluster: Cluster,
   config: ServerConfig,
   initialAdmin: RunningServer['initialAdmin'],
 ): RunningServer {
@@ -68,9 +71,11 @@ function running(
     config,
     initialAdmin,
     close() {
-      // HTTP first (in-flight requests finish, long polls are answered, WebSockets close), then the devices, then
-      // the database.
-      closing ??= Promise.all([app.close(), domains.drain()])
+      // The leadership first (another node takes over at once), then HTTP (in-flight requests finish, long polls
+      // are answered, WebSockets close), then the devices, then the database.
+      closing ??= cluster
+        .close()
+        .then(() => Promise.all([app.close(), domains.drain()]))
         .then(() => domains.close())
         .then(() => database.close());
       return closing;
@@ -90,6 +95,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const config = loadConfig(settings);
   const logger = createLogger({
     level: config.logLevel,
+    node: config.nodeName,
     format: logFormat(config.logFormat, logStream === undefined && process.stdout.isTTY === true),
     ...(logStream ? { stream: logStream } : {}),
   });
@@ -103,19 +109,35 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const startup = settlement();
   let app: FastifyInstance | undefined;
   let domains: Domains | undefined;
+  const cluster: Cluster =
+    config.databaseUrl === undefined
+      ? new LoneNode(config.nodeName)
+      : new PostgresCluster({ node: config.nodeName, url: config.databaseUrl, log: logger.child({ component: 'cluster' }) });
   try {
-    domains = await createDomains({ db: database.db, clock, config, log: logger });
-    app = buildApp({ config, database, domains, clock, logger, started: startup.promise });
+    // SQLite's opening secured it already; on PostgreSQL it still holds the ADB key and the uploaded apps.
+    secureDataDir(config.dataDir);
+    domains = await createDomains({ db: database.db, clock, config, log: logger, cluster });
+    app = buildApp({
+      config,
+      database,
+      domains,
+      clock,
+      logger,
+      started: startup.promise,
+      readiness: () => cluster.notReady(),
+    });
     await app.listen({ host: config.host, port: config.port });
     const { applied } = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
     const initialAdmin = await domains.bootstrap();
     await domains.start();
+    await cluster.start();
     startup.resolve();
-    return running(app, database, domains, config, initialAdmin);
+    return running(app, database, domains, cluster, config, initialAdmin);
   } catch (error) {
     startup.reject(error);
     await app?.close();
+    await cluster.close();
     await domains?.close();
     await database.close();
     throw error;

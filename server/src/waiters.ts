@@ -1,3 +1,5 @@
+import type { Cluster } from './cluster/cluster.js';
+
 /** A long poll's wait: `done` resolves when the key is woken or the time is up; `cancel` stops waiting early. */
 export interface Wait {
   done: Promise<void>;
@@ -6,10 +8,22 @@ export interface Wait {
 
 /**
  * Long polls waiting on keys (a lease id, an install job id): `wait` registers one with a time limit, `wake`
- * releases every wait on a key, `wakeAll` every wait (at shutdown).
+ * releases every wait on a key, `wakeAll` every wait (at shutdown). With a cluster, `wake` also releases the waits
+ * on the key on the other nodes (the `name` tells one set of waiters from another), and a node that may have missed
+ * messages releases all its waits: each long poll then answers with what the database says.
  */
 export class Waiters {
   readonly #waiting = new Map<string, Set<() => void>>();
+  readonly #cluster: { cluster: Cluster; name: string } | undefined;
+
+  constructor(cluster?: { cluster: Cluster; name: string }) {
+    this.#cluster = cluster;
+    if (cluster === undefined) return;
+    cluster.cluster.subscribe('wake', ({ waiters, key }) => {
+      if (waiters === cluster.name) this.#wakeHere(key);
+    });
+    cluster.cluster.onResync(() => this.wakeAll());
+  }
 
   wait(key: string, ms: number): Wait {
     let wake!: () => void;
@@ -30,11 +44,17 @@ export class Waiters {
     };
   }
 
+  /** Releases the waits on `key` here and on every other node. Call it once the change is committed. */
   wake(key: string): void {
-    for (const wake of [...(this.#waiting.get(key) ?? [])]) wake();
+    this.#wakeHere(key);
+    this.#cluster?.cluster.publish('wake', { waiters: this.#cluster.name, key });
   }
 
   wakeAll(): void {
     for (const waiting of this.#waiting.values()) for (const wake of [...waiting]) wake();
+  }
+
+  #wakeHere(key: string): void {
+    for (const wake of [...(this.#waiting.get(key) ?? [])]) wake();
   }
 }

@@ -16,6 +16,7 @@ import { principalActor, type Cause, type EventData } from '../events/types.js';
 import { ApiError, type FieldError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
 import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
+import type { Cluster } from '../cluster/cluster.js';
 import { Waiters } from '../waiters.js';
 import type { ByteRange } from './blob-store.js';
 import { SharedBlob } from './shared-blob.js';
@@ -56,7 +57,7 @@ export interface InstallInventory {
 
 export interface InstallLeases {
   /** 403 `lease_required` unless the caller holds a granted lease on the device (admins always may). */
-  assertCanOperate(principal: Principal, deviceId: string): void;
+  assertCanOperate(principal: Principal, deviceId: string): Promise<void>;
   /** Resolves once the baseline of the device's current lease is taken, so that an install is not part of it. */
   baselineTaken(deviceId: string): Promise<void>;
   /** The lease; 404 `lease_not_found` for others' leases unless admin. */
@@ -233,7 +234,7 @@ export class InstallService {
   /** jobId → the job's background run. */
   readonly #running = new Map<string, Promise<void>>();
   /** Long polls waiting for a job (by id) to finish. */
-  readonly #waiters = new Waiters();
+  readonly #waiters: Waiters;
   /** deviceId → the installs running on it, each with the way to cut it short. */
   readonly #onDevice = new Map<string, Set<RunningInstall>>();
   #closing = false;
@@ -247,7 +248,10 @@ export class InstallService {
     leases: InstallLeases;
     concurrency?: number | undefined;
     installTimeoutMs?: number | undefined;
+    /** The nodes sharing the database: a job's long polls may wait on any of them. */
+    cluster?: Cluster | undefined;
   }) {
+    this.#waiters = new Waiters(deps.cluster && { cluster: deps.cluster, name: 'installs' });
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#log = deps.log;
@@ -345,7 +349,7 @@ export class InstallService {
     const app = await this.#apps.getForInstall(principal, appId);
     const devices: InstallTargetDevice[] = [];
     for (const id of deviceIds) devices.push(await this.#inventory.get(id));
-    for (const device of devices) this.#leases.assertCanOperate(principal, device.id);
+    for (const device of devices) await this.#leases.assertCanOperate(principal, device.id);
     const offline = devices.filter((device) => !this.#isConnected(device));
     if (offline.length > 0) {
       const ids = offline.map((device) => device.id);
@@ -484,7 +488,7 @@ export class InstallService {
       });
     }
     await this.#inventory.get(deviceId);
-    this.#leases.assertCanOperate(principal, deviceId);
+    await this.#leases.assertCanOperate(principal, deviceId);
     await this.#leases.baselineTaken(deviceId);
     const adb = this.#inventory.adbFor(deviceId);
     try {
@@ -536,7 +540,7 @@ export class InstallService {
     const queue = [...context.devices];
     const worker = async (): Promise<void> => {
       for (let device = queue.shift(); device !== undefined; device = queue.shift()) {
-        const refusal = this.#closing ? 'the server shut down before the install started' : this.#leaseEnded(context, device);
+        const refusal = this.#closing ? 'the server shut down before the install started' : await this.#leaseEnded(context, device);
         if (refusal !== null) {
           await this.#finishDevice(jobId, context.app.app.id, device.deviceId, context.cause, refusal);
           continue;
@@ -560,9 +564,9 @@ export class InstallService {
   }
 
   /** Why the device may no longer be installed on (its lease ended since the job started), or null. */
-  #leaseEnded(context: RunContext, device: RunningDevice): string | null {
+  async #leaseEnded(context: RunContext, device: RunningDevice): Promise<string | null> {
     try {
-      this.#leases.assertCanOperate(context.principal, device.deviceId);
+      await this.#leases.assertCanOperate(context.principal, device.deviceId);
       return null;
     } catch {
       return 'the lease on the device ended before the install started';

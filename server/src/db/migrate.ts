@@ -1,5 +1,5 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { migrationTableSchema } from './dialect.js';
+import { migrationTableSchema, withSessionLock } from './dialect.js';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_devices.js';
 import * as m0003 from './migrations/0003_apps.js';
@@ -17,6 +17,9 @@ const migrations: Record<string, Migration> = {
   '0006_install_job_device_positions': m0006,
 };
 
+/** The names of every migration, in the order they apply: what a database at the latest schema has applied. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations);
+
 const provider: MigrationProvider = {
   getMigrations: async () => migrations,
 };
@@ -25,9 +28,16 @@ export interface MigrationOutcome {
   applied: string[];
 }
 
+/**
+ * Applies the pending migrations. On PostgreSQL, nodes starting together take turns under a session lock of the
+ * schema: the first migrates, the others then find nothing to do (Kysely's own lock table is created by the first
+ * migration run, so two first runs at once would collide on creating it).
+ */
 export async function migrateToLatest(db: Kysely<any>): Promise<MigrationOutcome> {
-  const migrator = new Migrator({ db, provider, migrationTableSchema: await migrationTableSchema(db) });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error instanceof Error ? error : new Error(String(error));
-  return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+  return withSessionLock(db, 'cloudphone migrations', async (connection) => {
+    const migrator = new Migrator({ db: connection, provider, migrationTableSchema: await migrationTableSchema(db) });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) throw error instanceof Error ? error : new Error(String(error));
+    return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+  });
 }

@@ -170,17 +170,22 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
    * The device's connection for a device operation: the device must exist (404), the caller must hold it through a
    * lease or be an admin (403 `lease_required`), and it must be connected (409 `device_offline`).
    */
-  const connectionFor = (ctx: RequestContext, deviceId: string): Adb => {
-    inventory.assertKnown(deviceId);
-    leases.assertCanOperate(callerOf(ctx), deviceId);
+  const connectionFor = async (ctx: RequestContext, deviceId: string): Promise<Adb> => {
+    await inventory.know(deviceId);
+    await leases.assertCanOperate(callerOf(ctx), deviceId);
     return inventory.adbFor(deviceId);
   };
   /** `connectionFor`, once the baseline of a lease just granted on the device is taken (at once otherwise). */
   const operate = async (ctx: RequestContext, deviceId: string): Promise<Adb> => {
-    connectionFor(ctx, deviceId);
+    await connectionFor(ctx, deviceId);
     await leases.baselineTaken(deviceId);
     return connectionFor(ctx, deviceId);
   };
+  /**
+   * The device's connection inside a WebSocket handler: `beforeUpgrade` checked the device and the lease, and an
+   * await here would lose the socket's first messages.
+   */
+  const upgradedConnection = (deviceId: string): Adb => inventory.adbFor(deviceId);
   const guarded = async <T>(deviceId: string, run: () => Promise<T>): Promise<T> => {
     try {
       return await run();
@@ -293,7 +298,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     openDeviceShell: webSocketHandler<'openDeviceShell'>(
       async (socket, { params, query, ctx }) => {
         const { deviceId } = params;
-        const adb = connectionFor(ctx, deviceId);
+        const adb = upgradedConnection(deviceId);
         const session = sessions.track(deviceId, callerOf(ctx), socket);
         const opening = openShellSession(adb, {
           pty: query.pty ?? query.command === undefined,
@@ -347,7 +352,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     followDeviceLogcat: webSocketHandler<'followDeviceLogcat'>(
       async (socket, { params, query, ctx }) => {
         const { deviceId } = params;
-        const adb = connectionFor(ctx, deviceId);
+        const adb = upgradedConnection(deviceId);
         const session = sessions.track(deviceId, callerOf(ctx), socket);
         try {
           for await (const entry of followLogcat(adb, logcatFilter(query), session.signal)) {
@@ -367,7 +372,7 @@ export function deviceHandlers({ inventory, leases, sessions, maxPushBytes }: De
     openDeviceAdbTunnel: webSocketHandler<'openDeviceAdbTunnel'>(
       async (socket, { params, ctx }) => {
         const { deviceId } = params;
-        const adb = connectionFor(ctx, deviceId);
+        const adb = upgradedConnection(deviceId);
         const session = sessions.track(deviceId, callerOf(ctx), socket);
         try {
           await serveAdbTunnel(createWebSocketStream(socket), adb, { signal: session.signal });

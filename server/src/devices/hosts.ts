@@ -5,6 +5,7 @@ import type { ServerConfig } from '../config.js';
 import { newId } from '../db/ids.js';
 import type { DB } from '../db/schema.js';
 import { principalActor, systemCause, type Cause } from '../events/types.js';
+import type { Cluster } from '../cluster/cluster.js';
 import { ApiError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
 import { recordLiveTransition } from './inventory.js';
@@ -95,6 +96,7 @@ export class HostService {
   readonly #inventory: HostInventory;
   readonly #endLeasesForHost: EndLeasesForHost;
   readonly #probeLocalAdb: () => Promise<boolean>;
+  readonly #cluster: Cluster | null;
 
   constructor(deps: {
     db: Kysely<DB>;
@@ -106,7 +108,10 @@ export class HostService {
     endLeasesForHost: EndLeasesForHost;
     /** Whether the local ADB server answers (for `localAdb: auto`); a quick TCP connect by default. */
     probeLocalAdb?: () => Promise<boolean>;
+    /** The nodes sharing the database; a lone node by default. */
+    cluster?: Cluster | undefined;
   }) {
+    this.#cluster = deps.cluster ?? null;
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#live = deps.live;
@@ -141,18 +146,32 @@ export class HostService {
     }
     const wanted = new Set(declared.map((host) => `${host.type} ${host.address}`));
     for (const row of await listHostRows(this.#db)) {
-      if (row.origin !== 'config' || wanted.has(`${row.type} ${row.address}`)) continue;
+      if (row.origin !== 'config' || wanted.has(`${row.type} ${row.address}`) || !this.#ownConfig(row)) continue;
       await this.#remove(row.id, systemCause, false);
       this.#log.info({ type: row.type, address: row.address }, 'removed a host no longer in the configuration');
     }
-    for (const row of await listHostRows(this.#db)) {
-      this.#live.addHost({ id: row.id, type: row.type, address: row.address });
-    }
+    for (const row of await listHostRows(this.#db)) this.track(row);
+  }
+
+  /**
+   * Connects to a host of the table (a no-op for one tracked already). In-process virtual devices are only ever
+   * tracked by the node that runs them.
+   */
+  track(row: Pick<HostRow, 'id' | 'type' | 'address'>): void {
+    if (row.type === 'virtual' && row.address !== this.#virtualAddress()) return;
+    this.#live.addHost({ id: row.id, type: row.type, address: row.address });
+  }
+
+  /** Disconnects from a host another node deleted and forgets its devices. */
+  async untrack(hostId: string): Promise<void> {
+    this.#inventory.forgetHost(hostId);
+    await this.#live.removeHost(hostId);
   }
 
   async list(): Promise<Host[]> {
     const [rows, counts] = await Promise.all([listHostRows(this.#db), hostDeviceCounts(this.#db)]);
-    return rows.map((row) => toHost(row, this.#status(row.id), counts.get(row.id)));
+    const trackedBy = await Promise.all(rows.map((row) => this.#trackedBy(row)));
+    return rows.map((row, i) => toHost(row, this.#status(row.id), counts.get(row.id), trackedBy[i]!));
   }
 
   async get(id: string): Promise<Host> {
@@ -180,7 +199,8 @@ export class HostService {
     if (!(await insertHostRow(this.#db, row))) {
       throw new ApiError('host_exists', `There is already a host ${input.type} ${input.address}.`);
     }
-    this.#live.addHost({ id: row.id, type: row.type, address: row.address });
+    this.track(row);
+    this.#cluster?.publish('host.added', { id: row.id, type: row.type, address: row.address });
     return this.#view(row);
   }
 
@@ -232,7 +252,31 @@ export class HostService {
       this.#log.error({ err: error, hostId: id }, 'could not finish ending the leases of a removed host');
     }
     this.#inventory.forgetHost(id);
+    this.#cluster?.publish('host.removed', { id });
     if (tracked) await this.#live.removeHost(id);
+  }
+
+  /**
+   * Whether this node's configuration decides if the config-origin host stays: on a lone node, every one; in a
+   * cluster, where each node has its own configuration, only this node's in-process virtual host (the others are
+   * deleted through the API).
+   */
+  #ownConfig(row: HostRow): boolean {
+    if (this.#cluster?.shared !== true) return true;
+    return row.type === 'virtual' && row.address === this.#virtualAddress();
+  }
+
+  /** The address of this node's in-process virtual host: in a cluster, one per node. */
+  #virtualAddress(): string {
+    return this.#cluster?.shared === true ? `${VIRTUAL_ADDRESS}/${this.#cluster.node}` : VIRTUAL_ADDRESS;
+  }
+
+  /** The node recording the host's devices (see `Host.trackedBy`). */
+  async #trackedBy(row: HostRow): Promise<string | null> {
+    if (this.#cluster === null) return null;
+    if (row.type !== 'virtual') return this.#cluster.leader();
+    if (!this.#cluster.shared) return this.#cluster.node;
+    return row.address.startsWith(`${VIRTUAL_ADDRESS}/`) ? row.address.slice(VIRTUAL_ADDRESS.length + 1) : null;
   }
 
   async #declaredHosts(): Promise<DeclaredHost[]> {
@@ -243,13 +287,13 @@ export class HostService {
       if (local) hosts.push({ type: 'adb_server', address: LOCAL_ADB_ADDRESS });
     }
     for (const address of adbDevices) hosts.push({ type: 'adb_device', address });
-    if (virtualDevices > 0) hosts.push({ type: 'virtual', address: VIRTUAL_ADDRESS });
+    if (virtualDevices > 0) hosts.push({ type: 'virtual', address: this.#virtualAddress() });
     return hosts;
   }
 
   async #view(row: HostRow): Promise<Host> {
-    const counts = await hostDeviceCounts(this.#db, row.id);
-    return toHost(row, this.#status(row.id), counts.get(row.id));
+    const [counts, trackedBy] = await Promise.all([hostDeviceCounts(this.#db, row.id), this.#trackedBy(row)]);
+    return toHost(row, this.#status(row.id), counts.get(row.id), trackedBy);
   }
 
   #status(hostId: string): HostLiveStatus {

@@ -17,6 +17,7 @@ import {
   findHostRow,
   insertDeviceRow,
   markAllDevicesOffline,
+  connectedDevices,
   queryDeviceViews,
   updateDeviceRow,
   type DeviceRow,
@@ -134,8 +135,21 @@ export class DeviceInventory {
   #queue: Promise<void> = Promise.resolve();
   #unsubscribe: (() => void) | null = null;
   #closed = false;
+  readonly #records: ((hostId: string) => boolean) | undefined;
 
-  constructor(deps: { db: Kysely<DB>; clock: () => Date; live: LiveDevices; log: InventoryLog }) {
+  constructor(deps: {
+    db: Kysely<DB>;
+    clock: () => Date;
+    live: LiveDevices;
+    log: InventoryLog;
+    /**
+     * In a cluster, whether this node records what the host's devices do (one node records each host; the others
+     * keep their own connections to it for device operations). Without it, this node records every host and is
+     * alone: its start finds nothing connected.
+     */
+    records?: ((hostId: string) => boolean) | undefined;
+  }) {
+    this.#records = deps.records;
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#live = deps.live;
@@ -147,11 +161,56 @@ export class DeviceInventory {
    * devices, then follows the live layer (first what it already knows, then every update).
    */
   async start(): Promise<void> {
-    await markAllDevicesOffline(this.#db, this.#clock().toISOString());
+    if (this.#records === undefined) await markAllDevicesOffline(this.#db, this.#clock().toISOString());
     for (const row of await deviceKeys(this.#db)) this.#remember(row.id, row.host_id, row.serial);
     this.#unsubscribe = this.#live.onUpdate((update) => this.#enqueue(update));
     for (const update of this.#live.snapshot()) this.#enqueue(update);
     await this.idle();
+  }
+
+  /**
+   * In a cluster, once this node records hosts it did not before (it became the leader): the devices of those hosts
+   * that the database shows connected but this node does not see online go offline, with their events, then what
+   * this node sees is recorded.
+   */
+  takeOver(): Promise<void> {
+    const records = this.#records;
+    if (records === undefined || this.#closed) return this.idle();
+    this.#queue = this.#queue
+      .then(async () => {
+        const online = new Set(
+          this.#live
+            .snapshot()
+            .filter((update) => update.state === 'online')
+            .map((update) => `${update.hostId}\n${update.serial}`),
+        );
+        const now = this.#clock();
+        const stale = (await connectedDevices(this.#db)).filter(
+          (row) => records(row.host_id) && !online.has(`${row.host_id}\n${row.serial}`),
+        );
+        for (const row of stale) {
+          await this.#db.transaction().execute(async (trx) => {
+            const current = await findDeviceRow(trx, row.id);
+            if (current === undefined || current.state === 'offline') return;
+            await updateDeviceRow(trx, row.id, { state: 'offline', updated_at: now.toISOString() });
+            await recordLiveTransition(trx, current, 'offline', systemCause, now);
+          });
+        }
+      })
+      .catch((error: unknown) => this.#log.error({ err: error }, 'could not take over recording the device hosts'));
+    for (const update of this.#live.snapshot()) this.#enqueue(update);
+    return this.idle();
+  }
+
+  /**
+   * Learns the host and serial of a device another node recorded (a no-op for a known one); then the synchronous
+   * lookups (`assertKnown`, `adbFor`) know it. 404 `device_not_found` when the database has no such device.
+   */
+  async know(deviceId: string): Promise<void> {
+    if (this.#known.has(deviceId)) return;
+    const row = await findDeviceRow(this.#db, deviceId);
+    if (row === undefined) throw noSuchDevice(deviceId);
+    if (!this.#known.has(deviceId)) this.#remember(row.id, row.host_id, row.serial);
   }
 
   /** Stops following the live layer once the queued updates are written. */
@@ -194,6 +253,7 @@ export class DeviceInventory {
   async get(id: string): Promise<Device> {
     const row = await findDeviceView(this.#db, id);
     if (row === undefined) throw noSuchDevice(id);
+    if (!this.#known.has(row.id)) this.#remember(row.id, row.host_id, row.serial);
     return toDevice(row);
   }
 
@@ -347,6 +407,11 @@ export class DeviceInventory {
   }
 
   async #apply(update: DeviceUpdate): Promise<void> {
+    if (this.#records !== undefined && !this.#records(update.hostId)) {
+      const row = await findDeviceBySerial(this.#db, update.hostId, update.serial);
+      if (row !== undefined && !this.#known.has(row.id)) this.#remember(row.id, row.host_id, row.serial);
+      return;
+    }
     const key = `${update.hostId}\n${update.serial}`;
     const identity = update.state === 'online' ? (update.info?.identity ?? undefined) : undefined;
     if (identity !== undefined) {

@@ -100,6 +100,11 @@ export class DeviceRegistry implements LiveDevices {
     await entry.source.stop();
   }
 
+  /** Whether the host is this process's own virtual devices (no other process can reach them). */
+  isInProcess(hostId: string): boolean {
+    return this.#hosts.get(hostId)?.spec.type === 'virtual';
+  }
+
   hostStatus(hostId: string): HostLiveStatus {
     return this.#hosts.get(hostId)?.status ?? { status: 'unreachable', lastError: 'unknown host', nextRetryAt: null };
   }

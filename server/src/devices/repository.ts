@@ -68,6 +68,11 @@ export async function markAllDevicesOffline(db: Kysely<DB>, at: string): Promise
   await db.updateTable('devices').set({ state: 'offline', updated_at: at }).where('state', '!=', 'offline').execute();
 }
 
+/** The devices not recorded as offline. */
+export async function connectedDevices(db: Kysely<DB>): Promise<DeviceRow[]> {
+  return db.selectFrom('devices').selectAll().where('state', '!=', 'offline').orderBy('id').execute();
+}
+
 /** id, host and serial of every device: the inventory keeps these in memory for synchronous lookups. */
 export async function deviceKeys(db: Kysely<DB>): Promise<Pick<DeviceRow, 'id' | 'host_id' | 'serial'>[]> {
   return db.selectFrom('devices').select(['id', 'host_id', 'serial']).execute();

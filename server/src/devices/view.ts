@@ -67,7 +67,12 @@ export function toDeviceSummary(
   };
 }
 
-export function toHost(row: HostRow, live: HostLiveStatus, counts: HostCounts | undefined): Host {
+export function toHost(
+  row: HostRow,
+  live: HostLiveStatus,
+  counts: HostCounts | undefined,
+  trackedBy: string | null,
+): Host {
   return {
     id: row.id,
     type: row.type,
@@ -80,6 +85,7 @@ export function toHost(row: HostRow, live: HostLiveStatus, counts: HostCounts | 
     nextRetryAt: live.nextRetryAt === null ? null : live.nextRetryAt.toISOString(),
     deviceCount: counts?.deviceCount ?? 0,
     onlineCount: counts?.onlineCount ?? 0,
+    trackedBy,
     createdAt: row.created_at,
   };
 }

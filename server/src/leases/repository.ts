@@ -325,6 +325,21 @@ export async function heldDevices(
     .execute();
 }
 
+/** The user holding the device through a granted lease, with the lease's expiry; undefined when nobody does. */
+export async function holderOf(
+  db: Kysely<DB>,
+  deviceId: string,
+): Promise<{ userId: string; expiresAt: string | null } | undefined> {
+  return db
+    .selectFrom('lease_devices')
+    .innerJoin('leases', 'leases.id', 'lease_devices.lease_id')
+    .select(['leases.user_id as userId', 'leases.expires_at as expiresAt'])
+    .where('lease_devices.device_id', '=', deviceId)
+    .where('lease_devices.released_at', 'is', null)
+    .where('leases.status', '=', 'granted')
+    .executeTakeFirst();
+}
+
 /** Active leases holding a device of the host. */
 export async function leasesOnHost(db: Kysely<DB>, hostId: string): Promise<LeaseRow[]> {
   return db

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
+import type { Cluster } from '../cluster/cluster.js';
 import { lockForTransaction } from '../db/dialect.js';
 import { ulid } from '../db/ids.js';
 import type { DB } from '../db/schema.js';
@@ -19,6 +20,7 @@ import {
   findLease,
   findLeaseDevices,
   heldDevices,
+  holderOf,
   insertLease,
   insertLeaseDevices,
   leasesOnHost,
@@ -203,7 +205,8 @@ export class LeaseService {
   readonly #holders = new Map<string, Holder>();
   /** leaseId → devices it holds (granted leases only). */
   readonly #leaseDevices = new Map<string, string[]>();
-  readonly #waiters = new Waiters();
+  readonly #waiters: Waiters;
+  readonly #cluster: Cluster | undefined;
   readonly #endedListeners = new Set<LeaseEndedListener>();
   /** Per device: its state when clean, valid while it stays on the connection it was read on. */
   readonly #cleanStates = new Map<string, { connection: object; baseline: DeviceBaseline }>();
@@ -225,7 +228,11 @@ export class LeaseService {
     log: LeaseLog;
     devices: LeaseDeviceOps;
     sweepIntervalMs?: number | undefined;
+    /** The nodes sharing the database: only the leader sweeps, and long polls are answered across nodes. */
+    cluster?: Cluster | undefined;
   }) {
+    this.#cluster = deps.cluster;
+    this.#waiters = new Waiters(deps.cluster && { cluster: deps.cluster, name: 'leases' });
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#log = deps.log;
@@ -265,12 +272,17 @@ export class LeaseService {
   }
 
   /**
-   * Throws 403 lease_required unless the caller may operate the device: admins always, others while they hold a
-   * granted, unexpired lease containing it. In memory: this runs on every device operation.
+   * Rejects with 403 lease_required unless the caller may operate the device: admins always, others while they hold
+   * a granted, unexpired lease containing it. This runs on every device operation: a lone node answers from memory;
+   * in a cluster, where another node may have granted, renewed or ended the lease a moment ago, from the database.
    */
-  assertCanOperate(principal: Principal, deviceId: string): void {
+  async assertCanOperate(principal: Principal, deviceId: string): Promise<void> {
     if (principal.role === 'admin') return;
-    const holder = this.#holders.get(deviceId);
+    let holder: { userId: string; expiresAtMs: number } | undefined = this.#holders.get(deviceId);
+    if (this.#cluster?.shared === true) {
+      const row = await holderOf(this.#db, deviceId);
+      holder = row && { userId: row.userId, expiresAtMs: row.expiresAt === null ? 0 : new Date(row.expiresAt).getTime() };
+    }
     if (holder !== undefined && holder.userId === principal.userId && holder.expiresAtMs > this.#clock().getTime()) {
       return;
     }
@@ -780,7 +792,7 @@ export class LeaseService {
   }
 
   #tick(): void {
-    if (this.#sweeping || this.#closed) return;
+    if (this.#sweeping || this.#closed || this.#cluster?.isLeader() === false) return;
     this.#sweeping = true;
     const task = this.sweep()
       .catch((error: unknown) => this.#log.error({ err: error }, 'lease sweep failed'))

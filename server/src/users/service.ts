@@ -1,6 +1,7 @@
 import type { Kysely, Updateable } from 'kysely';
 import { hashPassword, verifyPassword } from '../auth/passwords.js';
 import { randomBase62 } from '../auth/secrets.js';
+import { lockForTransaction } from '../db/dialect.js';
 import { newId } from '../db/ids.js';
 import type { DB, UsersTable } from '../db/schema.js';
 import { appendEvent } from '../events/log.js';
@@ -209,6 +210,8 @@ export class UserService {
     const passwordHash = await hashPassword(adminPassword);
     const now = this.#clock();
     const created = await this.#db.transaction().execute(async (trx) => {
+      // Nodes starting together on one empty database create one admin between them.
+      await lockForTransaction(trx, 'bootstrap');
       if ((await countUsers(trx)) > 0) return false;
       const admin = { username: BOOTSTRAP_USERNAME, role: 'admin', displayName: 'Administrator' } as const;
       await this.#insert(trx, admin, passwordHash, systemCause, now);

@@ -71,7 +71,7 @@ class FakeLeases implements InstallLeases {
   readonly holders = new Map<string, string>();
   readonly leases = new Map<string, { id: string; userId: string; status: string; devices: { id: string }[] }>();
 
-  assertCanOperate(principal: Principal, deviceId: string): void {
+  async assertCanOperate(principal: Principal, deviceId: string): Promise<void> {
     if (principal.role === 'admin' || this.holders.get(deviceId) === principal.userId) return;
     throw new ApiError('lease_required', `Operating device ${deviceId} needs a granted lease containing it.`);
   }

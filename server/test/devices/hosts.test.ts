@@ -170,6 +170,7 @@ describe('HostService CRUD', () => {
       nextRetryAt: null,
       deviceCount: 0,
       onlineCount: 0,
+      trackedBy: null,
       createdAt: '2026-11-20T09:00:00.000Z',
     });
     expect(f.live.added).toEqual([{ id: host.id, type: 'adb_server', address: 'lab-1:5037' }]);

@@ -279,7 +279,7 @@ describe('lease lifecycle', () => {
       '2026-11-20T10:00:30.000Z',
     ]);
     f.clock.advance(3000);
-    f.leases.assertCanOperate(alice, 'dev_1');
+    await f.leases.assertCanOperate(alice, 'dev_1');
     await f.leases.release(alice, lease.id, null);
     expect((await rejection(() => f.leases.renew(alice, lease.id, {}, null))).code).toBe('lease_not_active');
   });
@@ -318,7 +318,7 @@ describe('lease lifecycle', () => {
     expect(row).toMatchObject({ status: 'expired', end_reason: 'expired', ended_at: '2026-11-20T09:01:00.000Z' });
     expect((await f.db.selectFrom('devices').select('resetting').executeTakeFirstOrThrow()).resetting).toBe(1);
     expect(ended).toEqual([[lease.id, ['dev_1']]]);
-    expect(() => f.leases.assertCanOperate(alice, 'dev_1')).toThrow(ApiError);
+    await expect(f.leases.assertCanOperate(alice, 'dev_1')).rejects.toThrow(ApiError);
     expect((await leaseRow(f, waiting.lease.id)).status).toBe('queued');
 
     finishReset();
@@ -341,7 +341,7 @@ describe('lease lifecycle', () => {
     expect(resetEvents).toMatchObject([{ subjectId: 'dev_1', data: { deviceId: 'dev_1', leaseId: lease.id } }]);
     // Available again: the queued lease got it.
     expect((await leaseRow(f, waiting.lease.id)).status).toBe('granted');
-    f.leases.assertCanOperate(bob, 'dev_1');
+    await f.leases.assertCanOperate(bob, 'dev_1');
   });
 
   it('resets the devices of an ended lease only after the work its lease-ended listeners return has settled', async () => {
@@ -442,7 +442,7 @@ describe('lease lifecycle', () => {
       return snapshot(id);
     };
     await f.leases.create(alice, {}, null);
-    f.leases.assertCanOperate(alice, 'dev_1');
+    await f.leases.assertCanOperate(alice, 'dev_1');
     let taken = false;
     const ready = f.leases.baselineTaken('dev_1').then(() => (taken = true));
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -567,24 +567,24 @@ describe('authorisation and notifications', () => {
     const root = await f.user('root', 'admin');
     await f.device('dev_1');
     await f.device('dev_2');
-    const denied = (p: Principal, id: string) => {
+    const denied = async (p: Principal, id: string) => {
       try {
-        f.leases.assertCanOperate(p, id);
+        await f.leases.assertCanOperate(p, id);
         return null;
       } catch (e) {
         return (e as ApiError).code;
       }
     };
-    expect(denied(alice, 'dev_1')).toBe('lease_required');
-    expect(denied(root, 'dev_1')).toBeNull();
+    expect(await denied(alice, 'dev_1')).toBe('lease_required');
+    expect(await denied(root, 'dev_1')).toBeNull();
     const { lease } = await f.leases.create(alice, { selector: { deviceIds: ['dev_1'] }, ttlSeconds: 60 }, null);
-    expect(denied(alice, 'dev_1')).toBeNull();
-    expect(denied(alice, 'dev_2')).toBe('lease_required');
-    expect(denied(bob, 'dev_1')).toBe('lease_required');
+    expect(await denied(alice, 'dev_1')).toBeNull();
+    expect(await denied(alice, 'dev_2')).toBe('lease_required');
+    expect(await denied(bob, 'dev_1')).toBe('lease_required');
     f.clock.advance(60);
-    expect(denied(alice, 'dev_1')).toBe('lease_required');
+    expect(await denied(alice, 'dev_1')).toBe('lease_required');
     f.clock.advance(-30);
-    expect(denied(alice, 'dev_1')).toBeNull();
+    expect(await denied(alice, 'dev_1')).toBeNull();
 
     // The index survives a restart.
     await f.leases.close();
@@ -596,10 +596,39 @@ describe('authorisation and notifications', () => {
       devices: f.ops,
     });
     await restarted.start();
-    expect(() => restarted.assertCanOperate(alice, 'dev_1')).not.toThrow();
+    await expect(restarted.assertCanOperate(alice, 'dev_1')).resolves.toBeUndefined();
     await restarted.release(alice, lease.id, null);
-    expect(() => restarted.assertCanOperate(alice, 'dev_1')).toThrow(ApiError);
+    await expect(restarted.assertCanOperate(alice, 'dev_1')).rejects.toThrow(ApiError);
     await restarted.close();
+  });
+
+  it('in a cluster, assertCanOperate sees leases granted, renewed and ended by another node at once', async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    const { LeaseService } = await import('../../src/leases/service.js');
+    const { LoneNode } = await import('../../src/cluster/cluster.js');
+    // Another node's view: it hears nothing of this node's changes.
+    const deaf = Object.assign(new LoneNode('node-b'), { shared: true });
+    const other = new LeaseService({
+      db: f.db,
+      clock: f.clock.now,
+      log: { warn: () => undefined, error: () => undefined } as never,
+      devices: f.ops,
+      cluster: deaf,
+    });
+    await other.start();
+    await expect(other.assertCanOperate(alice, 'dev_1')).rejects.toThrow(ApiError);
+    const { lease } = await f.leases.create(alice, { selector: { deviceIds: ['dev_1'] }, ttlSeconds: 60 }, null);
+    await expect(other.assertCanOperate(alice, 'dev_1')).resolves.toBeUndefined();
+    f.clock.advance(50);
+    await f.leases.renew(alice, lease.id, { ttlSeconds: 60 }, null);
+    f.clock.advance(20);
+    await expect(other.assertCanOperate(alice, 'dev_1')).resolves.toBeUndefined();
+    await f.leases.release(alice, lease.id, null);
+    await expect(other.assertCanOperate(alice, 'dev_1')).rejects.toThrow(ApiError);
+    await other.close();
   });
 
   it('getLease long-poll resolves as soon as the lease is granted', async () => {
