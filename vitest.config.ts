@@ -1,11 +1,30 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
-/** The service tests that also run on PostgreSQL (CLOUDPHONE_TEST_ENGINE picks the engine of their fixture). */
+/** Tests of what only PostgreSQL has, left out of the sqlite project: several server nodes on one database. */
+const postgresOnly = ['server/test/cluster/*.e2e.test.ts'];
+
+/**
+ * The tests that also run on PostgreSQL, CLOUDPHONE_TEST_ENGINE picking the engine of their databases: each service
+ * test and each server a test starts gets a schema of its own.
+ */
 const onPostgres = [
+  'server/test/**/*.integration.test.ts',
+  // The server's end-to-end tests; the virtual device's own (server/test/virtual-device) use no database.
+  'server/test/devices/*.e2e.test.ts',
   'server/test/domains/*.test.ts',
   'server/test/leases/*.test.ts',
   'server/test/devices/{inventory,hosts}.test.ts',
   'server/test/apps/{service,install}.test.ts',
+  'server/test/platform/{idempotency,infra}.test.ts',
+  ...postgresOnly,
+];
+
+/** Left out of the postgres project. */
+const notOnPostgres = [
+  // The commands on the SQLite file in a data directory (backup, migrate); postgres-server covers them on PostgreSQL.
+  'server/test/platform/cli.integration.test.ts',
+  // These bring their own PostgreSQL whatever the engine, and so already run on it in the sqlite project.
+  'server/test/platform/{postgres-server,database-outage,copy-data}.integration.test.ts',
 ];
 
 export default defineConfig({
@@ -21,13 +40,18 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'sqlite', include: ['{openapi,sdk,cli,server,examples,bench}/test/**/*.test.ts'] },
+        test: {
+          name: 'sqlite',
+          include: ['{openapi,sdk,cli,server,examples,bench}/test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...postgresOnly],
+        },
       },
       {
         extends: true,
         test: {
           name: 'postgres',
           include: onPostgres,
+          exclude: [...configDefaults.exclude, ...notOnPostgres],
           env: { CLOUDPHONE_LOCAL_ADB: 'off', CLOUDPHONE_TEST_ENGINE: 'postgres' },
         },
       },

@@ -21,11 +21,11 @@ afterAll(async () => {
 
 /** Sends a request that must fail with `status` and `code` and leave every table's row count as it was. */
 async function expectRefused(request: () => Promise<ApiResponse>, status: number, code: string): Promise<ApiResponse> {
-  const before = api.counts();
+  const before = await api.counts();
   const response = await request();
   expect({ status: response.status, code: response.body?.code }).toEqual({ status, code });
   expect(response.headers.get('x-request-id')).toBe(response.body.requestId);
-  expect(api.counts()).toEqual(before);
+  expect(await api.counts()).toEqual(before);
   return response;
 }
 

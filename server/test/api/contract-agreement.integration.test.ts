@@ -149,10 +149,10 @@ describe('limits come from the contract', () => {
 
   it('refuses a host address the server could not connect to (a port out of range, IPv6 without brackets)', async () => {
     for (const address of ['127.0.0.1:0', '127.0.0.1:65536', '[::1]:99999', '::1:5555', '[::1:5555', '127.0.0.1::5555']) {
-      const before = api.counts();
+      const before = await api.counts();
       const refused = await api.call('createHost', { token: api.admin.token, body: { type: 'adb_device', address } });
       expect({ address, status: refused.status, code: refused.body.code }).toEqual({ address, status: 400, code: 'validation_failed' });
-      expect(api.counts()).toEqual(before);
+      expect(await api.counts()).toEqual(before);
     }
     const port = await closedLoopbackPort();
     const added = await api.call('createHost', { token: api.admin.token, body: { type: 'adb_device', address: `[::1]:${port}` } });
@@ -208,10 +208,10 @@ describe('statuses the contract declares', () => {
 
 describe('invalid input is refused before anything is written', () => {
   async function refusedWithoutWrites(send: () => Promise<{ status: number; body: Json }>, status: number, code: string) {
-    const before = api.counts();
+    const before = await api.counts();
     const response = await send();
     expect({ status: response.status, code: response.body?.code }).toEqual({ status, code });
-    expect(api.counts()).toEqual(before);
+    expect(await api.counts()).toEqual(before);
     return response;
   }
 

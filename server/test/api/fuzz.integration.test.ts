@@ -1,19 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
-import BetterSqlite3 from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASE_FILE } from '../../src/db/database.js';
 import { operations, type OperationId } from '../../src/generated/operations.js';
 import { requestSchemas } from '../../src/generated/request-schemas.js';
 import { APKS } from '../helpers/apk-fixtures.js';
 import { expectContractResponse } from '../helpers/contract.js';
 import { allDevices, eventually, leaseDevice, type Json } from './device-helpers.js';
 import { invalidValue, loneSurrogate, validValue, type Overrides, type Schema } from './fuzz-inputs.js';
-import { PASSWORD, startApi, uniqueUsername, type Api, type Caller } from './harness.js';
+import { countRows, PASSWORD, startApi, uniqueUsername, type Api, type Caller } from './harness.js';
 
 /**
  * Contract-driven fuzzing: for every HTTP operation, requests generated from its schemas (valid ones, and ones broken
@@ -37,7 +34,7 @@ const SEMANTIC_REFUSALS: Partial<Record<OperationId, string[]>> = {
 };
 
 /** Tables whose row counts only requests change (never background work). */
-const COUNTED_TABLES = ['users', 'sessions', 'api_tokens', 'idempotency_keys', 'hosts', 'leases', 'apps', 'app_blobs', 'install_jobs'];
+const COUNTED_TABLES: ('users' | 'sessions' | 'api_tokens' | 'idempotency_keys' | 'hosts' | 'leases' | 'apps' | 'app_blobs' | 'install_jobs')[] = ['users', 'sessions', 'api_tokens', 'idempotency_keys', 'hosts', 'leases', 'apps', 'app_blobs', 'install_jobs'];
 
 type Role = 'admin' | 'member' | 'viewer';
 type Mutation =
@@ -72,7 +69,6 @@ class Ref {
 }
 
 let api: Api;
-let reader: BetterSqlite3.Database;
 let callers: Record<Role, Caller>;
 let closedPort: number;
 const fixture: Record<string, string[]> = {};
@@ -128,7 +124,6 @@ const reseed: Partial<Record<OperationId, () => Promise<void>>> = {
 
 beforeAll(async () => {
   api = await startApi({ virtualDevices: 2 });
-  reader = new BetterSqlite3(join(api.server.config.dataDir, DATABASE_FILE), { readonly: true, fileMustExist: true });
   callers = { admin: api.admin, member: await api.addCaller('member'), viewer: await api.addCaller('viewer') };
   closedPort = await closedLoopbackPort();
   const devices = await eventually(async () => {
@@ -151,7 +146,6 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  reader?.close();
   await api?.close();
 });
 
@@ -509,14 +503,18 @@ async function send(operationId: OperationId, role: Role, prepared: Prepared): P
   };
 }
 
-function counts(): Record<string, number> {
-  return Object.fromEntries(
-    COUNTED_TABLES.map((table) => [table, (reader.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n]),
-  );
+function counts(): Promise<Record<string, number>> {
+  return countRows(api.database, COUNTED_TABLES);
 }
 
-function eventsOf(requestId: string | null): number {
-  return (reader.prepare('select count(*) as n from events where request_id = ?').get(requestId) as { n: number }).n;
+async function eventsOf(requestId: string | null): Promise<number> {
+  if (requestId === null) return 0;
+  const { n } = await api.database.db
+    .selectFrom('events')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('request_id', '=', requestId)
+    .executeTakeFirstOrThrow();
+  return Number(n);
 }
 
 /** The resource a PATCH changes, read back as the admin. */
@@ -537,7 +535,7 @@ async function get(operationId: OperationId, params: Record<string, unknown>, ro
 /** Problems with one case, as lines for the report; none when it behaved. */
 async function check(operationId: OperationId, input: Case): Promise<string[]> {
   const prepared = prepare(operationId, input);
-  const before = prepared.valid ? null : counts();
+  const before = prepared.valid ? null : await counts();
   const resource = prepared.valid ? null : await readBack[operationId]?.(prepared.params, input.role);
   const outcome = await send(operationId, input.role, prepared);
   const problems: string[] = [];
@@ -559,8 +557,8 @@ async function check(operationId: OperationId, input: Case): Promise<string[]> {
   if (!prepared.valid) {
     if (outcome.status < 400 || outcome.status >= 500) problems.push(`invalid input answered ${outcome.status}`);
     if (!/^application\/problem\+json/.test(outcome.contentType ?? '')) problems.push(`invalid input answered ${outcome.contentType}`);
-    if (eventsOf(outcome.requestId) > 0) problems.push('invalid input wrote an event');
-    const after = counts();
+    if ((await eventsOf(outcome.requestId)) > 0) problems.push('invalid input wrote an event');
+    const after = await counts();
     if (JSON.stringify(after) !== JSON.stringify(before)) problems.push(`invalid input changed row counts ${JSON.stringify(before)} → ${JSON.stringify(after)}`);
     if (resource && prepared.jsonBody !== null && typeof prepared.jsonBody === 'object') {
       const now = await readBack[operationId]!(prepared.params, input.role);
@@ -586,10 +584,10 @@ describe('contract-driven fuzz', () => {
     expect(problems).toEqual([]);
   }, 120_000);
 
-  it('sent every request to the server under test on loopback', () => {
+  it('sent every request to the server under test on loopback', async () => {
     expect(seen.requests).toBeGreaterThanOrEqual(httpOperations.length * RUNS);
     expect(new URL(api.url).hostname).toBe('127.0.0.1');
-    const hosts = reader.prepare("select address from hosts where type <> 'virtual'").all() as { address: string }[];
+    const hosts = await api.database.db.selectFrom('hosts').select('address').where('type', '<>', 'virtual').execute();
     for (const { address } of hosts) expect([`127.0.0.1:${closedPort}`, `[::1]:${closedPort}`]).toContain(address);
   });
 });

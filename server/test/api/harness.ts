@@ -1,14 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
-import { DATABASE_FILE } from '../../src/db/database.js';
+import { sql } from 'kysely';
+import type { DB } from '../../src/db/schema.js';
 import type { components } from '../../src/generated/types.js';
 import { operations, type OperationId } from '../../src/generated/operations.js';
 import type { Role } from '../../src/http/access.js';
 import { startServer, type RunningServer, type StartOptions } from '../../src/index.js';
 import { ManualClock } from '../helpers/clock.js';
 import { expectContractResponse } from '../helpers/contract.js';
+import { createServerDatabase, readServerDatabase, type DatabaseReader } from '../helpers/database.js';
 
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
 export const PASSWORD = 'correct-horse-battery-staple';
@@ -50,18 +51,23 @@ export interface Caller {
 
 export type Counts = Record<'users' | 'sessions' | 'api_tokens' | 'events' | 'idempotency_keys', number>;
 
-/** A real server on a random port over a fresh data directory, with a manual clock and a read-only view of its database. */
+/**
+ * A real server on a random port over a fresh data directory and a fresh database on the run's engine (its SQLite
+ * file, or a PostgreSQL schema of its own), with a manual clock and a read-only view of that database.
+ */
 export interface Api {
   url: string;
   clock: ManualClock;
   server: RunningServer;
+  /** The server's database, read-only. */
+  database: DatabaseReader;
   admin: Caller;
   /** Calls an operation over HTTP; the response must be one the contract declares. */
   call(operationId: OperationId, options?: CallOptions): Promise<ApiResponse>;
   /** Creates a user (as the admin) and logs them in. */
   addCaller(role: Role, username?: string): Promise<Caller>;
   login(username: string, password: string): Promise<TokenPair>;
-  counts(): Counts;
+  counts(): Promise<Counts>;
   close(): Promise<void>;
 }
 
@@ -94,21 +100,37 @@ function checkAgainstContract(operationId: OperationId, response: ApiResponse): 
   expectContractResponse(operationId, { status: response.status, contentType: response.contentType, body: response.body });
 }
 
+/** The number of rows in each of `tables`. */
+export async function countRows<T extends keyof DB>(reader: DatabaseReader, tables: T[]): Promise<Record<T, number>> {
+  const counts = await Promise.all(
+    tables.map(async (table) => {
+      const { rows } = await sql<{ n: number }>`select count(*) as n from ${sql.table(table)}`.execute(reader.db);
+      return [table, Number(rows[0]!.n)] as const;
+    }),
+  );
+  return Object.fromEntries(counts) as Record<T, number>;
+}
+
 export async function startApi(options: StartOptions = {}): Promise<Api> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-api-'));
   const clock = new ManualClock(new Date());
+  const target = await createServerDatabase();
   const server = await startServer({
     host: '127.0.0.1',
     port: 0,
     dataDir,
+    ...(target.databaseUrl === undefined ? {} : { databaseUrl: target.databaseUrl }),
     logLevel: 'silent',
     adminPassword: ADMIN_PASSWORD,
     clock: clock.now,
     // Never the machine's ADB server at 127.0.0.1:5037.
     localAdb: 'off',
     ...options,
+  }).catch(async (error: unknown) => {
+    await target.drop();
+    throw error;
   });
-  const reader = new BetterSqlite3(join(dataDir, DATABASE_FILE), { readonly: true, fileMustExist: true });
+  const database = readServerDatabase(server.config);
 
   async function call(operationId: OperationId, call: CallOptions = {}): Promise<ApiResponse> {
     const meta = operations[operationId];
@@ -168,6 +190,7 @@ export async function startApi(options: StartOptions = {}): Promise<Api> {
     url: server.url,
     clock,
     server,
+    database,
     admin,
     call,
     login,
@@ -178,19 +201,11 @@ export async function startApi(options: StartOptions = {}): Promise<Api> {
       const pair = await login(username, PASSWORD);
       return { username, userId: pair.user.id, password: PASSWORD, pair, token: pair.accessToken };
     },
-    counts() {
-      const count = (table: string) => (reader.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
-      return {
-        users: count('users'),
-        sessions: count('sessions'),
-        api_tokens: count('api_tokens'),
-        events: count('events'),
-        idempotency_keys: count('idempotency_keys'),
-      };
-    },
+    counts: () => countRows(database, ['users', 'sessions', 'api_tokens', 'events', 'idempotency_keys']),
     async close() {
-      reader.close();
+      await database.close();
       await server.close();
+      await target.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

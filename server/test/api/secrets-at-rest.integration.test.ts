@@ -1,9 +1,10 @@
 import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DATABASE_FILE } from '../../src/db/database.js';
 import { startServer } from '../../src/index.js';
+import { testEngine } from '../helpers/database.js';
 import { PASSWORD, startApi, uniqueUsername, type Api } from './harness.js';
 
 let api: Api | undefined;
@@ -13,21 +14,27 @@ afterEach(async () => {
   api = undefined;
 });
 
-function idempotencyRows(dataDir: string): Record<string, unknown>[] {
-  const reader = new BetterSqlite3(join(dataDir, DATABASE_FILE), { readonly: true, fileMustExist: true });
-  try {
-    return reader.prepare('select * from idempotency_keys').all() as Record<string, unknown>[];
-  } finally {
-    reader.close();
-  }
+function idempotencyRows(api: Api): Promise<Record<string, unknown>[]> {
+  return api.database.db.selectFrom('idempotency_keys').selectAll().execute();
 }
 
-/** Every byte the database keeps on disk: the main file and its write-ahead log. */
-function databaseBytes(dataDir: string): string {
-  return readdirSync(dataDir)
-    .filter((name) => name.startsWith(DATABASE_FILE))
-    .map((name) => readFileSync(join(dataDir, name)).toString('latin1'))
-    .join('');
+/**
+ * What the database keeps: on SQLite every byte on disk (the main file and its write-ahead log), on PostgreSQL
+ * every row of every table of the server's schema.
+ */
+async function storedText(api: Api): Promise<string> {
+  const { dataDir } = api.server.config;
+  if (testEngine === 'sqlite') {
+    return readdirSync(dataDir)
+      .filter((name) => name.startsWith(DATABASE_FILE))
+      .map((name) => readFileSync(join(dataDir, name)).toString('latin1'))
+      .join('');
+  }
+  const { db } = api.database;
+  const tables = await sql<{ name: string }>`
+    select table_name as name from information_schema.tables where table_schema = current_schema()`.execute(db);
+  const rows = await Promise.all(tables.rows.map(({ name }) => sql`select * from ${sql.table(name)}`.execute(db)));
+  return JSON.stringify(rows.map((result) => result.rows));
 }
 
 function mode(path: string): string {
@@ -43,13 +50,13 @@ describe('secrets at rest', () => {
     expect(created.status).toBe(201);
     const { id, secret } = created.body as { id: string; secret: string };
 
-    const rows = idempotencyRows(api.server.config.dataDir);
+    const rows = await idempotencyRows(api);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ operation_id: 'createApiToken', status: 201 });
     expect(JSON.stringify(rows)).not.toContain(secret);
     expect(JSON.parse(rows[0]!.response_body as string)).toMatchObject({ id, name: 'ci' });
     expect(JSON.parse(rows[0]!.response_body as string)).not.toHaveProperty('secret');
-    expect(databaseBytes(api.server.config.dataDir)).not.toContain(secret);
+    expect(await storedText(api)).not.toContain(secret);
 
     const replay = await api.call('createApiToken', request);
     expect([replay.status, replay.body.code]).toEqual([409, 'idempotency_secret_not_replayable']);
@@ -76,10 +83,10 @@ describe('secrets at rest', () => {
     };
     const created = await api.call('createUser', request);
     expect(created.status).toBe(201);
-    const stored = JSON.stringify(idempotencyRows(api.server.config.dataDir));
+    const stored = JSON.stringify(await idempotencyRows(api));
     expect(stored).not.toContain(password);
     expect(stored).not.toContain('onboard-user-key-7');
-    expect(databaseBytes(api.server.config.dataDir)).not.toContain(password);
+    expect(await storedText(api)).not.toContain(password);
 
     const replay = await api.call('createUser', request);
     expect([replay.status, replay.headers.get('idempotent-replayed')]).toEqual([201, 'true']);
@@ -88,12 +95,14 @@ describe('secrets at rest', () => {
     expect([changed.status, changed.body.code]).toEqual([422, 'idempotency_key_reused']);
   });
 
-  it('keeps the data directory 0700 and the database files 0600, and fixes them at start', async () => {
+  it('keeps the data directory 0700 and the database files 0600 (none on PostgreSQL), and fixes them at start', async () => {
     api = await startApi();
-    const { dataDir } = api.server.config;
+    const { dataDir, databaseUrl } = api.server.config;
     await api.call('createApiToken', { token: api.admin.token, body: { name: 'ci', scopes: ['read'] } });
     const files = () => readdirSync(dataDir).filter((name) => name.startsWith(DATABASE_FILE));
-    expect(files()).toEqual(expect.arrayContaining([DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`]));
+    expect(files()).toEqual(
+      testEngine === 'sqlite' ? expect.arrayContaining([DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`]) : [],
+    );
     expect(mode(dataDir)).toBe('700');
     for (const name of files()) expect([name, mode(join(dataDir, name))]).toEqual([name, '600']);
     expect(mode(join(dataDir, 'adbkey'))).toBe('600');
@@ -101,7 +110,14 @@ describe('secrets at rest', () => {
     await api.server.close();
     chmodSync(dataDir, 0o755);
     for (const name of files()) chmodSync(join(dataDir, name), 0o644);
-    const again = await startServer({ host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', localAdb: 'off' });
+    const again = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir,
+      ...(databaseUrl === undefined ? {} : { databaseUrl }),
+      logLevel: 'silent',
+      localAdb: 'off',
+    });
     try {
       expect(mode(dataDir)).toBe('700');
       for (const name of files()) expect([name, mode(join(dataDir, name))]).toEqual([name, '600']);

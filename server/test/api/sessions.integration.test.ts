@@ -73,7 +73,7 @@ describe('sessions over HTTP', () => {
 describe('the event log over HTTP', () => {
   it('records each write once, with the request id the client sent', async () => {
     api = await startApi();
-    const before = api.counts();
+    const before = await api.counts();
     const username = uniqueUsername();
     const created = await api.call('createUser', {
       token: api.admin.token,
@@ -81,7 +81,7 @@ describe('the event log over HTTP', () => {
       body: { username, password: PASSWORD, role: 'member' },
     });
     expect(created.status).toBe(201);
-    expect(api.counts()).toEqual({ ...before, users: before.users + 1, events: before.events + 1 });
+    expect(await api.counts()).toEqual({ ...before, users: before.users + 1, events: before.events + 1 });
 
     const page = await api.call('listEvents', {
       token: api.admin.token,

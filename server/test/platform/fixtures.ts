@@ -5,13 +5,14 @@ import type { FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type ServerConfig } from '../../src/config.js';
-import { openDataDir, type Database } from '../../src/db/database.js';
+import { openConfigured, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { operations, type OperationId } from '../../src/generated/operations.js';
 import type { Authenticator } from '../../src/http/auth.js';
 import { ApiError } from '../../src/http/errors.js';
 import type { HandlerInput, Handlers, Principal } from '../../src/http/handler.js';
 import { createLogger } from '../../src/logger.js';
+import { createServerDatabase } from '../helpers/database.js';
 
 /** Bearer tokens the fake authenticator knows. */
 export const principals = {
@@ -108,11 +109,18 @@ export interface TestAppOptions {
   config?: Partial<ServerConfig>;
 }
 
-/** An app over a migrated database in its own temporary directory, with fake domains and captured logs. */
+/**
+ * An app over a migrated database on the run's engine (SQLite in its own temporary directory, or a PostgreSQL
+ * schema of its own), with fake domains and captured logs.
+ */
 export async function testApp(options: TestAppOptions = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-platform-'));
-  const config = loadConfig({ dataDir, logLevel: 'info', ...options.config }, {});
-  const database = openDataDir(dataDir);
+  const target = await createServerDatabase();
+  const config = loadConfig(
+    { dataDir, ...(target.databaseUrl === undefined ? {} : { databaseUrl: target.databaseUrl }), logLevel: 'info', ...options.config },
+    {},
+  );
+  const database = openConfigured(config);
   await migrateToLatest(database.db);
   const logs = new LogCapture();
   const app = buildApp({
@@ -120,7 +128,7 @@ export async function testApp(options: TestAppOptions = {}): Promise<TestApp> {
     database,
     domains: { handlers: options.handlers ?? fakeHandlers(), authenticator: fakeAuthenticator },
     clock: options.clock ?? (() => new Date('2026-11-20T09:30:00Z')),
-    logger: createLogger({ level: config.logLevel, stream: logs }),
+    logger: createLogger({ level: config.logLevel, node: config.nodeName, stream: logs }),
   });
   return {
     app,
@@ -131,6 +139,7 @@ export async function testApp(options: TestAppOptions = {}): Promise<TestApp> {
     async close() {
       await app.close();
       await database.close();
+      await target.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startServer, type RunningServer } from '../../src/index.js';
+import { createServerDatabase, type ServerDatabase } from '../helpers/database.js';
 import { LogCapture } from './fixtures.js';
 
 const adminPassword = 'log-test-admin-password-1';
@@ -11,13 +12,16 @@ const wrongPassword = 'log-test-wrong-password-2';
 
 describe('logs of a real server', () => {
   let dataDir: string;
+  let database: ServerDatabase;
   let server: RunningServer;
   const logs = new LogCapture();
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-logging-'));
+    database = await createServerDatabase();
     server = await startServer({
       dataDir,
+      ...(database.databaseUrl === undefined ? {} : { databaseUrl: database.databaseUrl }),
       port: 0,
       adminPassword,
       logLevel: 'trace',
@@ -28,6 +32,7 @@ describe('logs of a real server', () => {
 
   afterAll(async () => {
     await server.close();
+    await database.drop();
     rmSync(dataDir, { recursive: true, force: true });
   });
 
