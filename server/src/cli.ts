@@ -4,7 +4,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
+import { copyData, CopyRefusedError } from './db/copy.js';
 import { DATABASE_FILE, openConfigured, UnsupportedByEngineError } from './db/database.js';
+import { maskedUrl } from './db/dialect.js';
 import { migrateToLatest } from './db/migrate.js';
 import { startServer } from './index.js';
 import type { VirtualDeviceFlags } from './virtual-device/index.js';
@@ -21,6 +23,7 @@ function say(line: string): void {
 interface StartFlags {
   host?: string;
   port?: string;
+  nodeName?: string;
   dataDir?: string;
   databaseUrl?: string;
   logLevel?: string;
@@ -122,6 +125,17 @@ async function backup(file: string, flags: DatabaseFlags & { force?: boolean }):
   }
 }
 
+async function copyDataCommand(flags: { from: string; to: string }): Promise<void> {
+  const { source, tables, milliseconds } = await copyData(flags.from, flags.to);
+  const width = Math.max(...tables.map((t) => t.name.length));
+  for (const { name, rows } of tables) process.stdout.write(`${name.padEnd(width)}  ${rows}\n`);
+  const total = tables.reduce((sum, t) => sum + t.rows, 0);
+  process.stdout.write(
+    `Copied ${total} rows of ${tables.length} tables from ${source} to ${maskedUrl(flags.to)} ` +
+      `in ${(milliseconds / 1000).toFixed(1)} s\n`,
+  );
+}
+
 function program(): Command {
   const cli = new Command('cloudphone-server')
     .description('The cloudphone server: the HTTP API over one database, SQLite in a data directory or PostgreSQL.')
@@ -136,6 +150,10 @@ function program(): Command {
     .description('Start the server; on first start, create the admin user and print its password.')
     .option('--host <host>', 'the address to listen on (env CLOUDPHONE_HOST, default 127.0.0.1)')
     .option('--port <port>', 'the port to listen on, 0 for any free one (env CLOUDPHONE_PORT, default 8080)')
+    .option(
+      '--node-name <name>',
+      "this server's name in logs and metrics, 1 to 63 of A-Z a-z 0-9 . _ - (env CLOUDPHONE_NODE_NAME, default <host name>-<pid>)",
+    )
     .option('--data-dir <dir>', dataDirHelp)
     .option('--database-url <url>', databaseUrlHelp)
     .option(
@@ -166,6 +184,18 @@ function program(): Command {
     .option('--database-url <url>', databaseUrlHelp)
     .option('--force', 'replace <file> if it exists')
     .action(backup);
+
+  cli
+    .command('copy-data')
+    .summary('Copy a SQLite install into an empty PostgreSQL database, keeping every id and the order.')
+    .description(
+      'Copy a SQLite install\'s whole database into an empty PostgreSQL database, keeping every id and the event ' +
+        'log\'s order; stop the server first. The data directory (the ADB key adbkey, the uploaded apps in blobs/) ' +
+        'stays in use: start the server on PostgreSQL with the same --data-dir, or copy those to its own.',
+    )
+    .requiredOption('--from <path>', `the SQLite database: its data directory, or the ${DATABASE_FILE} file itself`)
+    .requiredOption('--to <url>', 'the PostgreSQL database, created and empty: postgres://user:password@host:port/database')
+    .action(copyDataCommand);
 
   cli
     .command('virtual-device')
@@ -210,7 +240,7 @@ export async function run(argv: readonly string[]): Promise<void> {
     } else if (error instanceof ConfigError) {
       say(error.message);
       process.exitCode = EXIT_USAGE;
-    } else if (error instanceof UnsupportedByEngineError) {
+    } else if (error instanceof UnsupportedByEngineError || error instanceof CopyRefusedError) {
       say(`cloudphone-server: ${error.message}`);
       process.exitCode = EXIT_USAGE;
     } else {
