@@ -128,7 +128,8 @@ async function backup(file: string, flags: DatabaseFlags & { force?: boolean }):
 async function copyDataCommand(flags: { from: string; to: string }): Promise<void> {
   const { source, tables, milliseconds } = await copyData(flags.from, flags.to);
   const width = Math.max(...tables.map((t) => t.name.length));
-  for (const { name, rows } of tables) process.stdout.write(`${name.padEnd(width)}  ${rows}\n`);
+  const digits = Math.max(...tables.map((t) => String(t.rows).length));
+  for (const { name, rows } of tables) process.stdout.write(`${name.padEnd(width)}  ${String(rows).padStart(digits)}\n`);
   const total = tables.reduce((sum, t) => sum + t.rows, 0);
   process.stdout.write(
     `Copied ${total} rows of ${tables.length} tables from ${source} to ${maskedUrl(flags.to)} ` +
