@@ -68,6 +68,9 @@ export interface Domains {
  */
 const CREDENTIAL_RECHECK_MS = 30_000;
 
+/** How often the leader of a cluster looks for the work of nodes that stopped (install jobs, device resets). */
+const ORPHAN_CHECK_MS = 5000;
+
 /**
  * Wires the domains (users, auth, API tokens, me, events, devices, hosts, leases) over one database. The device
  * layer's ADB key is loaded (or created) in the data directory.
@@ -180,8 +183,26 @@ export async function createDomains({
   });
   cluster.subscribe('host.added', (host) => hosts.track(host as Parameters<HostService['track']>[0]));
   cluster.subscribe('host.removed', ({ id }) => void hosts.untrack(id));
+  // The leader records the hosts, and in a cluster takes over the work of nodes that stopped: their install jobs
+  // fail, their devices' resets run again here.
+  let orphanCheck: NodeJS.Timeout | undefined;
+  const recoverOrphans = async () => {
+    try {
+      const live = await cluster.liveNodes();
+      await installs.recoverOrphans(live);
+      await leases.recoverOrphanedResets(live);
+    } catch (error) {
+      log.error({ err: error }, 'could not take over the work of stopped nodes');
+    }
+  };
   cluster.onLeadership((leader) => {
-    if (leader) void inventory.takeOver();
+    clearInterval(orphanCheck);
+    if (!leader) return;
+    void inventory.takeOver();
+    if (!cluster.shared) return;
+    void recoverOrphans();
+    orphanCheck = setInterval(() => void recoverOrphans(), ORPHAN_CHECK_MS);
+    orphanCheck.unref();
   });
 
   return {
@@ -213,6 +234,7 @@ export async function createDomains({
     },
     async drain() {
       clearInterval(recheck);
+      clearInterval(orphanCheck);
       sessions.closeAll();
       await Promise.all([leases.close(), installs.close(), apps.close()]);
     },

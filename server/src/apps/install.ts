@@ -235,6 +235,7 @@ export class InstallService {
   readonly #running = new Map<string, Promise<void>>();
   /** Long polls waiting for a job (by id) to finish. */
   readonly #waiters: Waiters;
+  readonly #cluster: Cluster | undefined;
   /** deviceId → the installs running on it, each with the way to cut it short. */
   readonly #onDevice = new Map<string, Set<RunningInstall>>();
   #closing = false;
@@ -252,6 +253,7 @@ export class InstallService {
     cluster?: Cluster | undefined;
   }) {
     this.#waiters = new Waiters(deps.cluster && { cluster: deps.cluster, name: 'installs' });
+    this.#cluster = deps.cluster;
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#log = deps.log;
@@ -263,15 +265,28 @@ export class InstallService {
   }
 
   /**
-   * Fails the jobs a previous process left unfinished (their background run died with it): unfinished devices get
-   * `the server restarted during the install`, with their events. Call once at startup, before serving.
+   * Alone on the database: fails the jobs a previous process left unfinished (their background run died with it):
+   * unfinished devices get `the server restarted during the install`, with their events. Call once at startup,
+   * before serving. In a cluster the other nodes' jobs may be running: the leader's `recoverOrphans` fails those of
+   * nodes that stopped.
    */
   async start(): Promise<void> {
-    const stale = await this.#db
+    if (this.#cluster?.shared === true) return;
+    await this.#failUnfinished(null, 'the server restarted during the install');
+  }
+
+  /** Fails the unfinished jobs run by nodes not in `live` (or by no recorded node). */
+  async recoverOrphans(live: ReadonlySet<string>): Promise<void> {
+    await this.#failUnfinished(live, 'the server node running the install stopped');
+  }
+
+  async #failUnfinished(live: ReadonlySet<string> | null, reason: string): Promise<void> {
+    const unfinished = await this.#db
       .selectFrom('install_jobs')
       .selectAll()
       .where('status', 'in', ['pending', 'running'])
       .execute();
+    const stale = live === null ? unfinished : unfinished.filter((job) => job.node === null || !live.has(job.node));
     for (const job of stale) {
       const cause: Cause = { actor: { type: 'system' }, requestId: null };
       const devices = await this.#db
@@ -281,7 +296,7 @@ export class InstallService {
         .where('status', 'in', ['pending', 'installing'])
         .execute();
       for (const { device_id } of devices) {
-        await this.#finishDevice(job.id, job.app_id, device_id, cause, 'the server restarted during the install');
+        await this.#finishDevice(job.id, job.app_id, device_id, cause, reason);
       }
       await this.#finishJob(job.id);
     }
@@ -388,6 +403,7 @@ export class InstallService {
           options: JSON.stringify(stored),
           created_at: at,
           finished_at: null,
+          node: this.#cluster?.node ?? null,
         })
         .execute();
       await trx

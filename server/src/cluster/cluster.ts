@@ -32,6 +32,8 @@ export interface Cluster {
   onLeadership(listener: (leader: boolean) => void): () => void;
   /** The name of the node that leads now, or null while none does. */
   leader(): Promise<string | null>;
+  /** The names of the nodes connected to the database now, this one included. */
+  liveNodes(): Promise<Set<string>>;
   /** Tells the other nodes (after a commit). Fire and forget: a failure is logged. */
   publish<T extends Topic>(topic: T, message: ClusterMessages[T]): void;
   /** Calls `listener` for each message on `topic` from another node; returns the unsubscribe function. */
@@ -68,6 +70,10 @@ export class LoneNode implements Cluster {
 
   async leader(): Promise<string | null> {
     return this.#leader ? this.node : null;
+  }
+
+  async liveNodes(): Promise<Set<string>> {
+    return new Set([this.node]);
   }
 
   publish(): void {}

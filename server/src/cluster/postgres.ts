@@ -100,6 +100,21 @@ export class PostgresCluster implements Cluster {
     return name?.startsWith(APPLICATION_PREFIX) ? name.slice(APPLICATION_PREFIX.length) : null;
   }
 
+  /** Every node keeps its message connection for as long as it runs, under its `application_name`. */
+  async liveNodes(): Promise<Set<string>> {
+    const client = await this.#client();
+    try {
+      const { rows } = await client.query<{ name: string }>(
+        `select distinct application_name as name from pg_stat_activity
+          where datname = current_database() and starts_with(application_name, $1)`,
+        [APPLICATION_PREFIX],
+      );
+      return new Set(rows.map((row) => row.name.slice(APPLICATION_PREFIX.length)));
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
   publish<T extends Topic>(topic: T, message: ClusterMessages[T]): void {
     const payload = JSON.stringify({ node: this.node, topic, message } satisfies Envelope);
     // In order, on one connection: a node's messages arrive in the order it sent them.

@@ -110,6 +110,8 @@ export interface DevicesTable {
   maintenance: number;
   /** 1 from a lease's release until the device's reset has finished. */
   resetting: number;
+  /** The node running the reset while `resetting` is 1 (null for resets begun before nodes were recorded). */
+  resetting_node: string | null;
   /** JSON object of admin-set labels. */
   labels: string;
   /** JSON `DeviceProperties`, read once per connection; null until the device was first online. */
@@ -189,6 +191,8 @@ export interface InstallJobsTable {
   options: string;
   created_at: string;
   finished_at: string | null;
+  /** The node running the job (null for jobs from before nodes were recorded). */
+  node: string | null;
 }
 
 export interface InstallJobDevicesTable {

@@ -456,6 +456,7 @@ export class DeviceInventory {
           state: update.state,
           maintenance: 0,
           resetting: 0,
+          resetting_node: null,
           labels: '{}',
           properties: null,
           battery: null,

@@ -246,13 +246,67 @@ export async function releaseLeaseDevices(db: Kysely<DB>, leaseId: string, at: s
   return rows;
 }
 
-export async function setDevicesResetting(db: Kysely<DB>, deviceIds: readonly string[], at: string): Promise<void> {
+/** Marks the devices as resetting, by `node` (null when alone on the database). */
+export async function setDevicesResetting(
+  db: Kysely<DB>,
+  deviceIds: readonly string[],
+  at: string,
+  node: string | null,
+): Promise<void> {
   if (deviceIds.length === 0) return;
   await db
     .updateTable('devices')
-    .set({ resetting: 1, updated_at: at })
+    .set({ resetting: 1, resetting_node: node, updated_at: at })
     .where('id', 'in', [...deviceIds])
     .execute();
+}
+
+/**
+ * The devices whose reset was left by a node not in `live` (or by none recorded), each with the lease it follows
+ * and its state and baseline as at that lease's release.
+ */
+export async function orphanedResets(
+  db: Kysely<DB>,
+  live: ReadonlySet<string>,
+): Promise<(ReleasedDevice & { leaseId: string; node: string | null })[]> {
+  const devices = await db
+    .selectFrom('devices')
+    .select(['id', 'state', 'resetting_node'])
+    .where('resetting', '=', 1)
+    .execute();
+  const orphaned = devices.filter((device) => device.resetting_node === null || !live.has(device.resetting_node));
+  const found = [];
+  for (const device of orphaned) {
+    const last = await db
+      .selectFrom('lease_devices')
+      .select(['lease_id', 'baseline_packages'])
+      .where('device_id', '=', device.id)
+      .where('released_at', 'is not', null)
+      .where('reset', 'is', null)
+      .orderBy('released_at', 'desc')
+      .executeTakeFirst();
+    if (last === undefined) continue;
+    found.push({
+      deviceId: device.id,
+      state: device.state,
+      baseline: last.baseline_packages,
+      leaseId: last.lease_id,
+      node: device.resetting_node,
+    });
+  }
+  return found;
+}
+
+/** Takes over a device's reset from `from` (the node that left it); false if another node took it first. */
+export async function claimReset(db: Kysely<DB>, deviceId: string, from: string | null, node: string): Promise<boolean> {
+  let update = db
+    .updateTable('devices')
+    .set({ resetting_node: node })
+    .where('id', '=', deviceId)
+    .where('resetting', '=', 1);
+  update = from === null ? update.where('resetting_node', 'is', null) : update.where('resetting_node', '=', from);
+  const result = await update.executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }
 
 /**

@@ -19,8 +19,10 @@ import {
   parseBaseline,
   findLease,
   findLeaseDevices,
+  claimReset,
   heldDevices,
   holderOf,
+  orphanedResets,
   insertLease,
   insertLeaseDevices,
   leasesOnHost,
@@ -264,6 +266,24 @@ export class LeaseService {
   /** Resolves once no reset, baseline snapshot, sweep or scheduler run is in flight. */
   async settled(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /**
+   * In a cluster, resets the devices whose reset a node that stopped left unfinished (the leader calls it with the
+   * nodes alive): each is claimed, so that one node runs it, then reset here against its lease's baseline.
+   */
+  async recoverOrphanedResets(live: ReadonlySet<string>): Promise<void> {
+    const node = this.#cluster?.node;
+    if (node === undefined) return;
+    for (const orphan of await orphanedResets(this.#db, live)) {
+      if (!(await claimReset(this.#db, orphan.deviceId, orphan.node, node))) continue;
+      this.#log.warn(
+        { deviceId: orphan.deviceId, leaseId: orphan.leaseId, node: orphan.node },
+        'resetting a device whose reset a stopped node left unfinished',
+      );
+      const { leaseId, deviceId, state, baseline } = orphan;
+      this.#resetDevice(leaseId, { deviceId, state, baseline }, Promise.resolve());
+    }
   }
 
   onLeaseEnded(listener: LeaseEndedListener): () => void {
@@ -620,6 +640,7 @@ export class LeaseService {
         trx,
         devices.map((device) => device.deviceId),
         at,
+        this.#cluster?.shared === true ? this.#cluster.node : null,
       );
     }
     const lease = toLeaseSummary({ ...row, status });

@@ -552,6 +552,41 @@ describe('InstallService.get', () => {
   });
 });
 
+describe('InstallService.recoverOrphans', () => {
+  it('fails the unfinished jobs of nodes that stopped (and of none recorded), leaving live nodes\' jobs running', async () => {
+    const { service, db, alice } = fixture;
+    const at = new Date().toISOString();
+    for (const [id, node] of [['ijb_a', 'node-a'], ['ijb_b', 'node-b'], ['ijb_none', null]] as const) {
+      await db
+        .insertInto('install_jobs')
+        .values({
+          id,
+          app_id: 'app_unlock',
+          user_id: alice.userId,
+          status: 'running',
+          options: '{}',
+          created_at: at,
+          finished_at: null,
+          node,
+        })
+        .execute();
+      await db
+        .insertInto('install_job_devices')
+        .values({ job_id: id, device_id: 'dev_0', serial: 'serial', status: 'installing', reason: null, position: 0 })
+        .execute();
+    }
+    await service.recoverOrphans(new Set(['node-b']));
+    const jobs = await db.selectFrom('install_jobs').select(['id', 'status']).orderBy('id').execute();
+    expect(jobs).toEqual([
+      { id: 'ijb_a', status: 'failed' },
+      { id: 'ijb_b', status: 'running' },
+      { id: 'ijb_none', status: 'failed' },
+    ]);
+    const reasons = await db.selectFrom('install_job_devices').select(['job_id', 'reason']).orderBy('job_id').execute();
+    expect(reasons[0]).toEqual({ job_id: 'ijb_a', reason: 'the server node running the install stopped' });
+  });
+});
+
 describe('InstallService.uninstall', () => {
   it('uninstalls an installed package; a missing one is package_not_installed', async () => {
     const { service, leases, alice, bob } = fixture;

@@ -602,6 +602,56 @@ describe('authorisation and notifications', () => {
     await restarted.close();
   });
 
+  it('in a cluster, the reset a stopped node left unfinished is claimed and run once by a live node', async () => {
+    const f = await leaseFixture();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    const { LeaseService } = await import('../../src/leases/service.js');
+    const { LoneNode } = await import('../../src/cluster/cluster.js');
+    const { FakeDeviceOps } = await import('./fixture.js');
+    const silent = { warn: () => undefined, error: () => undefined } as never;
+    const node = (name: string, ops: InstanceType<typeof FakeDeviceOps>) =>
+      new LeaseService({
+        db: f.db,
+        clock: f.clock.now,
+        log: silent,
+        devices: ops,
+        cluster: Object.assign(new LoneNode(name), { shared: true }),
+      });
+    // node-a's reset never finishes: the node stops during it.
+    const opsA = new FakeDeviceOps(f.db);
+    let finishA!: () => void;
+    const stuck = new Promise<void>((resolve) => (finishA = resolve));
+    opsA.reset = async () => {
+      await stuck;
+      throw new Error('the node stopped');
+    };
+    const a = node('node-a', opsA);
+    const opsB = new FakeDeviceOps(f.db);
+    const b = node('node-b', opsB);
+    const { lease } = await a.create(alice, { selector: { deviceIds: ['dev_1'] } }, null);
+    await a.release(alice, lease.id, null);
+    const device = () => f.db.selectFrom('devices').select(['resetting', 'resetting_node']).executeTakeFirstOrThrow();
+    expect(await device()).toEqual({ resetting: 1, resetting_node: 'node-a' });
+
+    // node-a is alive: its reset is its own.
+    await b.recoverOrphanedResets(new Set(['node-a', 'node-b']));
+    await b.settled();
+    expect(opsB.calls.filter((call) => call.startsWith('reset'))).toEqual([]);
+
+    await b.recoverOrphanedResets(new Set(['node-b']));
+    await b.recoverOrphanedResets(new Set(['node-b']));
+    await b.settled();
+    expect(opsB.calls.filter((call) => call.startsWith('reset '))).toEqual(['reset dev_1 [com.example.base]']);
+    expect((await device()).resetting).toBe(0);
+    expect(await f.events('device.reset')).toMatchObject([
+      { subjectId: 'dev_1', data: { leaseId: lease.id, reset: { status: 'succeeded' } } },
+    ]);
+    finishA();
+    await a.close();
+    await b.close();
+  });
+
   it('in a cluster, assertCanOperate sees leases granted, renewed and ended by another node at once', async () => {
     const f = await leaseFixture();
     await f.leases.start();
