@@ -158,9 +158,11 @@ export async function createDomains({
   const apps = new AppService({
     db,
     clock,
-    store: new BlobStore(join(config.dataDir, 'blobs')),
+    // Nodes of a cluster share the data directory's store (a shared volume), each uploading through its own folder.
+    store: new BlobStore(join(config.dataDir, 'blobs'), cluster.shared ? cluster.node : undefined),
     log,
     maxAppBytes: config.maxAppBytes,
+    ownsStore: !cluster.shared,
   });
   const installs = new InstallService({
     db,

@@ -24,15 +24,17 @@ const EXTENSION = /^(\.[a-z0-9]{1,8})?$/;
 
 /**
  * Content-addressed files: `<dir>/<aa>/<sha256><ext>`, written through `<dir>/tmp/` and renamed into place, so a
- * blob is either whole or absent. Files are 0600 and folders 0700: APKs can be private to their uploader.
+ * blob is either whole or absent. Files are 0600 and folders 0700: APKs can be private to their uploader. Server
+ * nodes sharing one store each write through a temporary folder of their own (`owner`, under `tmp/`), so that one
+ * clearing its interrupted uploads leaves the others' uploads alone.
  */
 export class BlobStore {
   readonly #dir: string;
   readonly #tmp: string;
 
-  constructor(dir: string) {
+  constructor(dir: string, owner?: string) {
     this.#dir = dir;
-    this.#tmp = join(dir, 'tmp');
+    this.#tmp = owner === undefined ? join(dir, 'tmp') : join(dir, 'tmp', owner);
   }
 
   /** The blob's path (whether it exists or not). */

@@ -57,6 +57,11 @@ export interface AppServiceDeps {
   apkLimits?: ApkLimits;
   /** The deadline of one inspection, past which the APK is `invalid_apk`. */
   inspectTimeoutMs?: number;
+  /**
+   * Whether the store is this process's alone (true by default). Server nodes sharing it must not remove the files
+   * no row refers to at start: another node may have written one and not yet committed its row.
+   */
+  ownsStore?: boolean;
 }
 
 export interface UploadOptions {
@@ -116,6 +121,7 @@ export class AppService {
   readonly #inspect: (path: string, limits: ApkLimits, signal: AbortSignal) => Promise<ApkInspection>;
   readonly #apkLimits: ApkLimits;
   readonly #inspectTimeoutMs: number;
+  readonly #ownsStore: boolean;
   readonly #locks = new Map<string, Promise<unknown>>();
   /** Aborts, at shutdown, every upload still receiving its body or being inspected. */
   readonly #stopping = new AbortController();
@@ -130,6 +136,7 @@ export class AppService {
     this.#inspect = deps.inspect ?? inspectApk;
     this.#apkLimits = deps.apkLimits ?? DEFAULT_APK_LIMITS;
     this.#inspectTimeoutMs = deps.inspectTimeoutMs ?? DEFAULT_INSPECT_TIMEOUT_MS;
+    this.#ownsStore = deps.ownsStore ?? true;
   }
 
   /**
@@ -138,6 +145,10 @@ export class AppService {
    */
   async start(): Promise<{ temporary: number; orphans: number }> {
     const temporary = await this.#store.clearTemporary();
+    if (!this.#ownsStore) {
+      if (temporary > 0) this.#log.warn({ temporary }, 'removed files of interrupted uploads from the app store');
+      return { temporary, orphans: 0 };
+    }
     const apks = new Set((await this.#db.selectFrom('app_blobs').select('sha256').execute()).map((row) => row.sha256));
     const icons = new Set(
       (await this.#db.selectFrom('app_blobs').select('icon_sha256').where('icon_sha256', 'is not', null).execute()).map(

@@ -26,6 +26,8 @@ interface FixtureOptions {
   /** Replaces the real parser (which `inspected` still records). */
   inspect?: (path: string, limits: ApkLimits, signal: AbortSignal) => Promise<ApkInspection>;
   inspectTimeoutMs?: number;
+  /** A node of a cluster sharing the store: its temporary folder and whether it removes unreferenced files. */
+  sharedAs?: string;
 }
 
 async function fixture(options: FixtureOptions = {}) {
@@ -34,7 +36,7 @@ async function fixture(options: FixtureOptions = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cloudphone-apps-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => database.close());
   const clock = new ManualClock();
-  const store = new BlobStore(join(dir, 'blobs'));
+  const store = new BlobStore(join(dir, 'blobs'), options.sharedAs);
   const inspected: string[] = [];
   const warnings: unknown[] = [];
   const apps = new AppService({
@@ -48,6 +50,7 @@ async function fixture(options: FixtureOptions = {}) {
       return (options.inspect ?? inspectApk)(path, limits, signal);
     },
     ...(options.inspectTimeoutMs === undefined ? {} : { inspectTimeoutMs: options.inspectTimeoutMs }),
+    ownsStore: options.sharedAs === undefined,
   });
   const at = clock.now().toISOString();
   const user = (username: string, role: Role = 'member'): Promise<Principal> => insertUser(db, username, role, at);
@@ -438,6 +441,23 @@ describe('AppService start', () => {
     expect(f.warnings).toHaveLength(1);
     // A second start finds nothing to do.
     expect(await f.apps.start()).toEqual({ temporary: 0, orphans: 0 });
+  });
+});
+
+describe('AppService start on a store shared by server nodes', () => {
+  it('removes only its own node\'s interrupted uploads and keeps files no row refers to yet', async () => {
+    const f = await fixture({ sharedAs: 'node-1' });
+    const root = join(f.dir, 'blobs');
+    const orphan = 'cd'.padEnd(64, '0');
+    mkdirSync(join(root, 'tmp', 'node-1'), { recursive: true });
+    mkdirSync(join(root, 'tmp', 'node-2'), { recursive: true });
+    writeFileSync(join(root, 'tmp', 'node-1', 'interrupted-upload'), 'partial');
+    writeFileSync(join(root, 'tmp', 'node-2', 'upload-in-progress'), 'partial');
+    mkdirSync(join(root, 'cd'), { recursive: true });
+    writeFileSync(join(root, 'cd', `${orphan}.apk`), 'another node is about to commit its row');
+
+    expect(await f.apps.start()).toEqual({ temporary: 1, orphans: 0 });
+    expect(f.files()).toEqual([join('cd', `${orphan}.apk`), join('tmp', 'node-2', 'upload-in-progress')]);
   });
 });
 
