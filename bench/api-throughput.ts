@@ -10,19 +10,19 @@ const CONNECTIONS = 50;
 const DURATION_S = 8;
 const ROUNDS = 2;
 
-interface Load {
+export interface Load {
   rps: number;
   p50: number;
   p99: number;
   non2xx: number;
 }
 
-async function load(url: string, headers: Record<string, string>, duration = DURATION_S): Promise<Load> {
+export async function load(url: string, headers: Record<string, string>, duration = DURATION_S): Promise<Load> {
   const result = await autocannon({ url, connections: CONNECTIONS, duration, headers });
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx + result.errors };
 }
 
-function mean(values: number[]): number {
+export function mean(values: number[]): number {
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
 

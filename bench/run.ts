@@ -4,16 +4,19 @@ import { benchApiThroughput } from './api-throughput.js';
 import { benchAppInstall, benchAppUpload } from './apps.js';
 import { benchCliStartup } from './cli-startup.js';
 import { benchDevicePush, benchDeviceRss, benchDeviceShell, benchLeaseBurst } from './devices.js';
+import { benchApiThroughputEngines, benchLeaseBurstEngines } from './engines.js';
 import { benchVirtualDevice } from './virtual-device.js';
 import { loadResults, renderBenchmarksDoc, repoRoot, type BenchResult } from './lib/results.js';
 
 const benches: Record<string, () => BenchResult | Promise<BenchResult>> = {
   'cli-startup': benchCliStartup,
   'api-throughput': benchApiThroughput,
+  'api-throughput-engines': benchApiThroughputEngines,
   'virtual-device': benchVirtualDevice,
   'device-push': benchDevicePush,
   'device-shell': benchDeviceShell,
   'lease-burst': benchLeaseBurst,
+  'lease-burst-engines': benchLeaseBurstEngines,
   'device-rss': benchDeviceRss,
   'app-upload': benchAppUpload,
   'app-install': benchAppInstall,

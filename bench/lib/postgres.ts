@@ -1,0 +1,34 @@
+import { randomBytes } from 'node:crypto';
+import { execute, INSTALL_HINT, startCluster, type Cluster } from '../../server/test/helpers/postgres.js';
+
+export interface BenchPostgres {
+  /** A new empty database on the private cluster, as a URL with its password. */
+  createDatabase(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private PostgreSQL for one benchmark: the tests' throwaway cluster (initdb into a temp directory, loopback
+ * only), stopped and removed by `stop`. Without initdb, one line saying what to install.
+ */
+export async function startPostgres(): Promise<BenchPostgres> {
+  let cluster: Cluster;
+  try {
+    cluster = await startCluster();
+  } catch (error) {
+    if ((error as Error).message === INSTALL_HINT) {
+      throw new Error('the PostgreSQL benchmarks need initdb, which was not found: apt-get install -y postgresql');
+    }
+    throw error;
+  }
+  return {
+    async createDatabase() {
+      const name = `cloudphone_bench_${randomBytes(4).toString('hex')}`;
+      await execute(cluster.url, `create database ${name}`);
+      const url = new URL(cluster.url);
+      url.pathname = `/${name}`;
+      return url.href;
+    },
+    stop: () => cluster.stop(),
+  };
+}
