@@ -109,7 +109,7 @@ export const DEFAULT_TTL_SECONDS = 900;
  * The lock every transaction that grants or ends leases holds: one decision at a time over the queue and the free
  * devices, across connections and server processes.
  */
-const SCHEDULING_LOCK = 'leases.scheduling';
+export const SCHEDULING_LOCK = 'leases.scheduling';
 const leasePosition = idPosition(/^lse_[0-9A-Z]{26}$/);
 
 type LeaseEventType =
@@ -549,6 +549,7 @@ export class LeaseService {
    * events. The devices are not reset (they leave the inventory). Call `afterCommit()` once committed.
    */
   async endLeasesForHost(trx: Kysely<DB>, hostId: string, cause: Cause): Promise<EndedLeases> {
+    await lockForTransaction(trx, SCHEDULING_LOCK);
     const now = this.#clock();
     const effects = newEffects();
     for (const row of await leasesOnHost(trx, hostId)) {
@@ -569,6 +570,7 @@ export class LeaseService {
    * released and their devices reset, queued ones cancelled. Call `afterCommit()` once committed.
    */
   async endLeasesOfUser(trx: Kysely<DB>, userId: string, cause: Cause): Promise<{ afterCommit(): void }> {
+    await lockForTransaction(trx, SCHEDULING_LOCK);
     const now = this.#clock();
     const effects = newEffects();
     const endedBy = cause.actor.type === 'user' ? cause.actor.id : null;

@@ -602,6 +602,42 @@ describe('authorisation and notifications', () => {
     await restarted.close();
   });
 
+  it('ending the leases of a user or of a host waits for the scheduling lock, like every other lease change', async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    await f.leases.create(alice, { selector: { deviceIds: ['dev_1'] } }, null);
+    const { SCHEDULING_LOCK } = await import('../../src/leases/service.js');
+    const { lockForTransaction } = await import('../../src/db/dialect.js');
+    for (const end of [
+      (trx: never) => f.leases.endLeasesOfUser(trx, alice.userId, { actor: { type: 'system' }, requestId: null }),
+      (trx: never) => f.leases.endLeasesForHost(trx, 'hst_default', { actor: { type: 'system' }, requestId: null }),
+    ]) {
+      let unlock!: () => void;
+      const held = new Promise<void>((resolve) => (unlock = resolve));
+      let locked!: () => void;
+      const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+      const holder = f.db.transaction().execute(async (trx) => {
+        await lockForTransaction(trx, SCHEDULING_LOCK);
+        locked();
+        await held;
+      });
+      await lockTaken;
+      let ended = false;
+      const ending = f.db.transaction().execute(async (trx) => {
+        await end(trx as never);
+        ended = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(ended).toBe(false);
+      unlock();
+      await holder;
+      await ending;
+      expect(ended).toBe(true);
+    }
+  });
+
   it('in a cluster, the reset a stopped node left unfinished is claimed and run once by a live node', async () => {
     const f = await leaseFixture();
     const alice = await f.user('alice');
