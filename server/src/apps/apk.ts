@@ -175,7 +175,7 @@ async function inspectZip(zip: ZipFile, reader: CachedReader, limits: ApkLimits)
   const icon = typeof application.icon === 'string' ? application.icon : null;
   const resolved = await resolveLabelAndIcon(reader, entries, label, icon);
   const minSdk = manifest.usesSdk?.minSdkVersion ?? null;
-  return {
+  return keepable({
     packageName,
     versionCode: manifest.versionCode ?? null,
     versionName: manifest.versionName ?? null,
@@ -196,7 +196,20 @@ async function inspectZip(zip: ZipFile, reader: CachedReader, limits: ApkLimits)
     abis: abisOf(entries),
     debuggable: application.debuggable === true,
     icon: resolved.icon,
-  };
+  });
+}
+
+/** The inspection, unless a text of it holds U+0000: PostgreSQL's text cannot hold one, so either engine refuses it. */
+function keepable(inspection: ApkInspection): ApkInspection {
+  let holdsNul = false;
+  JSON.stringify({ ...inspection, icon: null }, (_key, value: unknown) => {
+    if (typeof value === 'string' && value.includes('\u0000')) holdsNul = true;
+    return value;
+  });
+  if (holdsNul) {
+    throw new InvalidApkError('The manifest or the application label holds U+0000, which no text the server keeps may hold.');
+  }
+  return inspection;
 }
 
 async function openZip(path: string): Promise<{ zip: ZipFile; reader: CachedReader }> {

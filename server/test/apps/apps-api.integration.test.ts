@@ -1,11 +1,14 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtInProfile, instantiate, startVirtualDevice, type VirtualDevice } from '../../src/virtual-device/index.js';
 import { APKS } from '../helpers/apk-fixtures.js';
 import { allDevices, eventually, type Json } from '../api/device-helpers.js';
 import { startApi, type Api, type Caller } from '../api/harness.js';
+import { buildArsc } from './arsc.js';
+import { buildZip } from './zip.js';
 
 const OCTETS = 'application/octet-stream';
 
@@ -46,6 +49,7 @@ async function upload(caller: Caller, file: string, query: Record<string, string
 
 function blobFiles(): string[] {
   const root = join(api.server.config.dataDir, 'blobs');
+  if (!existsSync(root)) return [];
   return readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.apk'));
 }
 
@@ -107,6 +111,36 @@ describe('upload and store', () => {
     const refused = await api.call('uploadApp', { token: member.token, rawBody: randomBytes(4096), contentType: OCTETS });
     expect(refused.status).toBe(422);
     expect(refused.body.code).toBe('invalid_apk');
+    expect((await api.call('listApps', { token: member.token, query: { limit: 200 } })).body.data).toHaveLength(before);
+    expect(blobFiles()).toHaveLength(files);
+  });
+
+  it('refuses an APK whose manifest or label holds U+0000 with 422 invalid_apk, on both engines alike', async () => {
+    const manifest = execFileSync('unzip', ['-p', APKS.unlock, 'AndroidManifest.xml']);
+    // The manifest's UTF-16 string pool holds the package name: io.appium<U+0000>unlock, same length.
+    const at = manifest.indexOf(Buffer.from('io.appium.unlock', 'utf16le'));
+    expect(at).toBeGreaterThan(0);
+    const broken = Buffer.from(manifest);
+    broken.writeUInt16LE(0, at + 'io.appium'.length * 2);
+    // The manifest's label is @0x7f040000: entry 0 of the fourth type, `string`.
+    const labelled = buildArsc({
+      utf8: true,
+      typeNames: ['attr', 'drawable', 'layout', 'string'],
+      chunks: [{ type: 'string', entries: { 0: { string: 'Un\u0000lock' } } }],
+    });
+    const apks = [
+      buildZip([{ name: 'AndroidManifest.xml', data: broken }]),
+      buildZip([
+        { name: 'AndroidManifest.xml', data: manifest },
+        { name: 'resources.arsc', data: labelled },
+      ]),
+    ];
+    const before = (await api.call('listApps', { token: member.token, query: { limit: 200 } })).body.data.length;
+    const files = blobFiles().length;
+    for (const apk of apks) {
+      const refused = await api.call('uploadApp', { token: member.token, rawBody: apk, contentType: OCTETS });
+      expect([refused.status, refused.body.code, refused.body.detail]).toEqual([422, 'invalid_apk', expect.stringContaining('U+0000')]);
+    }
     expect((await api.call('listApps', { token: member.token, query: { limit: 200 } })).body.data).toHaveLength(before);
     expect(blobFiles()).toHaveLength(files);
   });
