@@ -12,6 +12,8 @@ const ROUNDS = 2;
 
 export interface Load {
   rps: number;
+  /** Requests answered in the run. */
+  total: number;
   p50: number;
   p99: number;
   non2xx: number;
@@ -19,7 +21,7 @@ export interface Load {
 
 export async function load(url: string, headers: Record<string, string>, duration = DURATION_S): Promise<Load> {
   const result = await autocannon({ url, connections: CONNECTIONS, duration, headers });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx + result.errors };
+  return { rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx + result.errors };
 }
 
 export function mean(values: number[]): number {

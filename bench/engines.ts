@@ -1,5 +1,6 @@
 import { CloudPhone } from '@cloudphone/sdk';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { Pool } from 'undici';
 import { startCluster, type Cluster, type ClusterOptions } from '../server/test/helpers/cluster.js';
@@ -296,12 +297,53 @@ export async function benchLeaseBurstEngines(): Promise<BenchResult> {
   });
 }
 
+/** CPU time (user and system) the process `pid` has used so far, in ms (/proc counts ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** What one load run cost: CPU of the node and (PostgreSQL) of its database sessions, and transactions committed. */
+interface Cost {
+  nodeCpuMs: number;
+  databaseCpuMs: number;
+  commits: number;
+  requests: number;
+}
+
+/** Runs `run` and measures what it cost the node `pid` and, given a client of its database, the database. */
+async function costOf(pid: number, database: pg.Client | undefined, run: () => Promise<Load>): Promise<{ load: Load; cost: Cost }> {
+  const backends = database
+    ? (
+        await database.query<{ pid: number }>(
+          "select pid from pg_stat_activity where datname = current_database() and backend_type = 'client backend' and pid <> pg_backend_pid()",
+        )
+      ).rows.map((row) => row.pid)
+    : [];
+  const commits = async () =>
+    database
+      ? Number((await database.query<{ n: string }>('select xact_commit as n from pg_stat_database where datname = current_database()')).rows[0]!.n)
+      : 0;
+  const databaseCpu = () => backends.reduce((sum, backend) => sum + cpuMs(backend), 0);
+  const before = { node: cpuMs(pid), database: databaseCpu(), commits: await commits() };
+  const load = await run();
+  const cost: Cost = {
+    nodeCpuMs: cpuMs(pid) - before.node,
+    databaseCpuMs: databaseCpu() - before.database,
+    commits: (await commits()) - before.commits,
+    requests: load.total,
+  };
+  return { load, cost };
+}
+
 /** Authenticated GET /v1/me on PostgreSQL against SQLite, one node each, both running, rounds interleaved. */
 export async function benchApiThroughputEngines(): Promise<BenchResult> {
   const postgres = await startPostgres();
   const clusters: Cluster[] = [];
+  const databases: pg.Client[] = [];
   try {
-    const targets: { url: string; auth: Record<string, string> }[] = [];
+    const targets: { url: string; auth: Record<string, string>; pid: number; database?: pg.Client }[] = [];
     for (const configuration of CONFIGURATIONS.slice(0, 2)) {
       const cluster = await launch(configuration, postgres, 0);
       clusters.push(cluster);
@@ -309,41 +351,62 @@ export async function benchApiThroughputEngines(): Promise<BenchResult> {
       const anonymous = new CloudPhone({ baseUrl: url });
       const session = await anonymous.auth.login({ username: 'admin', password: cluster.adminPassword });
       const token = await anonymous.withOptions({ token: session.accessToken }).tokens.create({ name: 'bench', scopes: ['read'] });
-      targets.push({ url: `${url}/v1/me`, auth: { authorization: `Bearer ${token.secret}` } });
+      const target: (typeof targets)[number] = { url: `${url}/v1/me`, auth: { authorization: `Bearer ${token.secret}` }, pid: cluster.nodes[0]!.pid };
+      if (cluster.databaseUrl !== undefined) {
+        target.database = new pg.Client({ connectionString: cluster.databaseUrl });
+        await target.database.connect();
+        databases.push(target.database);
+      }
+      targets.push(target);
     }
     for (const t of targets) await load(t.url, t.auth, 2);
     const runs = targets.map(() => [] as Load[]);
+    const costs = targets.map(() => [] as Cost[]);
     for (let r = 0; r < ME_ROUNDS; r++) {
-      for (const [i, t] of targets.entries()) runs[i]!.push(await load(t.url, t.auth, ME_SECONDS));
+      for (const [i, t] of targets.entries()) {
+        const { load: measured, cost } = await costOf(t.pid, t.database, () => load(t.url, t.auth, ME_SECONDS));
+        runs[i]!.push(measured);
+        costs[i]!.push(cost);
+      }
     }
+    const perRequest = (list: Cost[], pick: (cost: Cost) => number) =>
+      list.reduce((sum, cost) => sum + pick(cost), 0) / list.reduce((sum, cost) => sum + cost.requests, 0);
+    const [sqliteCost, pgCost] = costs as [Cost[], Cost[]];
+    const nodeUs = (list: Cost[]) => perRequest(list, (cost) => cost.nodeCpuMs) * 1000;
     const failed = runs.flat().reduce((n, run) => n + run.non2xx, 0);
     if (failed > 0) throw new Error(`${failed} requests to /v1/me failed during the benchmark`);
-    const [sqlite, pg] = runs.map((list) => ({
+    const [onSqlite, onPostgres] = runs.map((list) => ({
       rps: mean(list.map((run) => run.rps)),
       p50: mean(list.map((run) => run.p50)),
       p99: Math.max(...list.map((run) => run.p99)),
     })) as [{ rps: number; p50: number; p99: number }, { rps: number; p50: number; p99: number }];
-    const ratio = pg.rps / sqlite.rps;
+    const ratio = onPostgres.rps / onSqlite.rps;
     return saveResult({
       name: 'api-throughput-engines',
       title: 'API throughput on PostgreSQL: authenticated GET /v1/me',
       target: 'on PostgreSQL at least 0.5x the req/s of SQLite at 50 connections, p99 at most 2x SQLite\'s',
-      pass: ratio >= 0.5 && pg.p99 <= 2 * sqlite.p99,
+      pass: ratio >= 0.5 && onPostgres.p99 <= 2 * onSqlite.p99,
       baseline: 'the same server on SQLite, running beside it in the same run',
       rows: [
-        { metric: 'SQLite: GET /v1/me', value: Math.round(sqlite.rps), unit: 'req/s' },
-        { metric: 'PostgreSQL: GET /v1/me', value: Math.round(pg.rps), unit: 'req/s', baseline: Math.round(sqlite.rps), ratio: round(ratio) },
-        { metric: 'SQLite: p50 latency', value: round(sqlite.p50), unit: 'ms' },
-        { metric: 'PostgreSQL: p50 latency', value: round(pg.p50), unit: 'ms', baseline: round(sqlite.p50), ratio: round(pg.p50 / sqlite.p50) },
-        { metric: 'SQLite: p99 latency (worst round)', value: sqlite.p99, unit: 'ms' },
-        { metric: 'PostgreSQL: p99 latency (worst round)', value: pg.p99, unit: 'ms', baseline: sqlite.p99, ratio: round(pg.p99 / sqlite.p99) },
+        { metric: 'SQLite: GET /v1/me', value: Math.round(onSqlite.rps), unit: 'req/s' },
+        { metric: 'PostgreSQL: GET /v1/me', value: Math.round(onPostgres.rps), unit: 'req/s', baseline: Math.round(onSqlite.rps), ratio: round(ratio) },
+        { metric: 'SQLite: p50 latency', value: round(onSqlite.p50), unit: 'ms' },
+        { metric: 'PostgreSQL: p50 latency', value: round(onPostgres.p50), unit: 'ms', baseline: round(onSqlite.p50), ratio: round(onPostgres.p50 / onSqlite.p50) },
+        { metric: 'SQLite: p99 latency (worst round)', value: onSqlite.p99, unit: 'ms' },
+        { metric: 'PostgreSQL: p99 latency (worst round)', value: onPostgres.p99, unit: 'ms', baseline: onSqlite.p99, ratio: round(onPostgres.p99 / onSqlite.p99) },
+        { metric: 'SQLite: server CPU per request', value: round(nodeUs(sqliteCost), 0), unit: 'µs' },
+        { metric: 'PostgreSQL: server CPU per request', value: round(nodeUs(pgCost), 0), unit: 'µs', baseline: round(nodeUs(sqliteCost), 0), ratio: round(nodeUs(pgCost) / nodeUs(sqliteCost)) },
+        { metric: 'PostgreSQL: database CPU per request', value: round(perRequest(pgCost, (cost) => cost.databaseCpuMs) * 1000, 0), unit: 'µs' },
+        { metric: 'PostgreSQL: transactions committed per request', value: round(perRequest(pgCost, (cost) => cost.commits)), unit: '' },
       ],
       notes: [
         `autocannon, 50 connections, ${ME_ROUNDS} interleaved rounds of ${ME_SECONDS} s against each after a 2 s warm-up; an API token (read scope) looked up by hash on every request; request logging on, its JSON lines read and dropped by the bench process.`,
         'Both servers are one node each from `startCluster` (server/test/helpers/cluster.ts), started from the built binary; PostgreSQL is the bench\'s private cluster on loopback (initdb, fsync off) on the same 2 cores as the servers and the load generator.',
+        'CPU rows: user and system time of the node process from /proc, and on PostgreSQL of the database sessions its pool holds, over the measured rounds, divided by the requests answered; transactions from pg_stat_database (each statement outside a transaction commits one). Where the PostgreSQL time goes: each request's queries (the transactions row) leave the process through the pg driver and a socket, where SQLite answers them in-process, which costs the node more CPU per request, and the database spends CPU of its own on the same 2 cores.',
       ],
     });
   } finally {
+    for (const database of databases) await database.end();
     for (const cluster of clusters) await cluster.stop();
     await postgres.stop();
   }
