@@ -402,7 +402,7 @@ export async function benchApiThroughputEngines(): Promise<BenchResult> {
       notes: [
         `autocannon, 50 connections, ${ME_ROUNDS} interleaved rounds of ${ME_SECONDS} s against each after a 2 s warm-up; an API token (read scope) looked up by hash on every request; request logging on, its JSON lines read and dropped by the bench process.`,
         'Both servers are one node each from `startCluster` (server/test/helpers/cluster.ts), started from the built binary; PostgreSQL is the bench\'s private cluster on loopback (initdb, fsync off) on the same 2 cores as the servers and the load generator.',
-        'CPU rows: user and system time of the node process from /proc, and on PostgreSQL of the database sessions its pool holds, over the measured rounds, divided by the requests answered; transactions from pg_stat_database (each statement outside a transaction commits one). Where the PostgreSQL time goes: each request's queries (the transactions row) leave the process through the pg driver and a socket, where SQLite answers them in-process, which costs the node more CPU per request, and the database spends CPU of its own on the same 2 cores.',
+        'CPU rows: user and system time of the node process from /proc, and on PostgreSQL of the database sessions its pool holds, over the measured rounds, divided by the requests answered; transactions from pg_stat_database (each statement outside a transaction commits one). Where the PostgreSQL time goes: the queries of each request (the transactions row) leave the process through the pg driver and a socket, where SQLite answers them in-process, which costs the node more CPU per request, and the database spends CPU of its own on the same 2 cores.',
       ],
     });
   } finally {
