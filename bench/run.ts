@@ -6,6 +6,7 @@ import { benchCliStartup } from './cli-startup.js';
 import { benchDevicePush, benchDeviceRss, benchDeviceShell, benchLeaseBurst } from './devices.js';
 import { benchApiThroughputEngines, benchLeaseBurstEngines } from './engines.js';
 import { benchVirtualDevice } from './virtual-device.js';
+import { MissingToolError } from './lib/postgres.js';
 import { loadResults, renderBenchmarksDoc, repoRoot, type BenchResult } from './lib/results.js';
 
 const benches: Record<string, () => BenchResult | Promise<BenchResult>> = {
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`bench: ${error instanceof Error ? error.stack : String(error)}\n`);
+  const said = error instanceof MissingToolError ? error.message : error instanceof Error ? error.stack : String(error);
+  process.stderr.write(`bench: ${said}\n`);
   process.exit(1);
 });

@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { execute, INSTALL_HINT, startCluster, type Cluster } from '../../server/test/helpers/postgres.js';
 
+/** A tool the benchmarks need is not installed; the message is one line saying what to install. */
+export class MissingToolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MissingToolError';
+  }
+}
+
 export interface BenchPostgres {
   /** A new empty database on the private cluster, as a URL with its password. */
   createDatabase(): Promise<string>;
@@ -17,7 +25,7 @@ export async function startPostgres(): Promise<BenchPostgres> {
     cluster = await startCluster();
   } catch (error) {
     if ((error as Error).message === INSTALL_HINT) {
-      throw new Error('the PostgreSQL benchmarks need initdb, which was not found: apt-get install -y postgresql');
+      throw new MissingToolError('the PostgreSQL benchmarks need initdb, which was not found: apt-get install -y postgresql');
     }
     throw error;
   }
