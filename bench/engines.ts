@@ -340,6 +340,23 @@ async function costOf(pid: number, database: pg.Client | undefined, run: () => P
 /** Authenticated GET /v1/me on PostgreSQL against SQLite, one node each, both running, rounds interleaved. */
 export async function benchApiThroughputEngines(): Promise<BenchResult> {
   const postgres = await startPostgres();
+  try {
+    return await measureApiThroughput(postgres);
+  } catch (error) {
+    return saveResult({ ...ME_RESULT, pass: false, rows: [], notes: [`The run failed: ${oneLine(error)}`] });
+  } finally {
+    await postgres.stop();
+  }
+}
+
+const ME_RESULT = {
+  name: 'api-throughput-engines',
+  title: 'API throughput on PostgreSQL: authenticated GET /v1/me',
+  target: "on PostgreSQL at least 0.5x the req/s of SQLite at 50 connections, p99 at most 2x SQLite's",
+  baseline: 'the same server on SQLite, running beside it in the same run',
+};
+
+async function measureApiThroughput(postgres: BenchPostgres): Promise<BenchResult> {
   const clusters: Cluster[] = [];
   const databases: pg.Client[] = [];
   try {
@@ -382,11 +399,8 @@ export async function benchApiThroughputEngines(): Promise<BenchResult> {
     })) as [{ rps: number; p50: number; p99: number }, { rps: number; p50: number; p99: number }];
     const ratio = onPostgres.rps / onSqlite.rps;
     return saveResult({
-      name: 'api-throughput-engines',
-      title: 'API throughput on PostgreSQL: authenticated GET /v1/me',
-      target: 'on PostgreSQL at least 0.5x the req/s of SQLite at 50 connections, p99 at most 2x SQLite\'s',
+      ...ME_RESULT,
       pass: ratio >= 0.5 && onPostgres.p99 <= 2 * onSqlite.p99,
-      baseline: 'the same server on SQLite, running beside it in the same run',
       rows: [
         { metric: 'SQLite: GET /v1/me', value: Math.round(onSqlite.rps), unit: 'req/s' },
         { metric: 'PostgreSQL: GET /v1/me', value: Math.round(onPostgres.rps), unit: 'req/s', baseline: Math.round(onSqlite.rps), ratio: round(ratio) },
@@ -408,6 +422,5 @@ export async function benchApiThroughputEngines(): Promise<BenchResult> {
   } finally {
     for (const database of databases) await database.end();
     for (const cluster of clusters) await cluster.stop();
-    await postgres.stop();
   }
 }
