@@ -188,7 +188,9 @@ export async function createDomains({
   // The leader records the hosts, and in a cluster takes over the work of nodes that stopped: their install jobs
   // fail, their devices' resets run again here.
   let orphanCheck: NodeJS.Timeout | undefined;
+  let orphanRun: Promise<void> = Promise.resolve();
   const recoverOrphans = async () => {
+    await orphanRun;
     try {
       const live = await cluster.liveNodes();
       await installs.recoverOrphans(live);
@@ -202,8 +204,8 @@ export async function createDomains({
     if (!leader) return;
     void inventory.takeOver();
     if (!cluster.shared) return;
-    void recoverOrphans();
-    orphanCheck = setInterval(() => void recoverOrphans(), ORPHAN_CHECK_MS);
+    orphanRun = recoverOrphans();
+    orphanCheck = setInterval(() => (orphanRun = recoverOrphans()), ORPHAN_CHECK_MS);
     orphanCheck.unref();
   });
 
@@ -237,6 +239,7 @@ export async function createDomains({
     async drain() {
       clearInterval(recheck);
       clearInterval(orphanCheck);
+      await orphanRun;
       sessions.closeAll();
       await Promise.all([leases.close(), installs.close(), apps.close()]);
     },

@@ -218,6 +218,8 @@ export class LeaseService {
   readonly #snapshots = new Map<string, Promise<void>>();
 
   #scheduling: Promise<void> | null = null;
+  /** Settles when this process's last transaction under the scheduling lock has. */
+  #schedulingTurn: Promise<void> = Promise.resolve();
   #scheduleAgain = false;
   #sweeping = false;
   #timer: NodeJS.Timeout | null = null;
@@ -333,8 +335,7 @@ export class LeaseService {
 
     const cause: Cause = { actor: principalActor(principal), requestId };
     const effects = newEffects();
-    const outcome = await this.#db.transaction().execute(async (trx) => {
-      await lockForTransaction(trx, SCHEDULING_LOCK);
+    const outcome = await this.#underSchedulingLock(async (trx) => {
       // Read after the lock: leases are queued in the order of their ids.
       const now = this.#clock();
       const devices = await schedulableDevices(trx);
@@ -367,14 +368,18 @@ export class LeaseService {
       if (candidate === undefined) await insertLease(trx, row);
       const causeOf = (id: string) => (id === row.id ? cause : systemCause);
       const grants = await this.#runScheduler(trx, now, effects, causeOf, devices, candidate);
-      if (grants.some((grant) => grant.leaseId === row.id)) return { kind: 'granted', id: row.id } as const;
+      // The answer is read in the transaction: a lease the client is told of is one that was committed, and one
+      // committed is one the client is told of.
+      if (grants.some((grant) => grant.leaseId === row.id)) {
+        return { kind: 'granted', lease: await this.#view(trx, row.id) } as const;
+      }
       if (candidate !== undefined) {
         const free = matching.filter((device) => device.available).length;
         return { kind: 'unavailable', id: row.id, matching: matching.length, free } as const;
       }
       const position = await queuePositionOf(trx, row.id);
       await record(trx, 'lease.queued', cause, { type: 'lease', id: row.id }, { lease: toLeaseSummary(row), position }, now);
-      return { kind: 'queued', id: row.id } as const;
+      return { kind: 'queued', lease: await this.#view(trx, row.id) } as const;
     });
     this.#afterCommit(effects);
     if (outcome.kind === 'unavailable') {
@@ -385,7 +390,7 @@ export class LeaseService {
         `${count} device${count === 1 ? '' : 's'} requested: ${matching} match the selector, ${free} ${free === 1 ? 'is' : 'are'} available${reserved}. Pass waitSeconds to queue.`,
       );
     }
-    return { status: outcome.kind === 'granted' ? 201 : 202, lease: await this.#view(this.#db, outcome.id) };
+    return { status: outcome.kind === 'granted' ? 201 : 202, lease: outcome.lease };
   }
 
   /** A lease; with `waitSeconds`, while it is queued, waits up to that long for it to change. */
@@ -475,11 +480,11 @@ export class LeaseService {
    * cancelled; an ended one is returned unchanged.
    */
   async release(principal: Principal, id: string, requestId: string | null): Promise<Lease> {
-    const now = this.#clock();
     const cause: Cause = { actor: principalActor(principal), requestId };
     const effects = newEffects();
-    await this.#db.transaction().execute(async (trx) => {
-      await lockForTransaction(trx, SCHEDULING_LOCK);
+    const lease = await this.#underSchedulingLock(async (trx) => {
+      // Read after the lock: a device's release is never recorded before its grant.
+      const now = this.#clock();
       const row = visible(principal, id, await findLease(trx, id));
       if (row.status === 'queued') {
         await this.#endLease(trx, row, 'cancelled', 'cancelled', null, cause, now, effects, true);
@@ -488,9 +493,10 @@ export class LeaseService {
         const reason = own ? 'released' : 'force_released';
         await this.#endLease(trx, row, 'released', reason, own ? null : principal.userId, cause, now, effects, true);
       }
+      return this.#view(trx, id);
     });
     this.#afterCommit(effects);
-    return this.#view(this.#db, id);
+    return lease;
   }
 
   /**
@@ -498,10 +504,9 @@ export class LeaseService {
    * Runs every `sweepIntervalMs`; public so that tests with a manual clock can drive it.
    */
   async sweep(): Promise<void> {
-    const now = this.#clock();
     const effects = newEffects();
-    await this.#db.transaction().execute(async (trx) => {
-      await lockForTransaction(trx, SCHEDULING_LOCK);
+    await this.#underSchedulingLock(async (trx) => {
+      const now = this.#clock();
       const overdue = await overdueLeases(trx, now.toISOString());
       for (const row of overdue) {
         if (row.status === 'granted') {
@@ -526,10 +531,8 @@ export class LeaseService {
         this.#scheduleAgain = false;
         try {
           const effects = newEffects();
-          const now = this.#clock();
-          await this.#db.transaction().execute(async (trx) => {
-            await lockForTransaction(trx, SCHEDULING_LOCK);
-            await this.#runScheduler(trx, now, effects, () => systemCause);
+          await this.#underSchedulingLock(async (trx) => {
+            await this.#runScheduler(trx, this.#clock(), effects, () => systemCause);
           });
           this.#afterCommit(effects);
         } catch (error) {
@@ -653,6 +656,25 @@ export class LeaseService {
     if (wasGranted) effects.ended.push({ leaseId: row.id, userId: row.user_id, devices, reset });
     // A queued lease reserves the devices it matches: ending it may let others through.
     else effects.reschedule = true;
+  }
+
+  /**
+   * Runs `work` in a transaction that first takes the scheduling lock, so that one lease decision at a time sees the
+   * queue and the free devices, whatever node runs it. This process's turns are taken before a connection is: at
+   * most one pooled connection per node waits on the lock, and the others stay free for the rest of the API.
+   */
+  #underSchedulingLock<T>(work: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+    const run = this.#schedulingTurn.then(() =>
+      this.#db.transaction().execute(async (trx) => {
+        await lockForTransaction(trx, SCHEDULING_LOCK);
+        return work(trx);
+      }),
+    );
+    this.#schedulingTurn = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   /** `#afterCommit(effects)` for a caller that commits its own transaction: it runs once however often it is called. */
