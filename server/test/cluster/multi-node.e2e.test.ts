@@ -1,5 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { operations, type OperationId } from '../../src/generated/operations.js';
+import { openAdbTunnel } from '../../../cli/src/lib/adb-tunnel.js';
+import { openWebSocket, record, withDeadline } from '../api/device-helpers.js';
+import { startAdbHost } from '../helpers/adb-host.js';
 import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.js';
 import { expectContractResponse } from '../helpers/contract.js';
 
@@ -377,6 +380,76 @@ describe('three nodes on one PostgreSQL, 20 virtual devices', () => {
         body: { code: 'lease_required' },
       });
     }
+  }, 60_000);
+
+  it('serves the WebSocket operations through every node; a release through one closes the sessions on the others', async () => {
+    const [a, b, c] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const user = await member('sockets');
+    const lease = await granted(a, user.token, {});
+    const deviceId: string = lease.devices[0].id;
+    const socketUrl = (node: ClusterNode, suffix: string, query: Record<string, string> = {}) => {
+      const search = Object.keys(query).length > 0 ? `?${new URLSearchParams(query)}` : '';
+      return `${node.url.replace(/^http/, 'ws')}/v1/devices/${deviceId}/${suffix}${search}`;
+    };
+    const open = async (url: string) => {
+      const opened = await openWebSocket(url, user.token);
+      if (!opened.upgraded) throw new Error(`refused: ${opened.status} ${JSON.stringify(opened.body)}`);
+      return opened.ws;
+    };
+
+    // A shell through B.
+    const shell = await open(socketUrl(b, 'shell/stream', { command: 'cat' }));
+    const shellRecord = record(shell);
+    shell.send(Buffer.from(`through ${b.name}\n`));
+    shell.send(JSON.stringify({ type: 'eof' }));
+    await withDeadline(shellRecord.closed, 10_000, 'the shell closing after eof').finally(() => shell.terminate());
+    const stdout = shellRecord.messages.filter((m) => m.binary && m.data[0] === 1).map((m) => m.data.subarray(1));
+    expect(Buffer.concat(stdout).toString()).toBe(`through ${b.name}\n`);
+
+    // Logcat followed through C, of input sent through A.
+    const logcat = await open(socketUrl(c, 'logcat/stream', { tag: 'InputDispatcher' }));
+    const logcatRecord = record(logcat);
+    const entry = await within(10_000, 'a followed logcat entry', async () => {
+      await call(a, 'sendDeviceInput', { token: user.token, path: { deviceId }, body: { type: 'tap', x: 3, y: 4 } });
+      return logcatRecord.messages.map((m) => JSON.parse(m.data.toString())).find((e) => e.tag === 'InputDispatcher');
+    });
+    expect(entry.message).toContain('Injected tap');
+    logcat.close();
+
+    // Debian's adb through an ADB tunnel to B.
+    const tunnel = await openAdbTunnel({ url: socketUrl(b, 'adb'), headers: { authorization: `Bearer ${user.token}` } });
+    const adb = await startAdbHost();
+    try {
+      const serial = `127.0.0.1:${tunnel.port}`;
+      expect((await adb.run('connect', serial)).stdout).toContain('connected');
+      await within(15_000, 'the tunnelled device', async () =>
+        (await adb.run('-s', serial, 'get-state')).stdout.trim() === 'device' ? true : undefined,
+      );
+      expect((await adb.run('-s', serial, 'shell', 'echo', 'tunnelled')).stdout.trim()).toBe('tunnelled');
+    } finally {
+      await adb.stop();
+      await tunnel.close();
+    }
+
+    // A shell opened through B with an API token ends when the token is revoked through C.
+    const created = await call(a, 'createApiToken', {
+      token: user.token,
+      body: { name: 'socket', scopes: ['read', 'write'] },
+    });
+    expect(created.status).toBe(201);
+    const byToken = await openWebSocket(socketUrl(b, 'shell/stream'), created.body.secret);
+    if (!byToken.upgraded) throw new Error(`refused: ${byToken.status} ${JSON.stringify(byToken.body)}`);
+    const byTokenRecord = record(byToken.ws);
+    expect((await call(c, 'revokeApiToken', { token: user.token, path: { tokenId: created.body.id } })).status).toBe(204);
+    expect((await withDeadline(byTokenRecord.closed, 5_000, 'the shell of a revoked token closing')).code).toBe(4001);
+
+    // An interactive shell through C ends when the lease is released through A.
+    const interactive = await open(socketUrl(c, 'shell/stream'));
+    const interactiveRecord = record(interactive);
+    const released = await call(a, 'releaseLease', { token: user.token, path: { leaseId: lease.id } });
+    expect(released.status).toBe(200);
+    const closed = await withDeadline(interactiveRecord.closed, 5_000, 'the shell on another node closing');
+    expect(closed.code).toBe(4001);
   }, 60_000);
 
   it('survives kill -9 of the node tracking the hosts: another takes over within 10 s, leases and queue intact', async () => {
