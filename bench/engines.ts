@@ -1,6 +1,6 @@
 import { CloudPhone } from '@cloudphone/sdk';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { Pool } from 'undici';
 import { startCluster, type Cluster, type ClusterOptions } from '../server/test/helpers/cluster.js';
@@ -117,6 +117,10 @@ interface Measured {
   drainMs: number[];
   /** PostgreSQL: the nodes' connections during the bursts, on average, by what they were doing. */
   connections?: Record<string, number>;
+  /** CPU time the node processes used during the bursts, per node, as a share of the bursts' wall time. */
+  nodeBusy: number;
+  /** The same for the process serving the virtual devices. */
+  devicesBusy: number;
 }
 
 interface Tally {
@@ -197,11 +201,18 @@ async function measureLeases(cluster: Cluster): Promise<Measured> {
   try {
     const token = await loginOn(pools[0]!, cluster);
     for (const pool of pools) await waitForDevices(pool, token, DEVICES, '&available=true', 120);
-    const measured: Measured = { toGrant: [], handover: [], reset: [], wakeUp: [], roundP99: [], immediate: [], drainMs: [] };
+    const measured: Measured = { toGrant: [], handover: [], reset: [], wakeUp: [], roundP99: [], immediate: [], drainMs: [], nodeBusy: 0, devicesBusy: 0 };
+    const devices = childrenRunning('virtual-device');
+    let [busyMs, devicesMs, wallMs] = [0, 0, 0];
     const tally: Tally = { totals: {}, samples: 0 };
     for (let r = 0; r < ROUNDS; r++) {
       const sampler = cluster.databaseUrl === undefined ? undefined : sampleConnections(cluster.databaseUrl, tally);
+      const cpuBefore = cluster.nodes.reduce((sum, node) => sum + cpuMs(node.pid), 0);
+      const devicesBefore = devices.reduce((sum, pid) => sum + cpuMs(pid), 0);
       const round = await burst(pools, token).finally(() => sampler?.stop());
+      busyMs += cluster.nodes.reduce((sum, node) => sum + cpuMs(node.pid), 0) - cpuBefore;
+      devicesMs += devices.reduce((sum, pid) => sum + cpuMs(pid), 0) - devicesBefore;
+      wallMs += round.drainMs;
       measured.toGrant.push(...round.toGrant);
       measured.roundP99.push(percentile(round.toGrant, 99));
       measured.immediate.push(round.holds.filter((hold) => !hold.queued).length);
@@ -209,6 +220,8 @@ async function measureLeases(cluster: Cluster): Promise<Measured> {
       await waitForDevices(pools[0]!, token, DEVICES, '&available=true', 60);
       await account(round, pools[0]!, token, measured);
     }
+    measured.nodeBusy = busyMs / wallMs / cluster.nodes.length;
+    measured.devicesBusy = devicesMs / wallMs / Math.max(devices.length, 1);
     if (tally.samples > 0) {
       measured.connections = Object.fromEntries(Object.entries(tally.totals).map(([what, n]) => [what, n / tally.samples]));
     }
@@ -250,9 +263,10 @@ export async function benchLeaseBurstEngines(): Promise<BenchResult> {
     if (!m) continue;
     const row = (metric: string, unit: string, pick: (of: Measured) => number): Row => {
       const value = pick(m);
-      if (!base || m === base) return { metric: `${label}: ${metric}`, value: round(value), unit };
+      if (!base || m === base) return { metric: `${label}: ${metric}`, value: round(value, unit === 's' ? 2 : 0), unit };
       const baseline = pick(base);
-      return { metric: `${label}: ${metric}`, value: round(value), unit, baseline: round(baseline), ratio: round(value / baseline) };
+      const digits = unit === 's' ? 2 : 0;
+      return { metric: `${label}: ${metric}`, value: round(value, digits), unit, baseline: round(baseline, digits), ratio: round(value / baseline) };
     };
     rows.push(
       row('time to grant p50', 'ms', (of) => percentile(of.toGrant, 50)),
@@ -261,6 +275,8 @@ export async function benchLeaseBurstEngines(): Promise<BenchResult> {
       row('of which the device reset, p50', 'ms', (of) => percentile(of.reset, 50)),
       row('wake-up p99 (queued lease granted → its long poll answers)', 'ms', (of) => percentile(of.wakeUp, 99)),
       row('burst drained (median of rounds)', 's', (of) => percentile(of.drainMs, 50) / 1000),
+      row('node process CPU during the bursts, per node', '% of a core', (of) => of.nodeBusy * 100),
+      row('virtual-device process CPU during the bursts', '% of a core', (of) => of.devicesBusy * 100),
     );
   }
   const p99Ratios = CONFIGURATIONS.slice(1).map(({ label }) => {
@@ -288,6 +304,7 @@ export async function benchLeaseBurstEngines(): Promise<BenchResult> {
       `${ROUNDS} rounds per configuration: ${REQUESTS} concurrent POST /v1/leases (count 1, waitSeconds ${WAIT_SECONDS}, own Idempotency-Key), spread round-robin over the nodes; a 202 is long-polled (GET /v1/leases/{id}?waitSeconds=${POLL_SECONDS}) on the node that queued it; each holder keeps its device ${HOLD_MS} ms and releases it through that node, so the queue drains in about ${REQUESTS / DEVICES} waves, each a hold plus the released device's reset.`,
       'Time to grant: from sending POST /v1/leases until the grant is seen (the 201, or the long poll answering granted); it includes queueing behind earlier holders, so p50 and p99 are dominated by the waves. Every round checks that all leases were granted and that no device was seen granted before its previous holder had sent its release.',
       "Handover: from a holder sending its release until the device's next holder sees its grant, split with the server's timestamps from GET /v1/leases/{id}: the device reset (lease endedAt → the reset's finishedAt: about eight ADB round trips to a device whose process serves all 50) and the wake-up (the next lease's grantedAt → its long poll answering, on whichever node it waits). On three nodes a grant made by one node wakes a long poll on another.",
+      'CPU rows: user and system time from /proc of each node process and of the one process serving the 50 virtual devices, over the bursts, as a share of their wall time (100% is one core busy throughout; the machine has 2).',
       'The nodes write their JSON request logs to a pipe that the bench process reads (cluster.ts keeps them for error messages), and the machine is shared with other work: compare the ratios within the run, not the absolute times with other entries.',
       `Per round: ${perRound.join('; ')}.`,
       ...(connections.length
@@ -295,6 +312,22 @@ export async function benchLeaseBurstEngines(): Promise<BenchResult> {
         : []),
     ],
   });
+}
+
+/** The processes this one started whose command line holds `word`, e.g. the cluster's virtual-device process. */
+function childrenRunning(word: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return parent === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(word);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** CPU time (user and system) the process `pid` has used so far, in ms (/proc counts ticks of 10 ms). */
