@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APKS } from '../helpers/apk-fixtures.js';
@@ -23,9 +23,13 @@ afterAll(async () => {
   await api?.close();
 });
 
+/** The files under the store's temporary folder (in a folder of the node's own on PostgreSQL), relative to it. */
 function temporaryFiles(): string[] {
   const tmp = join(api.server.config.dataDir, 'blobs', 'tmp');
-  return existsSync(tmp) ? readdirSync(tmp) : [];
+  if (!existsSync(tmp)) return [];
+  return readdirSync(tmp, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(tmp, join(entry.parentPath, entry.name)));
 }
 
 async function appCount(caller: Caller = member): Promise<number> {

@@ -22,10 +22,12 @@ afterAll(async () => {
   await api?.close();
 });
 
-/** The store's temporary files: uploads in progress or left behind. */
+/** The store's temporary files (in a folder of the node's own on PostgreSQL): uploads in progress or left behind. */
 function temporaryFiles(target: Api = api): string[] {
   try {
-    return readdirSync(join(target.server.config.dataDir, 'blobs', 'tmp'));
+    return readdirSync(join(target.server.config.dataDir, 'blobs', 'tmp'), { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => entry.name);
   } catch {
     return [];
   }
