@@ -110,6 +110,8 @@ interface Measured {
   handover: number[];
   /** Of the handover, the server's part from the lease's end until the device's reset finished. */
   reset: number[];
+  /** Of the handover, from the device's reset finishing until the server granted it to the next lease. */
+  scheduling: number[];
   /** From the server granting a queued lease until its long-polling holder saw the grant. */
   wakeUp: number[];
   roundP99: number[];
@@ -187,7 +189,10 @@ async function account(round: Round, pool: Pool, token: string, into: Measured):
       into.handover.push(next.grantedAt - previous.releasedAt);
       const ended = server.get(previous.leaseId)!;
       const reset = ended.devices[0]?.reset;
-      if (reset) into.reset.push(Date.parse(reset.finishedAt) - Date.parse(ended.endedAt));
+      if (reset) {
+        into.reset.push(Date.parse(reset.finishedAt) - Date.parse(ended.endedAt));
+        into.scheduling.push(Date.parse(server.get(next.leaseId)!.grantedAt) - Date.parse(reset.finishedAt));
+      }
     }
   }
   for (const hold of round.holds) {
@@ -201,7 +206,7 @@ async function measureLeases(cluster: Cluster): Promise<Measured> {
   try {
     const token = await loginOn(pools[0]!, cluster);
     for (const pool of pools) await waitForDevices(pool, token, DEVICES, '&available=true', 120);
-    const measured: Measured = { toGrant: [], handover: [], reset: [], wakeUp: [], roundP99: [], immediate: [], drainMs: [], nodeBusy: 0, devicesBusy: 0 };
+    const measured: Measured = { toGrant: [], handover: [], reset: [], scheduling: [], wakeUp: [], roundP99: [], immediate: [], drainMs: [], nodeBusy: 0, devicesBusy: 0 };
     const devices = childrenRunning('virtual-device');
     let [busyMs, devicesMs, wallMs] = [0, 0, 0];
     const tally: Tally = { totals: {}, samples: 0 };
@@ -266,13 +271,16 @@ export async function benchLeaseBurstEngines(): Promise<BenchResult> {
       if (!base || m === base) return { metric: `${label}: ${metric}`, value: round(value, unit === 's' ? 2 : 0), unit };
       const baseline = pick(base);
       const digits = unit === 's' ? 2 : 0;
-      return { metric: `${label}: ${metric}`, value: round(value, digits), unit, baseline: round(baseline, digits), ratio: round(value / baseline) };
+      const compared: Row = { metric: `${label}: ${metric}`, value: round(value, digits), unit, baseline: round(baseline, digits) };
+      // A baseline of 0 (a step that took no measurable time on SQLite) has no ratio.
+      return round(baseline, digits) === 0 ? compared : { ...compared, ratio: round(value / baseline) };
     };
     rows.push(
       row('time to grant p50', 'ms', (of) => percentile(of.toGrant, 50)),
       row('time to grant p99', 'ms', (of) => percentile(of.toGrant, 99)),
       row('handover p50 (release sent → next holder sees its grant)', 'ms', (of) => percentile(of.handover, 50)),
       row('of which the device reset, p50', 'ms', (of) => percentile(of.reset, 50)),
+      row('of which reset finished → next grant recorded, p50', 'ms', (of) => percentile(of.scheduling, 50)),
       row('wake-up p99 (queued lease granted → its long poll answers)', 'ms', (of) => percentile(of.wakeUp, 99)),
       row('burst drained (median of rounds)', 's', (of) => percentile(of.drainMs, 50) / 1000),
       row('node process CPU during the bursts, per node', '% of a core', (of) => of.nodeBusy * 100),
@@ -303,12 +311,13 @@ export async function benchLeaseBurstEngines(): Promise<BenchResult> {
       `Each configuration: the built server (\`startCluster\` of server/test/helpers/cluster.ts: one process per node, every node reaching the same ${DEVICES} virtual devices of a separate \`cloudphone-server virtual-device\` process); PostgreSQL is a private cluster on loopback started by the bench (initdb, fsync off), a fresh database per configuration.`,
       `${ROUNDS} rounds per configuration: ${REQUESTS} concurrent POST /v1/leases (count 1, waitSeconds ${WAIT_SECONDS}, own Idempotency-Key), spread round-robin over the nodes; a 202 is long-polled (GET /v1/leases/{id}?waitSeconds=${POLL_SECONDS}) on the node that queued it; each holder keeps its device ${HOLD_MS} ms and releases it through that node, so the queue drains in about ${REQUESTS / DEVICES} waves, each a hold plus the released device's reset.`,
       'Time to grant: from sending POST /v1/leases until the grant is seen (the 201, or the long poll answering granted); it includes queueing behind earlier holders, so p50 and p99 are dominated by the waves. Every round checks that all leases were granted and that no device was seen granted before its previous holder had sent its release.',
-      "Handover: from a holder sending its release until the device's next holder sees its grant, split with the server's timestamps from GET /v1/leases/{id}: the device reset (lease endedAt → the reset's finishedAt: about eight ADB round trips to a device whose process serves all 50) and the wake-up (the next lease's grantedAt → its long poll answering, on whichever node it waits). On three nodes a grant made by one node wakes a long poll on another.",
+      "Handover: from a holder sending its release until the device's next holder sees its grant, split with the server's timestamps from GET /v1/leases/{id}: the device reset (lease endedAt → the reset's finishedAt: about eight ADB round trips to a device whose process serves all 50), the scheduling (the reset's finishedAt → the next lease's grantedAt) and the wake-up (the next lease's grantedAt → its long poll answering, on whichever node it waits). On three nodes a grant made by one node wakes a long poll on another.",
+      'Where the handover goes differs by engine (the reset and scheduling rows): on SQLite the grants and releases of a wave land together, so its resets run at the same time and each takes longer, and a device is granted again as soon as its reset ends; on PostgreSQL the scheduling lock spreads them out, so each reset is shorter and a freed device waits for its turn to be granted.',
       'CPU rows: user and system time from /proc of each node process and of the one process serving the 50 virtual devices, over the bursts, as a share of their wall time (100% is one core busy throughout; the machine has 2).',
       'The nodes write their JSON request logs to a pipe that the bench process reads (cluster.ts keeps them for error messages), and the machine is shared with other work: compare the ratios within the run, not the absolute times with other entries.',
       `Per round: ${perRound.join('; ')}.`,
       ...(connections.length
-        ? [`Where the PostgreSQL time goes: the nodes' pooled connections during the bursts, on average (pg_stat_activity every 25 ms, all nodes together): ${connections.join('; ')}. Each node's pool holds at most 10 connections (node-postgres' default); every transaction that grants or ends leases first takes the one scheduling lock (pg_advisory_xact_lock), and a request waiting for it holds a pooled connection meanwhile, so the reads that answer long polls and authenticate requests queue for the connections left.`]
+        ? [`Where the PostgreSQL time goes: the nodes' pooled connections during the bursts, on average (pg_stat_activity every 25 ms, all nodes together): ${connections.join('; ')}. Every transaction that grants or ends leases takes the one scheduling lock (pg_advisory_xact_lock), and each node lets one of its own at a time wait for it, so the farm's lease changes happen one after another: on PostgreSQL each holds the lock over several round trips to the database, on SQLite over calls in the process; the scheduling rows show how long a freed device waited for its next grant.`]
         : []),
     ],
   });
