@@ -82,6 +82,8 @@ export class BlobStore {
         options.signal === undefined ? {} : { signal: options.signal },
       );
     } catch (error) {
+      // The pipeline can fail while the file is still being opened; removing it before then would leave it behind.
+      if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
       await rm(tempPath, { force: true });
       if (tooLarge) {
         throw new ApiError('payload_too_large', `The file is larger than the limit of ${options.limit} bytes.`);
