@@ -51,7 +51,7 @@ export interface Cluster {
 /** A node alone on its database (SQLite): it leads from its start, and no message has anyone to go to. */
 export class LoneNode implements Cluster {
   readonly node: string;
-  readonly shared = false;
+  readonly shared: boolean = false;
   readonly #listeners = new Set<(leader: boolean) => void>();
   #leader = false;
 
@@ -76,9 +76,9 @@ export class LoneNode implements Cluster {
     return new Set([this.node]);
   }
 
-  publish(): void {}
+  publish<T extends Topic>(_topic: T, _message: ClusterMessages[T]): void {}
 
-  subscribe(): () => void {
+  subscribe<T extends Topic>(_topic: T, _listener: (message: ClusterMessages[T]) => void): () => void {
     return () => undefined;
   }
 

@@ -327,6 +327,24 @@ export async function setBaseline(db: Kysely<DB>, leaseId: string, deviceId: str
     .execute();
 }
 
+/**
+ * The granted lease holding the device whose baseline is not recorded yet, if it was granted after `since` (ISO):
+ * the node that granted it may still be reading it.
+ */
+export async function leaseAwaitingBaseline(db: Kysely<DB>, deviceId: string, since: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('lease_devices')
+    .innerJoin('leases', 'leases.id', 'lease_devices.lease_id')
+    .select('leases.id as leaseId')
+    .where('lease_devices.device_id', '=', deviceId)
+    .where('lease_devices.released_at', 'is', null)
+    .where('lease_devices.baseline_packages', 'is', null)
+    .where('leases.status', '=', 'granted')
+    .where('leases.granted_at', '>', since)
+    .executeTakeFirst();
+  return row?.leaseId;
+}
+
 export async function findBaseline(db: Kysely<DB>, leaseId: string, deviceId: string): Promise<string | null> {
   const row = await db
     .selectFrom('lease_devices')

@@ -22,6 +22,7 @@ import {
   claimReset,
   heldDevices,
   holderOf,
+  leaseAwaitingBaseline,
   orphanedResets,
   insertLease,
   insertLeaseDevices,
@@ -110,6 +111,9 @@ export const DEFAULT_TTL_SECONDS = 900;
  * devices, across connections and server processes.
  */
 export const SCHEDULING_LOCK = 'leases.scheduling';
+
+/** How long after a grant a device operation on another node waits for the baseline the granting node reads. */
+const BASELINE_WAIT_MS = 10_000;
 const leasePosition = idPosition(/^lse_[0-9A-Z]{26}$/);
 
 type LeaseEventType =
@@ -208,6 +212,8 @@ export class LeaseService {
   /** leaseId → devices it holds (granted leases only). */
   readonly #leaseDevices = new Map<string, string[]>();
   readonly #waiters: Waiters;
+  /** Device operations on other nodes waiting for a baseline this node reads, by `leaseId:deviceId`. */
+  readonly #baselines: Waiters;
   readonly #cluster: Cluster | undefined;
   readonly #endedListeners = new Set<LeaseEndedListener>();
   /** Per device: its state when clean, valid while it stays on the connection it was read on. */
@@ -237,6 +243,7 @@ export class LeaseService {
   }) {
     this.#cluster = deps.cluster;
     this.#waiters = new Waiters(deps.cluster && { cluster: deps.cluster, name: 'leases' });
+    this.#baselines = new Waiters(deps.cluster && { cluster: deps.cluster, name: 'baselines' });
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#log = deps.log;
@@ -314,12 +321,29 @@ export class LeaseService {
   /**
    * Resolves once the baseline of the device's current lease is recorded (at once when it is, or when the device is
    * not leased): device operations wait for it, so that nothing a holder does gets into the baseline their reset
-   * restores. Never rejects.
+   * restores. In a cluster the lease may have been granted by another node, which reads the baseline: a lease
+   * granted in the last `BASELINE_WAIT_MS` without one is waited for until that node says it is done (or the time
+   * is up). Never rejects.
    */
-  baselineTaken(deviceId: string): Promise<void> {
+  async baselineTaken(deviceId: string): Promise<void> {
     const holder = this.#holders.get(deviceId);
     const snapshot = holder === undefined ? undefined : this.#snapshots.get(`${holder.leaseId}:${deviceId}`);
-    return snapshot ?? Promise.resolve();
+    if (snapshot !== undefined) return snapshot;
+    if (this.#cluster?.shared !== true) return;
+    try {
+      const since = () => new Date(this.#clock().getTime() - BASELINE_WAIT_MS).toISOString();
+      const leaseId = await leaseAwaitingBaseline(this.#db, deviceId, since());
+      if (leaseId === undefined) return;
+      const wait = this.#baselines.wait(`${leaseId}:${deviceId}`, BASELINE_WAIT_MS);
+      try {
+        // Asked again once listening: the other node may have finished in between.
+        if ((await leaseAwaitingBaseline(this.#db, deviceId, since())) === leaseId) await wait.done;
+      } finally {
+        wait.cancel();
+      }
+    } catch (error) {
+      this.#log.warn({ err: error, deviceId }, 'could not tell whether the baseline of a leased device is recorded');
+    }
   }
 
   async create(principal: Principal, input: NewLease, requestId: string | null): Promise<CreatedLease> {
@@ -753,7 +777,10 @@ export class LeaseService {
           'could not snapshot the state of a leased device; its reset will take the state at its end as the baseline',
         );
       }
-    })().finally(() => this.#snapshots.delete(key));
+    })().finally(() => {
+      this.#snapshots.delete(key);
+      this.#baselines.wake(key);
+    });
     this.#snapshots.set(key, task);
     this.#track(task);
   }

@@ -530,7 +530,8 @@ describe('lease lifecycle', () => {
     const released = await f.leases.release(root, lease.id, 'req_admin');
     expect(released).toMatchObject({ status: 'released', endReason: 'force_released' });
     expect((await leaseRow(f, lease.id)).ended_by).toBe(root.userId);
-    // Releasing again changes nothing.
+    // Releasing again changes nothing (once the device's reset, which changes the view, is done).
+    await f.leases.settled();
     const again = await f.leases.release(alice, lease.id, null);
     expect(again).toEqual(await f.leases.get(alice, lease.id));
     expect(await f.events('lease.released')).toHaveLength(1);
@@ -636,6 +637,59 @@ describe('authorisation and notifications', () => {
       await ending;
       expect(ended).toBe(true);
     }
+  });
+
+  it('in a cluster, a device operation on another node waits for the baseline the granting node reads', async () => {
+    const f = await leaseFixture();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    const { LeaseService } = await import('../../src/leases/service.js');
+    const { LoneNode } = await import('../../src/cluster/cluster.js');
+    const { FakeDeviceOps } = await import('./fixture.js');
+    // Two nodes whose messages reach each other, as over LISTEN/NOTIFY.
+    const nodes: InstanceType<typeof LoneNode>[] = [];
+    class Linked extends LoneNode {
+      override readonly shared = true;
+      readonly #listeners = new Map<string, Set<(message: never) => void>>();
+      override publish(topic: string, message: unknown): void {
+        for (const node of nodes) if (node !== this) (node as Linked).deliver(topic, message);
+      }
+      override subscribe(topic: string, listener: (message: never) => void): () => void {
+        const set = this.#listeners.get(topic) ?? new Set();
+        this.#listeners.set(topic, set.add(listener));
+        return () => set.delete(listener);
+      }
+      deliver(topic: string, message: unknown): void {
+        for (const listener of this.#listeners.get(topic) ?? []) listener(message as never);
+      }
+    }
+    nodes.push(new Linked('node-a'), new Linked('node-b'));
+    const silent = { warn: () => undefined, error: () => undefined } as never;
+    const opsA = new FakeDeviceOps(f.db);
+    let finishSnapshot!: () => void;
+    const snapshotHeld = new Promise<void>((resolve) => (finishSnapshot = resolve));
+    const snapshot = opsA.snapshot.bind(opsA);
+    opsA.snapshot = async (deviceId) => {
+      await snapshotHeld;
+      return snapshot(deviceId);
+    };
+    const service = (cluster: InstanceType<typeof LoneNode>, ops: InstanceType<typeof FakeDeviceOps>) =>
+      new LeaseService({ db: f.db, clock: f.clock.now, log: silent, devices: ops, cluster });
+    const a = service(nodes[0]!, opsA);
+    const b = service(nodes[1]!, new FakeDeviceOps(f.db));
+    await a.create(alice, { selector: { deviceIds: ['dev_1'] } }, null);
+    let taken = false;
+    const waiting = b.baselineTaken('dev_1').then(() => (taken = true));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(taken).toBe(false);
+    finishSnapshot();
+    await waiting;
+    const row = await f.db.selectFrom('lease_devices').select('baseline_packages').executeTakeFirstOrThrow();
+    expect(row.baseline_packages).not.toBeNull();
+    // Once recorded, nothing is waited for.
+    await b.baselineTaken('dev_1');
+    await a.close();
+    await b.close();
   });
 
   it('in a cluster, the reset a stopped node left unfinished is claimed and run once by a live node', async () => {
