@@ -64,6 +64,10 @@ export function postgresDialect(url: string, onIdleError: (error: Error) => void
     },
   });
   pool.on('error', onIdleError);
+  // A connection that breaks while checked out but between queries (a transaction's) is reported by the client
+  // itself, where nothing listens once the pool has handed it out: its next query fails instead (503), and the pool
+  // drops it when it comes back.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new PostgresDialect({ pool });
 }
 
