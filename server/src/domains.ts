@@ -186,7 +186,7 @@ export async function createDomains({
   cluster.subscribe('host.added', (host) => hosts.track(host as Parameters<HostService['track']>[0]));
   cluster.subscribe('host.removed', ({ id }) => void hosts.untrack(id));
   // The leader records the hosts, and in a cluster takes over the work of nodes that stopped: their install jobs
-  // fail, their devices' resets run again here.
+  // fail, their devices' resets run again here, their in-process virtual devices go offline.
   let orphanCheck: NodeJS.Timeout | undefined;
   let orphanRun: Promise<void> = Promise.resolve();
   const recoverOrphans = async () => {
@@ -195,6 +195,7 @@ export async function createDomains({
       const live = await cluster.liveNodes();
       await installs.recoverOrphans(live);
       await leases.recoverOrphanedResets(live);
+      await inventory.markHostsOffline(await hosts.virtualHostsOfStoppedNodes(live));
     } catch (error) {
       log.error({ err: error }, 'could not take over the work of stopped nodes');
     }

@@ -162,6 +162,16 @@ export class HostService {
     this.#live.addHost({ id: row.id, type: row.type, address: row.address });
   }
 
+  /** In a cluster, the in-process virtual hosts of nodes not in `live`: no node can reach their devices now. */
+  async virtualHostsOfStoppedNodes(live: ReadonlySet<string>): Promise<string[]> {
+    if (this.#cluster?.shared !== true) return [];
+    const prefix = `${VIRTUAL_ADDRESS}/`;
+    return (await listHostRows(this.#db))
+      .filter((row) => row.type === 'virtual' && row.address.startsWith(prefix))
+      .filter((row) => !live.has(row.address.slice(prefix.length)))
+      .map((row) => row.id);
+  }
+
   /** Disconnects from a host another node deleted and forgets its devices. */
   async untrack(hostId: string): Promise<void> {
     this.#inventory.forgetHost(hostId);

@@ -184,21 +184,29 @@ export class DeviceInventory {
             .filter((update) => update.state === 'online')
             .map((update) => `${update.hostId}\n${update.serial}`),
         );
-        const now = this.#clock();
         const stale = (await connectedDevices(this.#db)).filter(
           (row) => records(row.host_id) && !online.has(`${row.host_id}\n${row.serial}`),
         );
-        for (const row of stale) {
-          await this.#db.transaction().execute(async (trx) => {
-            const current = await findDeviceRow(trx, row.id);
-            if (current === undefined || current.state === 'offline') return;
-            await updateDeviceRow(trx, row.id, { state: 'offline', updated_at: now.toISOString() });
-            await recordLiveTransition(trx, current, 'offline', systemCause, now);
-          });
-        }
+        await this.#recordOffline(stale.map((row) => row.id));
       })
       .catch((error: unknown) => this.#log.error({ err: error }, 'could not take over recording the device hosts'));
     for (const update of this.#live.snapshot()) this.#enqueue(update);
+    return this.idle();
+  }
+
+  /**
+   * Records the devices of the hosts that the database shows connected as offline, with their events: in a
+   * cluster, the in-process virtual devices of a node that stopped, which no other node can reach.
+   */
+  markHostsOffline(hostIds: readonly string[]): Promise<void> {
+    if (hostIds.length === 0 || this.#closed) return this.idle();
+    const hosts = new Set(hostIds);
+    this.#queue = this.#queue
+      .then(async () => {
+        const stale = (await connectedDevices(this.#db)).filter((row) => hosts.has(row.host_id));
+        await this.#recordOffline(stale.map((row) => row.id));
+      })
+      .catch((error: unknown) => this.#log.error({ err: error }, 'could not record the devices of stopped hosts'));
     return this.idle();
   }
 
@@ -495,6 +503,19 @@ export class DeviceInventory {
         if (adb !== undefined && adb !== waiter.previous) waiter.resolve();
       }
       if (result.from !== 'online' && result.maintenance === 0) this.availabilityChanged();
+    }
+  }
+
+  /** Each device not already offline goes offline, with its event, in a transaction of its own. */
+  async #recordOffline(deviceIds: readonly string[]): Promise<void> {
+    const now = this.#clock();
+    for (const id of deviceIds) {
+      await this.#db.transaction().execute(async (trx) => {
+        const current = await findDeviceRow(trx, id);
+        if (current === undefined || current.state === 'offline') return;
+        await updateDeviceRow(trx, id, { state: 'offline', updated_at: now.toISOString() });
+        await recordLiveTransition(trx, current, 'offline', systemCause, now);
+      });
     }
   }
 

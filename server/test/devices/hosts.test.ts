@@ -154,6 +154,47 @@ describe('HostService.start', () => {
   });
 });
 
+describe('HostService in a cluster', () => {
+  it('names the in-process virtual hosts of nodes no longer alive, and never another kind', async () => {
+    const f = await hostFixture({});
+    const { LoneNode } = await import('../../src/cluster/cluster.js');
+    const cluster = Object.assign(new LoneNode('node-a'), { shared: true });
+    const hosts = new HostService({
+      db: f.db,
+      clock: f.clock.now,
+      live: f.live,
+      config: { ...noHosts },
+      log: silent,
+      inventory: f.inventory,
+      endLeasesForHost: async () => ({ afterCommit: () => undefined }),
+      cluster,
+    });
+    const at = f.clock.now().toISOString();
+    const row = (id: string, type: 'virtual' | 'adb_server', address: string) => ({
+      id,
+      type,
+      address,
+      name: id,
+      origin: 'config' as const,
+      draining: 0,
+      created_at: at,
+      updated_at: at,
+    });
+    await f.db
+      .insertInto('hosts')
+      .values([
+        row('hst_a', 'virtual', 'in-process/node-a'),
+        row('hst_b', 'virtual', 'in-process/node-b'),
+        row('hst_c', 'adb_server', '127.0.0.1:5037'),
+      ])
+      .execute();
+    expect(await hosts.virtualHostsOfStoppedNodes(new Set(['node-a']))).toEqual(['hst_b']);
+    expect(await hosts.virtualHostsOfStoppedNodes(new Set(['node-a', 'node-b']))).toEqual([]);
+    // A lone node has no one else's hosts.
+    expect(await f.hosts.virtualHostsOfStoppedNodes(new Set())).toEqual([]);
+  });
+});
+
 describe('HostService CRUD', () => {
   it('creates a host, refusing a duplicate, and tracks it', async () => {
     const f = await hostFixture();

@@ -70,6 +70,24 @@ describe('DeviceInventory: live updates', () => {
     });
   });
 
+  it('markHostsOffline records the connected devices of those hosts offline, with their events, and no others', async () => {
+    const f = await inventoryFixture();
+    await f.host('hst_a');
+    await f.host('hst_b');
+    const a1 = await f.report(update('hst_a', 'SER1', 'online'));
+    const a2 = await f.report(update('hst_a', 'SER2', 'offline'));
+    const b1 = await f.report(update('hst_b', 'SER3', 'online'));
+    const before = (await f.events()).length;
+    await f.inventory.markHostsOffline(['hst_a']);
+    const state = async (id: string) => (await f.inventory.get(id)).state;
+    expect([await state(a1), await state(a2), await state(b1)]).toEqual(['offline', 'offline', 'online']);
+    const added = (await f.events()).slice(before);
+    expect(added.map((e) => [e.type, e.subjectId])).toEqual([['device.disconnected', a1]]);
+    // Again: nothing left to change.
+    await f.inventory.markHostsOffline(['hst_a']);
+    expect((await f.events()).length).toBe(before + 1);
+  });
+
   it('records no event when nothing changed, but still updates lastSeenAt while connected', async () => {
     const f = await inventoryFixture();
     await f.host('hst_a');
