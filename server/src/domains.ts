@@ -131,14 +131,8 @@ export async function createDomains({
     clock,
     log,
     devices: {
-      snapshot: async (deviceId) => {
-        await inventory.know(deviceId);
-        return snapshotDevice(inventory.adbFor(deviceId));
-      },
-      reset: async (deviceId, baseline) => {
-        await inventory.know(deviceId);
-        return resetDevice(inventory.adbFor(deviceId), baseline);
-      },
+      snapshot: async (deviceId) => snapshotDevice(await inventory.liveAdb(deviceId)),
+      reset: async (deviceId, baseline) => resetDevice(await inventory.liveAdb(deviceId), baseline),
       setResetting: (deviceId, on) => inventory.setResetting(deviceId, on),
       onAvailabilityChange: (listener) => inventory.onAvailabilityChange(listener),
       connectionOf: (deviceId) => inventory.connectionOf(deviceId),
@@ -183,7 +177,7 @@ export async function createDomains({
     sessions.leaseEnded(userId, deviceIds);
     void installs.abortOn(deviceIds);
   });
-  cluster.subscribe('host.added', (host) => hosts.track(host as Parameters<HostService['track']>[0]));
+  cluster.subscribe('host.added', (host) => hosts.track(host));
   cluster.subscribe('host.removed', ({ id }) => void hosts.untrack(id));
   // The leader records the hosts, and in a cluster takes over the work of nodes that stopped: their install jobs
   // fail, their devices' resets run again here, their in-process virtual devices go offline.

@@ -1,3 +1,5 @@
+import type { HostType } from '../devices/types.js';
+
 /**
  * What one server node knows of the others sharing its database. A node on SQLite is alone; nodes on one PostgreSQL
  * database form a cluster (see postgres.ts).
@@ -14,7 +16,7 @@ export interface ClusterMessages {
   /** A credential ended: the WebSockets opened with it close (a `Revocation`). */
   revoked: { revocation: unknown };
   /** A host was added: every node connects to it. */
-  'host.added': { id: string; type: string; address: string };
+  'host.added': { id: string; type: HostType; address: string };
   /** A host was deleted: every node disconnects from it and forgets its devices. */
   'host.removed': { id: string };
 }

@@ -54,7 +54,7 @@ export class PostgresCluster implements Cluster {
   #closed = false;
   #tasks: Promise<void>[] = [];
   #started = false;
-  #leaderQuery: Promise<string | null> | null = null;
+  #listenerQueries: Promise<void> = Promise.resolve();
 
   constructor(options: { node: string; url: string; log: ClusterLog }) {
     this.node = options.node;
@@ -77,20 +77,11 @@ export class PostgresCluster implements Cluster {
     return () => this.#resyncListeners.delete(listener);
   }
 
-  leader(): Promise<string | null> {
-    // One query at a time on the connection: callers asking meanwhile share its answer.
-    this.#leaderQuery ??= this.#queryLeader().finally(() => {
-      this.#leaderQuery = null;
-    });
-    return this.#leaderQuery;
-  }
-
-  async #queryLeader(): Promise<string | null> {
-    const client = this.#listener;
-    if (client === null) return null;
+  async leader(): Promise<string | null> {
+    if (this.#listener === null) return null;
     const high = Number(BigInt.asIntN(64, this.#lockKey) >> 32n) >>> 0;
     const low = Number(this.#lockKey & 0xffffffffn) >>> 0;
-    const { rows } = await client.query<{ name: string | null }>(
+    const rows = await this.#onListener<{ name: string | null }>(
       `select a.application_name as name from pg_locks l join pg_stat_activity a on a.pid = l.pid
         where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())
           and l.classid = $1::bigint::oid and l.objid = $2::bigint::oid and l.objsubid = 1`,
@@ -102,17 +93,26 @@ export class PostgresCluster implements Cluster {
 
   /** Every node keeps its message connection for as long as it runs, under its `application_name`. */
   async liveNodes(): Promise<Set<string>> {
-    const client = await this.#client();
-    try {
-      const { rows } = await client.query<{ name: string }>(
-        `select distinct application_name as name from pg_stat_activity
-          where datname = current_database() and starts_with(application_name, $1)`,
-        [APPLICATION_PREFIX],
-      );
-      return new Set(rows.map((row) => row.name.slice(APPLICATION_PREFIX.length)));
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    const rows = await this.#onListener<{ name: string }>(
+      `select distinct application_name as name from pg_stat_activity
+        where datname = current_database() and starts_with(application_name, $1)`,
+      [APPLICATION_PREFIX],
+    );
+    return new Set(rows.map((row) => row.name.slice(APPLICATION_PREFIX.length)));
+  }
+
+  /** Runs a query on the message connection, one at a time (a pg client takes one query at a time). */
+  #onListener<R extends object>(text: string, values: unknown[]): Promise<R[]> {
+    const run = this.#listenerQueries.then(async () => {
+      const client = this.#listener;
+      if (client === null) throw new Error('the database connection for messages is down');
+      return (await client.query<R>(text, values)).rows;
+    });
+    this.#listenerQueries = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   publish<T extends Topic>(topic: T, message: ClusterMessages[T]): void {

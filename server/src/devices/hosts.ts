@@ -82,6 +82,12 @@ export function probeTcp(host: string, port: number, timeoutMs: number): Promise
   });
 }
 
+/** The node whose in-process virtual devices the host is, in a cluster (`in-process/<node>`). */
+function virtualHostNode(row: Pick<HostRow, 'type' | 'address'>): string | undefined {
+  const prefix = `${VIRTUAL_ADDRESS}/`;
+  return row.type === 'virtual' && row.address.startsWith(prefix) ? row.address.slice(prefix.length) : undefined;
+}
+
 function noSuchHost(id: string): ApiError {
   return new ApiError('host_not_found', `No host ${id}.`);
 }
@@ -165,10 +171,11 @@ export class HostService {
   /** In a cluster, the in-process virtual hosts of nodes not in `live`: no node can reach their devices now. */
   async virtualHostsOfStoppedNodes(live: ReadonlySet<string>): Promise<string[]> {
     if (this.#cluster?.shared !== true) return [];
-    const prefix = `${VIRTUAL_ADDRESS}/`;
     return (await listHostRows(this.#db))
-      .filter((row) => row.type === 'virtual' && row.address.startsWith(prefix))
-      .filter((row) => !live.has(row.address.slice(prefix.length)))
+      .filter((row) => {
+        const node = virtualHostNode(row);
+        return node !== undefined && !live.has(node);
+      })
       .map((row) => row.id);
   }
 
@@ -179,9 +186,12 @@ export class HostService {
   }
 
   async list(): Promise<Host[]> {
-    const [rows, counts] = await Promise.all([listHostRows(this.#db), hostDeviceCounts(this.#db)]);
-    const trackedBy = await Promise.all(rows.map((row) => this.#trackedBy(row)));
-    return rows.map((row, i) => toHost(row, this.#status(row.id), counts.get(row.id), trackedBy[i]!));
+    const [rows, counts, leader] = await Promise.all([
+      listHostRows(this.#db),
+      hostDeviceCounts(this.#db),
+      this.#leader(),
+    ]);
+    return rows.map((row) => toHost(row, this.#status(row.id), counts.get(row.id), this.#trackedBy(row, leader)));
   }
 
   async get(id: string): Promise<Host> {
@@ -281,12 +291,17 @@ export class HostService {
     return this.#cluster?.shared === true ? `${VIRTUAL_ADDRESS}/${this.#cluster.node}` : VIRTUAL_ADDRESS;
   }
 
-  /** The node recording the host's devices (see `Host.trackedBy`). */
-  async #trackedBy(row: HostRow): Promise<string | null> {
+  /** The node leading the cluster; null without a cluster. */
+  async #leader(): Promise<string | null> {
+    return this.#cluster === null ? null : this.#cluster.leader();
+  }
+
+  /** The node recording the host's devices (see `Host.trackedBy`), given the node leading now. */
+  #trackedBy(row: HostRow, leader: string | null): string | null {
     if (this.#cluster === null) return null;
-    if (row.type !== 'virtual') return this.#cluster.leader();
+    if (row.type !== 'virtual') return leader;
     if (!this.#cluster.shared) return this.#cluster.node;
-    return row.address.startsWith(`${VIRTUAL_ADDRESS}/`) ? row.address.slice(VIRTUAL_ADDRESS.length + 1) : null;
+    return virtualHostNode(row) ?? null;
   }
 
   async #declaredHosts(): Promise<DeclaredHost[]> {
@@ -302,8 +317,8 @@ export class HostService {
   }
 
   async #view(row: HostRow): Promise<Host> {
-    const [counts, trackedBy] = await Promise.all([hostDeviceCounts(this.#db, row.id), this.#trackedBy(row)]);
-    return toHost(row, this.#status(row.id), counts.get(row.id), trackedBy);
+    const [counts, leader] = await Promise.all([hostDeviceCounts(this.#db, row.id), this.#leader()]);
+    return toHost(row, this.#status(row.id), counts.get(row.id), this.#trackedBy(row, leader));
   }
 
   #status(hostId: string): HostLiveStatus {

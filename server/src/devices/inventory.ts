@@ -176,20 +176,15 @@ export class DeviceInventory {
   takeOver(): Promise<void> {
     const records = this.#records;
     if (records === undefined || this.#closed) return this.idle();
-    this.#queue = this.#queue
-      .then(async () => {
-        const online = new Set(
-          this.#live
-            .snapshot()
-            .filter((update) => update.state === 'online')
-            .map((update) => `${update.hostId}\n${update.serial}`),
-        );
-        const stale = (await connectedDevices(this.#db)).filter(
-          (row) => records(row.host_id) && !online.has(`${row.host_id}\n${row.serial}`),
-        );
-        await this.#recordOffline(stale.map((row) => row.id));
-      })
-      .catch((error: unknown) => this.#log.error({ err: error }, 'could not take over recording the device hosts'));
+    this.#enqueueOffline(() => {
+      const online = new Set(
+        this.#live
+          .snapshot()
+          .filter((update) => update.state === 'online')
+          .map((update) => `${update.hostId}\n${update.serial}`),
+      );
+      return (row) => records(row.host_id) && !online.has(`${row.host_id}\n${row.serial}`);
+    }, 'could not take over recording the device hosts');
     for (const update of this.#live.snapshot()) this.#enqueue(update);
     return this.idle();
   }
@@ -201,12 +196,7 @@ export class DeviceInventory {
   markHostsOffline(hostIds: readonly string[]): Promise<void> {
     if (hostIds.length === 0 || this.#closed) return this.idle();
     const hosts = new Set(hostIds);
-    this.#queue = this.#queue
-      .then(async () => {
-        const stale = (await connectedDevices(this.#db)).filter((row) => hosts.has(row.host_id));
-        await this.#recordOffline(stale.map((row) => row.id));
-      })
-      .catch((error: unknown) => this.#log.error({ err: error }, 'could not record the devices of stopped hosts'));
+    this.#enqueueOffline(() => (row) => hosts.has(row.host_id), 'could not record the devices of stopped hosts');
     return this.idle();
   }
 
@@ -218,7 +208,13 @@ export class DeviceInventory {
     if (this.#known.has(deviceId)) return;
     const row = await findDeviceRow(this.#db, deviceId);
     if (row === undefined) throw noSuchDevice(deviceId);
-    if (!this.#known.has(deviceId)) this.#remember(row.id, row.host_id, row.serial);
+    this.#learn(row);
+  }
+
+  /** `know`, then `adbFor`: the live connection of a device that may have been recorded by another node. */
+  async liveAdb(deviceId: string): Promise<Adb> {
+    await this.know(deviceId);
+    return this.adbFor(deviceId);
   }
 
   /** Stops following the live layer once the queued updates are written. */
@@ -261,7 +257,7 @@ export class DeviceInventory {
   async get(id: string): Promise<Device> {
     const row = await findDeviceView(this.#db, id);
     if (row === undefined) throw noSuchDevice(id);
-    if (!this.#known.has(row.id)) this.#remember(row.id, row.host_id, row.serial);
+    this.#learn(row);
     return toDevice(row);
   }
 
@@ -417,7 +413,7 @@ export class DeviceInventory {
   async #apply(update: DeviceUpdate): Promise<void> {
     if (this.#records !== undefined && !this.#records(update.hostId)) {
       const row = await findDeviceBySerial(this.#db, update.hostId, update.serial);
-      if (row !== undefined && !this.#known.has(row.id)) this.#remember(row.id, row.host_id, row.serial);
+      if (row !== undefined) this.#learn(row);
       return;
     }
     const key = `${update.hostId}\n${update.serial}`;
@@ -506,17 +502,30 @@ export class DeviceInventory {
     }
   }
 
-  /** Each device not already offline goes offline, with its event, in a transaction of its own. */
-  async #recordOffline(deviceIds: readonly string[]): Promise<void> {
-    const now = this.#clock();
-    for (const id of deviceIds) {
-      await this.#db.transaction().execute(async (trx) => {
-        const current = await findDeviceRow(trx, id);
-        if (current === undefined || current.state === 'offline') return;
-        await updateDeviceRow(trx, id, { state: 'offline', updated_at: now.toISOString() });
-        await recordLiveTransition(trx, current, 'offline', systemCause, now);
-      });
-    }
+  /**
+   * Queues, after the updates received so far: the connected devices that `stale` (asked when the turn comes)
+   * picks go offline, each with its event in a transaction of its own.
+   */
+  #enqueueOffline(stale: () => (row: DeviceRow) => boolean, failure: string): void {
+    this.#queue = this.#queue
+      .then(async () => {
+        const picked = (await connectedDevices(this.#db)).filter(stale());
+        const now = this.#clock();
+        for (const { id } of picked) {
+          await this.#db.transaction().execute(async (trx) => {
+            const current = await findDeviceRow(trx, id);
+            if (current === undefined || current.state === 'offline') return;
+            await updateDeviceRow(trx, id, { state: 'offline', updated_at: now.toISOString() });
+            await recordLiveTransition(trx, current, 'offline', systemCause, now);
+          });
+        }
+      })
+      .catch((error: unknown) => this.#log.error({ err: error }, failure));
+  }
+
+  /** Remembers a device read from the database, unless it is known already. */
+  #learn(row: Pick<DeviceRow, 'id' | 'host_id' | 'serial'>): void {
+    if (!this.#known.has(row.id)) this.#remember(row.id, row.host_id, row.serial);
   }
 
   #remember(id: string, hostId: string, serial: string, identity?: string): void {

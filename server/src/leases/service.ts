@@ -307,15 +307,17 @@ export class LeaseService {
    */
   async assertCanOperate(principal: Principal, deviceId: string): Promise<void> {
     if (principal.role === 'admin') return;
-    let holder: { userId: string; expiresAtMs: number } | undefined = this.#holders.get(deviceId);
-    if (this.#cluster?.shared === true) {
-      const row = await holderOf(this.#db, deviceId);
-      holder = row && { userId: row.userId, expiresAtMs: row.expiresAt === null ? 0 : new Date(row.expiresAt).getTime() };
-    }
+    const holder = this.#cluster?.shared === true ? await this.#storedHolder(deviceId) : this.#holders.get(deviceId);
     if (holder !== undefined && holder.userId === principal.userId && holder.expiresAtMs > this.#clock().getTime()) {
       return;
     }
     throw new ApiError('lease_required', `Operating device ${deviceId} needs a granted lease containing it.`);
+  }
+
+  /** The device's holder as the database records it. */
+  async #storedHolder(deviceId: string): Promise<{ userId: string; expiresAtMs: number } | undefined> {
+    const row = await holderOf(this.#db, deviceId);
+    return row && { userId: row.userId, expiresAtMs: row.expiresAt === null ? 0 : new Date(row.expiresAt).getTime() };
   }
 
   /**
