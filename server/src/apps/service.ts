@@ -145,10 +145,15 @@ export class AppService {
    */
   async start(): Promise<{ temporary: number; orphans: number }> {
     const temporary = await this.#store.clearTemporary();
-    if (!this.#ownsStore) {
-      if (temporary > 0) this.#log.warn({ temporary }, 'removed files of interrupted uploads from the app store');
-      return { temporary, orphans: 0 };
+    const orphans = this.#ownsStore ? await this.#removeUnreferenced() : 0;
+    if (temporary > 0 || orphans > 0) {
+      this.#log.warn({ temporary, orphans }, 'removed files of interrupted uploads from the app store');
     }
+    return { temporary, orphans };
+  }
+
+  /** Removes the stored files no row refers to; returns how many. */
+  async #removeUnreferenced(): Promise<number> {
     const apks = new Set((await this.#db.selectFrom('app_blobs').select('sha256').execute()).map((row) => row.sha256));
     const icons = new Set(
       (await this.#db.selectFrom('app_blobs').select('icon_sha256').where('icon_sha256', 'is not', null).execute()).map(
@@ -162,10 +167,7 @@ export class AppService {
       await this.#store.remove(sha256, ext);
       orphans++;
     }
-    if (temporary > 0 || orphans > 0) {
-      this.#log.warn({ temporary, orphans }, 'removed files of interrupted uploads from the app store');
-    }
-    return { temporary, orphans };
+    return orphans;
   }
 
   /**
