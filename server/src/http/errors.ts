@@ -16,10 +16,12 @@ export const errorCatalogue = {
   user_disabled: { status: 401, title: 'User disabled' },
   invalid_credentials: { status: 401, title: 'Invalid credentials' },
   invalid_refresh_token: { status: 401, title: 'Invalid refresh token' },
+  budget_exhausted: { status: 402, title: 'Budget exhausted' },
   lease_required: { status: 403, title: 'Lease required' },
   insufficient_role: { status: 403, title: 'Insufficient role' },
   insufficient_scope: { status: 403, title: 'Insufficient scope' },
   scope_exceeds_role: { status: 403, title: 'Scope exceeds role' },
+  quota_exceeded: { status: 403, title: 'Quota exceeded' },
   not_found: { status: 404, title: 'Not found' },
   lease_not_found: { status: 404, title: 'Lease not found' },
   device_not_found: { status: 404, title: 'Device not found' },
@@ -30,6 +32,9 @@ export const errorCatalogue = {
   icon_not_found: { status: 404, title: 'Icon not found' },
   install_job_not_found: { status: 404, title: 'Install job not found' },
   package_not_installed: { status: 404, title: 'Package not installed' },
+  plan_not_found: { status: 404, title: 'Plan not found' },
+  budget_not_found: { status: 404, title: 'Budget not found' },
+  invoice_not_found: { status: 404, title: 'Invoice not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   request_timeout: { status: 408, title: 'Request timeout' },
   username_taken: { status: 409, title: 'Username taken' },
@@ -41,6 +46,12 @@ export const errorCatalogue = {
   device_storage_full: { status: 409, title: 'Device storage full' },
   idempotency_key_in_use: { status: 409, title: 'Idempotency key in use' },
   idempotency_secret_not_replayable: { status: 409, title: 'Idempotency secret not replayable' },
+  plan_in_use: { status: 409, title: 'Plan in use' },
+  plan_name_taken: { status: 409, title: 'Plan name taken' },
+  budget_exists: { status: 409, title: 'Budget exists' },
+  currency_mismatch: { status: 409, title: 'Currency mismatch' },
+  invoice_not_draft: { status: 409, title: 'Invoice not draft' },
+  invoice_already_void: { status: 409, title: 'Invoice already void' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   range_not_satisfiable: { status: 416, title: 'Range not satisfiable' },
@@ -76,6 +87,12 @@ export interface Problem {
   errors?: FieldError[];
 }
 
+/**
+ * Members a problem of some codes carries besides the standard ones (`quota` on `quota_exceeded`, `budget` on
+ * `budget_exhausted`), as the contract's Problem schema names them.
+ */
+export type ProblemExtensions = Record<string, unknown>;
+
 export const PROBLEM_TYPE_BASE = 'https://cloudphone.dev/problems/';
 
 /** An error that becomes a problem response. Throw it from services and handlers. */
@@ -85,18 +102,26 @@ export class ApiError extends Error {
   readonly errors: FieldError[] | undefined;
   /** Seconds, sent as `Retry-After`. */
   readonly retryAfter: number | undefined;
+  readonly extensions: ProblemExtensions | undefined;
 
-  constructor(code: ErrorCode, detail: string, options: { errors?: FieldError[]; retryAfter?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    detail: string,
+    options: { errors?: FieldError[]; retryAfter?: number; extensions?: ProblemExtensions } = {},
+  ) {
     super(detail);
     this.name = 'ApiError';
     this.code = code;
     this.status = errorCatalogue[code].status;
     this.errors = options.errors;
     this.retryAfter = options.retryAfter;
+    this.extensions = options.extensions;
   }
 
-  toProblem(requestId: string): Problem {
+  toProblem(requestId: string): Problem & ProblemExtensions {
     return {
+      // First, so that the standard members always win over an extension of the same name.
+      ...this.extensions,
       type: `${PROBLEM_TYPE_BASE}${this.code}`,
       title: errorCatalogue[this.code].title,
       status: this.status,
