@@ -1,6 +1,7 @@
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { isTimeZone } from './billing/calendar.js';
 import { parseAddress } from './address.js';
 import { isPostgresUrl, maskedUrl } from './db/dialect.js';
 
@@ -68,6 +69,13 @@ export interface ServerConfig {
   maxAppBytes: number;
   /** How many devices of one install job receive the APK at once. */
   installConcurrency: number;
+  /** The IANA time zone whose calendar months are the billing periods and whose days usage reports group by. */
+  billingTimeZone: string;
+  /**
+   * How often budgets and minute quotas are checked: a lease runs past its budget by at most this much device time
+   * (at most 60 s).
+   */
+  billingCheckSeconds: number;
 }
 
 /** Explicit settings (API options or CLI flags). Scalars may also be given as the strings a flag would carry. */
@@ -179,6 +187,8 @@ const configSchema = z.object({
   maxPushBytes: size,
   maxAppBytes: size,
   installConcurrency: integer(1, 100),
+  billingTimeZone: z.string().trim().refine(isTimeZone),
+  billingCheckSeconds: integer(1, 60),
 }) satisfies z.ZodType<ServerConfig, unknown>;
 
 interface Setting {
@@ -234,6 +244,8 @@ const settings: Record<keyof ServerConfig, Setting> = {
   maxPushBytes: { env: 'CLOUDPHONE_MAX_PUSH', expected: 'a size of at least 1kb such as 104857600, 512mb or 4gb' },
   maxAppBytes: { env: 'CLOUDPHONE_MAX_APP', expected: 'a size of at least 1kb such as 104857600 or 512mb' },
   installConcurrency: { env: 'CLOUDPHONE_INSTALL_CONCURRENCY', expected: 'an integer from 1 to 100' },
+  billingTimeZone: { env: 'CLOUDPHONE_BILLING_TIME_ZONE', expected: 'an IANA time zone such as UTC or Europe/Berlin' },
+  billingCheckSeconds: { env: 'CLOUDPHONE_BILLING_CHECK', expected: 'an integer number of seconds from 1 to 60' },
 };
 
 function defaults(env: NodeJS.ProcessEnv): ServerConfig {
@@ -260,6 +272,8 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
     maxPushBytes: 4 * 1024 ** 3,
     maxAppBytes: 512 * 1024 ** 2,
     installConcurrency: 16,
+    billingTimeZone: 'UTC',
+    billingCheckSeconds: 5,
   };
 }
 

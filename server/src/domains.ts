@@ -7,6 +7,12 @@ import { InstallService } from './apps/install.js';
 import { AppService } from './apps/service.js';
 import { TokenAuthenticator } from './auth/authenticator.js';
 import { authHandlers } from './auth/handlers.js';
+import { BudgetService } from './billing/budgets.js';
+import { BillingEnforcer } from './billing/enforcer.js';
+import { billingHandlers } from './billing/handlers.js';
+import { InvoiceService } from './billing/invoices.js';
+import { PlanService } from './billing/plans.js';
+import { UsageService } from './billing/usage.js';
 import { AuthService } from './auth/service.js';
 import { revokeUserSessions, sessionEnded } from './auth/sessions.js';
 import { LoneNode, type Cluster } from './cluster/cluster.js';
@@ -111,6 +117,23 @@ export async function createDomains({
   const me = new MeService({ users });
   const events = new EventService(db);
 
+  const timeZone = config.billingTimeZone;
+  const plans = new PlanService({ db, clock, timeZone });
+  const budgets = new BudgetService({ db, clock, timeZone });
+  const usage = new UsageService({ db, clock, timeZone, budgets });
+  const invoices = new InvoiceService({ db, clock, timeZone, log });
+  // The leader checks budgets and quotas, and closes billing periods into draft invoices.
+  const enforcer = new BillingEnforcer({
+    db,
+    clock,
+    log,
+    timeZone,
+    intervalMs: config.billingCheckSeconds * 1000,
+    cluster,
+    leases: (): LeaseService => leases,
+    periodic: (now) => invoices.closePeriods(now),
+  });
+
   const adbKey = await loadOrCreateAdbKey(config.dataDir);
   const registry = new DeviceRegistry({
     adbKey,
@@ -138,6 +161,7 @@ export async function createDomains({
       connectionOf: (deviceId) => inventory.connectionOf(deviceId),
     },
     cluster,
+    billing: enforcer.leaseBilling(),
   });
   const hosts = new HostService({
     db,
@@ -215,6 +239,7 @@ export async function createDomains({
       ...leaseHandlers(leases),
       ...hostHandlers(hosts, adbKey),
       ...appHandlers(apps, installs),
+      ...billingHandlers({ plans, budgets, usage, invoices, timeZone }),
     },
     authenticator: new TokenAuthenticator({ db, clock }),
     async bootstrap() {
@@ -223,11 +248,13 @@ export async function createDomains({
       return created;
     },
     async start() {
+      await plans.ensureDefault();
       await inventory.start();
       await leases.start();
       await apps.start();
       await installs.start();
       await hosts.start();
+      enforcer.start();
       recheck = setInterval(() => void sessions.recheck(credentialEnded), CREDENTIAL_RECHECK_MS);
       recheck.unref();
     },
@@ -236,6 +263,7 @@ export async function createDomains({
       clearInterval(orphanCheck);
       await orphanRun;
       sessions.closeAll();
+      await enforcer.close();
       await Promise.all([leases.close(), installs.close(), apps.close()]);
     },
     async close() {

@@ -7,6 +7,7 @@ import * as m0004 from './migrations/0004_spent_refresh_tokens.js';
 import * as m0005 from './migrations/0005_login_failures.js';
 import * as m0006 from './migrations/0006_install_job_device_positions.js';
 import * as m0007 from './migrations/0007_work_owners.js';
+import * as m0008 from './migrations/0008_billing.js';
 
 /** Forward-only migrations, applied in name order. Add new ones here; never change a shipped one. */
 const migrations: Record<string, Migration> = {
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '0005_login_failures': m0005,
   '0006_install_job_device_positions': m0006,
   '0007_work_owners': m0007,
+  '0008_billing': m0008,
 };
 
 /** The names of every migration, in the order they apply: what a database at the latest schema has applied. */

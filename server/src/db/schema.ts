@@ -13,6 +13,8 @@ export interface UsersTable {
   password_hash: string;
   created_at: string;
   updated_at: string;
+  /** The user's plan; null for the default plan. */
+  plan_id: string | null;
 }
 
 export interface SessionsTable {
@@ -147,6 +149,8 @@ export interface LeasesTable {
   end_reason: string | null;
   /** The user who released it, when not its holder or the server. */
   ended_by: string | null;
+  /** A free-text tag the lease's usage is charged to, besides its user. */
+  project: string | null;
 }
 
 export interface LeaseDevicesTable {
@@ -158,6 +162,10 @@ export interface LeaseDevicesTable {
   baseline_packages: string | null;
   /** JSON `DeviceReset`; null until the reset after release has run. */
   reset: string | null;
+  /** The device's billing class when it was granted (null on leases from before billing). */
+  billing_class: string | null;
+  /** Where the device time not yet in a usage record starts (null: at `granted_at`). */
+  metered_from: string | null;
 }
 
 /** One APK's bytes (in the blob store, named by sha256) and what parsing them found. */
@@ -208,6 +216,100 @@ export interface InstallJobDevicesTable {
   position: number;
 }
 
+/** A plan: its prices per device-minute, included minutes and quotas. Money in the currency's minor units. */
+export interface PlansTable {
+  id: string;
+  name: string;
+  description: string | null;
+  currency: string;
+  monthly_fee: number;
+  /** JSON object: billing class → price per device-minute. */
+  prices: string;
+  /** The price per device-minute of the classes `prices` does not name. */
+  default_price: number;
+  included_minutes: number;
+  max_concurrent_devices: number | null;
+  max_lease_ttl_seconds: number | null;
+  minutes_per_period: number | null;
+  is_default: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * A piece of one leased device's time, within one day of the billing time zone, priced at the plan its user had
+ * then. `[start_s, end_s)` in whole epoch seconds.
+ */
+export interface UsageRecordsTable {
+  id: string;
+  lease_id: string;
+  device_id: string;
+  user_id: string;
+  project: string | null;
+  billing_class: string;
+  plan_id: string;
+  currency: string;
+  price_per_minute: number;
+  started_at: string;
+  ended_at: string;
+  start_s: number;
+  end_s: number;
+  seconds: number;
+  /** The part of `seconds` the plan's included minutes covered. */
+  included_seconds: number;
+  day: string;
+  period: string;
+  recorded_at: string;
+}
+
+export interface BudgetsTable {
+  id: string;
+  scope: 'user' | 'project';
+  /** The user's id or the project. */
+  target: string;
+  currency: string;
+  amount: number;
+  /** JSON array of percents, ascending. */
+  thresholds: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface BudgetAlertsTable {
+  budget_id: string;
+  period: string;
+  threshold: number;
+  reached_at: string;
+}
+
+export interface InvoicesTable {
+  id: string;
+  /** Given at finalization, from a gap-free sequence. */
+  number: number | null;
+  user_id: string;
+  username: string;
+  period: string;
+  period_start: string;
+  period_end: string;
+  status: 'draft' | 'finalized' | 'void';
+  currency: string;
+  plan_id: string;
+  plan_name: string;
+  /** JSON array of invoice lines. */
+  lines: string;
+  usage_seconds: number;
+  total: number;
+  created_at: string;
+  finalized_at: string | null;
+  voided_at: string | null;
+  void_reason: string | null;
+}
+
+export interface BillingPeriodsTable {
+  period: string;
+  closed_at: string;
+}
+
 export interface DB {
   users: UsersTable;
   sessions: SessionsTable;
@@ -224,4 +326,10 @@ export interface DB {
   apps: AppsTable;
   install_jobs: InstallJobsTable;
   install_job_devices: InstallJobDevicesTable;
+  plans: PlansTable;
+  usage_records: UsageRecordsTable;
+  budgets: BudgetsTable;
+  budget_alerts: BudgetAlertsTable;
+  invoices: InvoicesTable;
+  billing_periods: BillingPeriodsTable;
 }

@@ -10,7 +10,15 @@ export type UserChange = 'displayName' | 'role' | 'disabled' | 'password';
 
 export type LoginFailureReason = 'unknown_user' | 'wrong_password' | 'user_disabled' | 'throttled';
 
-export type LeaseReleaseReason = 'released' | 'force_released' | 'cancelled' | 'timed_out' | 'host_removed' | 'user_disabled';
+export type LeaseReleaseReason =
+  | 'released'
+  | 'force_released'
+  | 'cancelled'
+  | 'timed_out'
+  | 'host_removed'
+  | 'user_disabled'
+  | 'budget_exhausted'
+  | 'quota_exhausted';
 
 /** The `data` of each event type, as the contract's event schemas define it. */
 interface EventDataByType {
@@ -38,6 +46,20 @@ interface EventDataByType {
   'app.install.started': { jobId: string; appId: string; deviceIds: string[] };
   'app.install.succeeded': { jobId: string; appId: string; deviceId: string };
   'app.install.failed': { jobId: string; appId: string; deviceId: string; reason: string };
+  'plan.created': { plan: Schemas['PlanSummary'] };
+  'plan.updated': { plan: Schemas['PlanSummary'] };
+  'plan.deleted': { plan: Schemas['PlanSummary'] };
+  'user.plan_assigned': { userId: string; planId: string; previousPlanId: string | null };
+  'budget.created': { budget: Schemas['BudgetSummary'] };
+  'budget.updated': { budget: Schemas['BudgetSummary'] };
+  'budget.deleted': { budget: Schemas['BudgetSummary'] };
+  'usage.threshold_reached': { budget: Schemas['BudgetSummary']; period: string; threshold: number; spent: number };
+  'budget.exhausted': { budget: Schemas['BudgetSummary']; period: string; spent: number; leaseIds: string[] };
+  'quota.exceeded': { userId: string; quota: Schemas['QuotaViolation']; leaseId: string | null };
+  'invoice.created': { invoice: Schemas['InvoiceSummary'] };
+  'invoice.adjusted': { invoice: Schemas['InvoiceSummary'] };
+  'invoice.finalized': { invoice: Schemas['InvoiceSummary'] };
+  'invoice.voided': { invoice: Schemas['InvoiceSummary'] };
 }
 
 export type EventData<T extends EventType> = EventDataByType[T];

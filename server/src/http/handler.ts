@@ -32,10 +32,11 @@ type Json<T> = T extends { content: { 'application/json': infer B } } ? B : unde
 /** A request body: the JSON document, or for a binary (non-JSON) body the raw request stream, never buffered. */
 type RequestContent<T> = T extends { content: infer C } ? ('application/json' extends keyof C ? C['application/json'] : Readable) : undefined;
 /** A response body: the JSON document, or for a binary (non-JSON) response a stream or buffer to send as is. */
+/** JSON as the contract types it; any other media type (a download, a CSV) as bytes. */
 type ResponseContent<T> = T extends { content: infer C }
-  ? 'application/json' extends keyof C
-    ? C['application/json']
-    : Readable | Buffer
+  ?
+      | ('application/json' extends keyof C ? C['application/json'] : never)
+      | ([Exclude<keyof C, 'application/json'>] extends [never] ? never : Readable | Buffer)
   : undefined;
 type Part<Id extends OperationId, K extends 'path' | 'query' | 'header'> =
   NonNullable<Op<Id>['parameters'][K]> extends infer V ? ([V] extends [never] ? Record<string, never> : V) : never;

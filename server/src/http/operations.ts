@@ -72,9 +72,9 @@ function send(
 ): FastifyReply {
   reply.code(response.status).headers(headers);
   if (response.body === undefined) return reply.send();
-  if (binaryType !== null && response.status < 400) {
-    // A stream or buffer, sent as is; the handler's content-type wins over the contract's.
-    if (!reply.hasHeader('content-type')) reply.type(binaryType);
+  if ((binaryType !== null || headers['content-type'] !== undefined) && response.status < 400) {
+    // A stream, buffer or text, sent as is; the handler's content-type wins over the contract's.
+    if (binaryType !== null && !reply.hasHeader('content-type')) reply.type(binaryType);
     return reply.send(response.body);
   }
   return reply.type(response.status >= 400 ? 'application/problem+json' : 'application/json').send(response.body);

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { DB, LeaseDevicesTable, LeasesTable } from '../db/schema.js';
 import type { DeviceBaseline } from '../devices/types.js';
 import type { SchedulableDevice } from './scheduler.js';
@@ -158,23 +158,26 @@ function parseJson<T>(text: string, fallback: T): T {
   }
 }
 
+/** Records the grant of the devices, each with its billing class; their metering starts at the grant. */
 export async function insertLeaseDevices(
   db: Kysely<DB>,
   leaseId: string,
-  deviceIds: readonly string[],
+  devices: readonly { id: string; billingClass: string | null }[],
   at: string,
 ): Promise<void> {
-  if (deviceIds.length === 0) return;
+  if (devices.length === 0) return;
   await db
     .insertInto('lease_devices')
     .values(
-      deviceIds.map((deviceId) => ({
+      devices.map((device) => ({
         lease_id: leaseId,
-        device_id: deviceId,
+        device_id: device.id,
         granted_at: at,
         released_at: null,
         baseline_packages: null,
         reset: null,
+        billing_class: device.billingClass,
+        metered_from: at,
       })),
     )
     .execute();
@@ -221,8 +224,22 @@ export interface ReleasedDevice {
   baseline: string | null;
 }
 
+/** A released device with what metering its time needs. */
+export interface ReleasedLeaseDevice extends ReleasedDevice {
+  /** Its billing class at the grant (null on leases from before billing). */
+  billingClass: string | null;
+  kind: string;
+  labels: string;
+  /** Where its unmetered time starts. */
+  meteredFrom: string;
+}
+
 /** Releases a lease's devices and returns them, with each one's state and baseline as they were at release. */
-export async function releaseLeaseDevices(db: Kysely<DB>, leaseId: string, at: string): Promise<ReleasedDevice[]> {
+export async function releaseLeaseDevices(
+  db: Kysely<DB>,
+  leaseId: string,
+  at: string,
+): Promise<ReleasedLeaseDevice[]> {
   const rows = await db
     .selectFrom('lease_devices')
     .innerJoin('devices', 'devices.id', 'lease_devices.device_id')
@@ -230,6 +247,10 @@ export async function releaseLeaseDevices(db: Kysely<DB>, leaseId: string, at: s
       'lease_devices.device_id as deviceId',
       'devices.state as state',
       'lease_devices.baseline_packages as baseline',
+      'lease_devices.billing_class as billingClass',
+      'devices.kind as kind',
+      'devices.labels as labels',
+      sql<string>`coalesce(lease_devices.metered_from, lease_devices.granted_at)`.as('meteredFrom'),
     ])
     .where('lease_devices.lease_id', '=', leaseId)
     .where('lease_devices.released_at', 'is', null)
@@ -447,4 +468,16 @@ export async function activeLeasesOfUser(db: Kysely<DB>, userId: string): Promis
 export async function usernameOf(db: Kysely<DB>, userId: string): Promise<string> {
   const row = await db.selectFrom('users').select('username').where('id', '=', userId).executeTakeFirst();
   return row?.username ?? '';
+}
+
+/** The given leases that are still active, in id order. */
+export async function activeLeases(db: Kysely<DB>, ids: readonly string[]): Promise<LeaseRow[]> {
+  if (ids.length === 0) return [];
+  return db
+    .selectFrom('leases')
+    .selectAll()
+    .where('id', 'in', [...ids])
+    .where('status', 'in', [...ACTIVE_STATUSES])
+    .orderBy('id')
+    .execute();
 }

@@ -68,18 +68,25 @@ export function preferenceOrder(a: SchedulableDevice, b: SchedulableDevice): num
  * Fair FIFO with backfill. Queued leases are considered in creation order (`queued` must be given in that order).
  * A lease is granted all its `count` devices at once when that many available matching devices remain; a lease that
  * cannot be granted reserves every available device it matches, so no later lease can take them (it is not starved
- * by smaller requests behind it), while later leases for other devices still proceed.
+ * by smaller requests behind it), while later leases for other devices still proceed. A lease `admit` refuses (its
+ * quotas or budget) is skipped and reserves nothing.
  */
-export function schedule(queued: readonly QueuedLease[], devices: readonly SchedulableDevice[]): Grant[] {
+export function schedule(
+  queued: readonly QueuedLease[],
+  devices: readonly SchedulableDevice[],
+  admit?: (lease: QueuedLease, chosen: readonly SchedulableDevice[]) => boolean,
+): Grant[] {
   const free = devices.filter((device) => device.available).sort(preferenceOrder);
   const taken = new Set<string>();
   const grants: Grant[] = [];
   for (const lease of queued) {
     const candidates = free.filter((device) => !taken.has(device.id) && matchesSelector(lease.selector, device));
     if (candidates.length >= lease.count) {
-      const chosen = candidates.slice(0, lease.count).map((device) => device.id);
-      for (const id of chosen) taken.add(id);
-      grants.push({ leaseId: lease.id, deviceIds: chosen });
+      const chosen = candidates.slice(0, lease.count);
+      // A lease its quotas or budget do not admit now waits without holding devices back from others.
+      if (admit !== undefined && !admit(lease, chosen)) continue;
+      for (const device of chosen) taken.add(device.id);
+      grants.push({ leaseId: lease.id, deviceIds: chosen.map((device) => device.id) });
     } else {
       for (const device of candidates) taken.add(device.id);
     }

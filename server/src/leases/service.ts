@@ -13,6 +13,7 @@ import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
 import { Waiters } from '../waiters.js';
 import {
   ACTIVE_STATUSES,
+  activeLeases,
   activeLeasesOfUser,
   endLeaseRow,
   findBaseline,
@@ -43,7 +44,14 @@ import {
   type LeaseStatus,
   type ReleasedDevice,
 } from './repository.js';
-import { matchesSelector, schedule, type DeviceSelector, type Grant, type SchedulableDevice } from './scheduler.js';
+import {
+  matchesSelector,
+  schedule,
+  type DeviceSelector,
+  type Grant,
+  type QueuedLease,
+  type SchedulableDevice,
+} from './scheduler.js';
 import { toLease, toLeaseSummary, type Lease, type LeaseEndReason } from './view.js';
 
 /** What the lease service needs from the device layer; the app wires it to the inventory and device operations. */
@@ -69,6 +77,51 @@ export interface NewLease {
   ttlSeconds?: number | undefined;
   waitSeconds?: number | undefined;
   note?: string | null | undefined;
+  project?: string | null | undefined;
+}
+
+/** What a lease asks of its user's quotas and budgets. */
+export interface BillingRequest {
+  userId: string;
+  project: string | null;
+  count: number;
+  ttlSeconds: number;
+}
+
+/** Why billing does not admit a lease now; `waitable` when it may later without a plan or a budget changing. */
+export interface BillingRefusal {
+  error: ApiError;
+  waitable: boolean;
+}
+
+/** One transaction's view of the quotas and budgets of the leases it decides on. */
+export interface LeaseAdmission {
+  /** Why the lease cannot be granted these devices now; without devices, only what no device choice changes. */
+  check(request: BillingRequest, devices?: readonly SchedulableDevice[]): BillingRefusal | undefined;
+  /** Counts a grant made in this transaction. */
+  granted(request: BillingRequest, devices: readonly SchedulableDevice[]): void;
+}
+
+/** A released device's time, for metering. */
+export interface MeteredDevice {
+  deviceId: string;
+  billingClass: string;
+  meteredFrom: string;
+}
+
+/** What the lease service needs from billing: quotas and budgets at every grant, and metering at every end. */
+export interface LeaseBilling {
+  admission(trx: Kysely<DB>, leases: readonly { userId: string; project: string | null }[], now: Date): Promise<LeaseAdmission>;
+  classOf(device: SchedulableDevice): string;
+  /** Records the device time of an ending lease, in the transaction that ends it. */
+  meter(
+    trx: Kysely<DB>,
+    lease: { id: string; user_id: string; project: string | null; expires_at: string | null },
+    devices: readonly MeteredDevice[],
+    at: Date,
+  ): Promise<void>;
+  /** Records that a request was refused for a quota (after its transaction rolled back). */
+  refused(userId: string, error: ApiError, cause: Cause): Promise<void>;
 }
 
 export interface LeaseListQuery {
@@ -206,6 +259,7 @@ export class LeaseService {
   readonly #log: LeaseLog;
   readonly #devices: LeaseDeviceOps;
   readonly #sweepIntervalMs: number;
+  readonly #billing: LeaseBilling | undefined;
 
   /** deviceId → holder of the granted lease containing it. */
   readonly #holders = new Map<string, Holder>();
@@ -240,8 +294,11 @@ export class LeaseService {
     sweepIntervalMs?: number | undefined;
     /** The nodes sharing the database: only the leader sweeps, and long polls are answered across nodes. */
     cluster?: Cluster | undefined;
+    /** Quotas and budgets checked at every grant, and device time metered at every end. */
+    billing?: LeaseBilling | undefined;
   }) {
     this.#cluster = deps.cluster;
+    this.#billing = deps.billing;
     this.#waiters = new Waiters(deps.cluster && { cluster: deps.cluster, name: 'leases' });
     this.#baselines = new Waiters(deps.cluster && { cluster: deps.cluster, name: 'baselines' });
     this.#db = deps.db;
@@ -361,9 +418,15 @@ export class LeaseService {
 
     const cause: Cause = { actor: principalActor(principal), requestId };
     const effects = newEffects();
+    const project = input.project ?? null;
+    const request: BillingRequest = { userId: principal.userId, project, count, ttlSeconds };
     const outcome = await this.#underSchedulingLock(async (trx) => {
       // Read after the lock: leases are queued in the order of their ids.
       const now = this.#clock();
+      const queued = await queuedLeases(trx);
+      const admission = await this.#billing?.admission(trx, [...queued.map(billingOwner), request], now);
+      const refusal = admission?.check(request);
+      if (refusal !== undefined && (!refusal.waitable || waitSeconds === 0)) return { kind: 'refused', refusal } as const;
       const devices = await schedulableDevices(trx);
       const matching = devices.filter((device) => matchesSelector(selector, device));
       if (matching.length < count) {
@@ -388,17 +451,28 @@ export class LeaseService {
         ended_at: null,
         end_reason: null,
         ended_by: null,
+        project,
       };
       // A lease that may not wait is scheduled as the last in the queue but stored only if it is granted.
       const candidate = waitSeconds === 0 ? row : undefined;
-      if (candidate === undefined) await insertLease(trx, row);
+      if (candidate === undefined) {
+        await insertLease(trx, row);
+        queued.push(row);
+      }
       const causeOf = (id: string) => (id === row.id ? cause : systemCause);
-      const grants = await this.#runScheduler(trx, now, effects, causeOf, devices, candidate);
+      const { grants, refusals } = await this.#runScheduler(trx, now, effects, causeOf, {
+        devices,
+        candidate,
+        queued,
+        admission,
+      });
       // The answer is read in the transaction: a lease the client is told of is one that was committed, and one
       // committed is one the client is told of.
       if (grants.some((grant) => grant.leaseId === row.id)) {
         return { kind: 'granted', lease: await this.#view(trx, row.id) } as const;
       }
+      const refused = refusals.get(row.id);
+      if (candidate !== undefined && refused !== undefined) return { kind: 'refused', refusal: refused } as const;
       if (candidate !== undefined) {
         const free = matching.filter((device) => device.available).length;
         return { kind: 'unavailable', id: row.id, matching: matching.length, free } as const;
@@ -408,6 +482,11 @@ export class LeaseService {
       return { kind: 'queued', lease: await this.#view(trx, row.id) } as const;
     });
     this.#afterCommit(effects);
+    if (outcome.kind === 'refused') {
+      const { error } = outcome.refusal;
+      if (error.code === 'quota_exceeded') await this.#billing?.refused(principal.userId, error, cause);
+      throw error;
+    }
     if (outcome.kind === 'unavailable') {
       const { matching, free } = outcome;
       const reserved = free >= count ? '; the free ones are reserved by leases queued before this one' : '';
@@ -489,10 +568,18 @@ export class LeaseService {
       if (row.status !== 'granted' || row.expires_at === null || row.expires_at <= now.toISOString()) {
         throw new ApiError('lease_not_active', `Lease ${id} is ${row.status === 'granted' ? 'expired' : row.status}; only a granted lease can be renewed.`);
       }
+      const request: BillingRequest = { userId: row.user_id, project: row.project, count: 0, ttlSeconds };
+      const refusal = (await this.#billing?.admission(trx, [request], now))?.check(request);
+      if (refusal !== undefined) throw refusal.error;
       expiresAtMs = now.getTime() + ttlSeconds * 1000;
       await renewLeaseRow(trx, id, now.toISOString(), iso(expiresAtMs));
       const lease = toLeaseSummary({ ...row, expires_at: iso(expiresAtMs) });
       await record(trx, 'lease.renewed', cause, { type: 'lease', id }, { lease }, now);
+    }).catch(async (error: unknown) => {
+      if (error instanceof ApiError && error.code === 'quota_exceeded') {
+        await this.#billing?.refused(principal.userId, error, cause);
+      }
+      throw error;
     });
     for (const deviceId of this.#leaseDevices.get(id) ?? []) {
       const holder = this.#holders.get(deviceId);
@@ -610,31 +697,86 @@ export class LeaseService {
     return { afterCommit: this.#afterCommitOnce(effects) };
   }
 
+  /**
+   * Ends the given leases that are still active, for billing (`budget_exhausted`, `quota_exhausted`): granted ones
+   * are released and their devices reset, queued ones cancelled. `alongside` runs in the same transaction (the
+   * event that says why). Returns the ids of the leases it ended.
+   */
+  async endForBilling(
+    leaseIds: readonly string[],
+    reason: 'budget_exhausted' | 'quota_exhausted',
+    alongside?: (trx: Kysely<DB>, ended: string[]) => Promise<void>,
+  ): Promise<string[]> {
+    const effects = newEffects();
+    const ended = await this.#underSchedulingLock(async (trx) => {
+      const now = this.#clock();
+      const rows = await activeLeases(trx, leaseIds);
+      for (const row of rows) {
+        const status = row.status === 'granted' ? 'released' : 'cancelled';
+        await this.#endLease(trx, row, status, reason, null, systemCause, now, effects, true);
+      }
+      const ids = rows.map((row) => row.id);
+      await alongside?.(trx, ids);
+      return ids;
+    });
+    this.#afterCommit(effects);
+    return ended;
+  }
+
   // ---------------------------------------------------------------------------------------------------------------
 
+  /**
+   * Grants what the queue (and `candidate`, a lease that may not wait, as its last entry) can be granted now, within
+   * each user's quotas and budgets. Returns the grants, and why billing held back the leases it did not admit.
+   */
   async #runScheduler(
     trx: Kysely<DB>,
     now: Date,
     effects: Effects,
     causeOf: (leaseId: string) => Cause,
-    devices?: SchedulableDevice[],
-    candidate?: LeaseRow,
-  ): Promise<Grant[]> {
-    const queued = await queuedLeases(trx);
-    if (candidate !== undefined) queued.push(candidate);
-    if (queued.length === 0) return [];
-    const known = devices ?? (await schedulableDevices(trx));
-    const byId = new Map(queued.map((row) => [row.id, row]));
+    known: {
+      devices?: SchedulableDevice[];
+      candidate?: LeaseRow | undefined;
+      queued?: LeaseRow[];
+      admission?: LeaseAdmission | undefined;
+    } = {},
+  ): Promise<{ grants: Grant[]; refusals: Map<string, BillingRefusal> }> {
+    const { candidate } = known;
+    const queued = known.queued ?? (await queuedLeases(trx));
+    const refusals = new Map<string, BillingRefusal>();
+    const considered = candidate === undefined ? queued : [...queued, candidate];
+    if (considered.length === 0) return { grants: [], refusals };
+    const devices = known.devices ?? (await schedulableDevices(trx));
+    const admission = known.admission ?? (await this.#billing?.admission(trx, considered.map(billingOwner), now));
+    const byId = new Map(considered.map((row) => [row.id, row]));
+    const admit =
+      admission &&
+      ((lease: QueuedLease, chosen: readonly SchedulableDevice[]) => {
+        const request = billingRequest(byId.get(lease.id)!);
+        const refusal = admission.check(request, chosen);
+        if (refusal !== undefined) {
+          refusals.set(lease.id, refusal);
+          return false;
+        }
+        admission.granted(request, chosen);
+        return true;
+      });
     const grants = schedule(
-      queued.map((row) => ({ id: row.id, count: row.count, selector: JSON.parse(row.selector) as DeviceSelector })),
-      known,
+      considered.map((row) => ({ id: row.id, count: row.count, selector: JSON.parse(row.selector) as DeviceSelector })),
+      devices,
+      admit,
     );
+    const deviceById = new Map(devices.map((device) => [device.id, device]));
     const at = now.toISOString();
     for (const grant of grants) {
       const row = byId.get(grant.leaseId)!;
       const expiresAtMs = now.getTime() + row.ttl_seconds * 1000;
       if (row === candidate) await insertLease(trx, row);
-      await insertLeaseDevices(trx, grant.leaseId, grant.deviceIds, at);
+      const granted = grant.deviceIds.map((id) => {
+        const device = deviceById.get(id);
+        return { id, billingClass: device === undefined ? null : (this.#billing?.classOf(device) ?? null) };
+      });
+      await insertLeaseDevices(trx, grant.leaseId, granted, at);
       await markGranted(trx, grant.leaseId, at, iso(expiresAtMs));
       const lease = toLeaseSummary({ ...row, status: 'granted', granted_at: at, expires_at: iso(expiresAtMs) });
       await record(
@@ -648,7 +790,7 @@ export class LeaseService {
       effects.granted.push({ leaseId: grant.leaseId, userId: row.user_id, expiresAtMs, deviceIds: grant.deviceIds });
       effects.changed.add(grant.leaseId);
     }
-    return grants;
+    return { grants, refusals };
   }
 
   async #endLease(
@@ -666,6 +808,16 @@ export class LeaseService {
     if (!(await endLeaseRow(trx, row.id, { status, endReason: reason, endedAt: at, endedBy }))) return;
     const wasGranted = row.status === 'granted';
     const devices = wasGranted ? await releaseLeaseDevices(trx, row.id, at) : [];
+    if (this.#billing !== undefined && devices.length > 0) {
+      const metered = devices.map((device) => ({
+        deviceId: device.deviceId,
+        billingClass:
+          device.billingClass ??
+          this.#billing!.classOf({ kind: device.kind, labels: JSON.parse(device.labels) } as SchedulableDevice),
+        meteredFrom: device.meteredFrom,
+      }));
+      await this.#billing.meter(trx, row, metered, now);
+    }
     if (reset) {
       await setDevicesResetting(
         trx,
@@ -912,6 +1064,14 @@ export class LeaseService {
     const position = row.status === 'queued' ? await queuePositionOf(db, row.id) : null;
     return toLease(row, devices, position);
   }
+}
+
+function billingOwner(row: LeaseRow): { userId: string; project: string | null } {
+  return { userId: row.user_id, project: row.project };
+}
+
+function billingRequest(row: LeaseRow): BillingRequest {
+  return { userId: row.user_id, project: row.project, count: row.count, ttlSeconds: row.ttl_seconds };
 }
 
 /** Others' leases are reported as not found, except to admins. */

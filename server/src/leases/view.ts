@@ -37,6 +37,7 @@ export function toLease(row: LeaseWithUser, devices: readonly LeaseDeviceDetail[
     count: row.count,
     ttlSeconds: row.ttl_seconds,
     note: row.note,
+    project: row.project,
     createdAt: row.created_at,
     waitUntil: row.wait_until,
     queuePosition: row.status === 'queued' ? queuePosition : null,

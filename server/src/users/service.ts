@@ -237,6 +237,7 @@ export class UserService {
       password_hash: passwordHash,
       created_at: at,
       updated_at: at,
+      plan_id: null,
     };
     if (!(await insertUser(trx, row))) throw usernameTaken(input.username);
     await appendEvent(trx, {
