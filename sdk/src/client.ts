@@ -130,6 +130,16 @@ export interface ClientInternals {
    * resolves to the new token, or to undefined when the client has no refresh token.
    */
   refreshAfter(expired: string): Promise<string | undefined>;
+  /**
+   * Calls an operation as `request` does, but accepts `accept` (`text/csv`, …) and answers the body unread, as a
+   * `BinaryResponse`: for operations that answer other media types than their table's (CSV besides JSON).
+   */
+  requestAs<Id extends OperationId>(
+    operationId: Id,
+    accept: string,
+    params: ParamsOf<Id>,
+    options?: RequestOptions,
+  ): Promise<BinaryResponse>;
 }
 
 let internals: (client: CloudPhone) => ClientInternals;
@@ -194,6 +204,8 @@ export class CloudPhone {
         await client.#refresh(expired);
         return client.#token;
       },
+      requestAs: (operationId, accept, params, options) =>
+        client.#call(operationId, params as Params, options ?? {}, accept) as Promise<BinaryResponse>,
     });
   }
 
@@ -279,9 +291,11 @@ export class CloudPhone {
   /**
    * Sends an operation, retrying as the retry policy allows. A 401 `token_expired` on a call that sent the
    * access token leads to one refresh and a retry (`refreshSession` itself is public and sends no token).
+   * `accept` asks for that media type and answers a `BinaryResponse` whatever the operation's table says.
    */
-  async #call(operationId: OperationId, params: Params, options: RequestOptions): Promise<unknown> {
+  async #call(operationId: OperationId, params: Params, options: RequestOptions, accept?: string): Promise<unknown> {
     const op: OperationMeta = operations[operationId];
+    const binaryResponse = accept ?? op.binaryResponse;
     if (op.websocket) {
       throw new CloudPhoneError(`${operationId} is a WebSocket operation: open it with openWebSocket(client, '${operationId}', …).`);
     }
@@ -304,7 +318,7 @@ export class CloudPhone {
       assignHeaders(headers, this.#options.defaultHeaders);
       if (token !== undefined) headers.authorization = `Bearer ${token}`;
       if (body !== undefined) headers['content-type'] = op.binaryBody ?? 'application/json';
-      if (op.binaryResponse !== null) headers.accept = `${op.binaryResponse}, application/problem+json`;
+      if (binaryResponse !== null) headers.accept = `${binaryResponse}, application/problem+json`;
       assignHeaders(headers, params.headers);
       if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
       assignHeaders(headers, options.headers);
@@ -312,7 +326,7 @@ export class CloudPhone {
       let response: StreamingResponse;
       try {
         const request = { method: op.method, origin: this.#origin, path, headers, body, timeout, signal: options.signal };
-        response = op.binaryResponse === null ? await this.#transport.send(request) : await this.#transport.sendStreaming(request);
+        response = binaryResponse === null ? await this.#transport.send(request) : await this.#transport.sendStreaming(request);
       } catch (error) {
         if (retries < maxRetries && error instanceof CloudPhoneError && shouldRetryError(error, safe)) {
           await this.#options.sleep(backoff(retries, this.#options.jitter), options.signal);

@@ -10,6 +10,7 @@ export {
   ConflictError,
   InternalServerError,
   NotFoundError,
+  PaymentRequiredError,
   PermissionDeniedError,
   RateLimitError,
   UnprocessableEntityError,
@@ -38,6 +39,7 @@ export {
   DeviceHandle,
   Devices,
   DeviceStreamError,
+  Invoices,
   LeaseEndedError,
   LeaseHandle,
   LeaseNotGrantedError,
@@ -45,6 +47,7 @@ export {
   InstallJobHandle,
   InstallJobTimeoutError,
   ShellSession,
+  Usage,
   type AppSource,
   type InstallAppOptions,
   type InstallWaitOptions,
@@ -59,6 +62,7 @@ export {
   type StopKeepAlive,
   type UseLeaseContext,
   type UseLeaseOptions,
+  type UsageReportQuery,
   type WaitOptions,
 } from './resources/index.js';
 export {

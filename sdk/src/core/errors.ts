@@ -1,4 +1,4 @@
-import type { Problem } from '../generated/models.js';
+import type { Problem, QuotaViolation } from '../generated/models.js';
 
 /** The base class of every error the SDK throws. */
 export class CloudPhoneError extends Error {
@@ -80,8 +80,21 @@ export class BadRequestError extends APIError {}
 /** 401: missing, invalid, expired or revoked credentials. */
 export class AuthenticationError extends APIError {}
 
-/** 403: authenticated, but not allowed (`insufficient_role`, `insufficient_scope`, …). */
-export class PermissionDeniedError extends APIError {}
+/** 402: a budget that pays for the request cannot afford it (`budget_exhausted`). */
+export class PaymentRequiredError extends APIError {
+  /** On `budget_exhausted`, the budget that cannot pay: its id, scope, currency, monthly `amount` and `spent`. */
+  get budget(): Problem['budget'] {
+    return this.problem.budget;
+  }
+}
+
+/** 403: authenticated, but not allowed (`insufficient_role`, `insufficient_scope`, `quota_exceeded`, …). */
+export class PermissionDeniedError extends APIError {
+  /** On `quota_exceeded`, the plan quota the request exceeds: its `name`, `limit`, `current` and `requested`. */
+  get quota(): QuotaViolation | undefined {
+    return this.problem.quota;
+  }
+}
 
 /** 404: no such resource, or it is not yours to see. */
 export class NotFoundError extends APIError {}
@@ -104,6 +117,8 @@ function errorClassFor(status: number): typeof APIError {
       return BadRequestError;
     case 401:
       return AuthenticationError;
+    case 402:
+      return PaymentRequiredError;
     case 403:
       return PermissionDeniedError;
     case 404:

@@ -1,17 +1,21 @@
 import { resources as generated } from '../generated/resources.js';
 import { Apps } from './apps.js';
 import { Devices } from './devices.js';
+import { Invoices } from './invoices.js';
 import { Leases } from './leases.js';
+import { Usage } from './usage.js';
 
 /**
- * The resource classes of a client, by property: the generated ones, with the handwritten `Devices`, `Leases` and
- * `Apps` (which extend the generated `DevicesResource`, `LeasesResource` and `AppsResource`) in their place.
+ * The resource classes of a client, by property: the generated ones, with the handwritten `Devices`, `Leases`,
+ * `Apps`, `Usage` and `Invoices` (which extend the generated `DevicesResource`, `LeasesResource`, …) in their place.
  */
 export const resources = {
   ...generated,
   devices: Devices,
   leases: Leases,
   apps: Apps,
+  usage: Usage,
+  invoices: Invoices,
 } as const;
 
 /** The resource namespaces of a client: `cp.users`, `cp.devices`, `cp.leases`, … */
@@ -27,7 +31,9 @@ export {
   type UploadAppOptions,
 } from './apps.js';
 export { Devices } from './devices.js';
+export { Invoices } from './invoices.js';
 export { Leases, type UseLeaseContext, type UseLeaseOptions } from './leases.js';
+export { Usage, type UsageReportQuery } from './usage.js';
 export {
   DeviceHandle,
   type LogcatFilter,
