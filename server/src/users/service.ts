@@ -176,13 +176,18 @@ export class UserService {
     return result;
   }
 
-  /** Deletes a user with their sessions and API tokens; the events about them stay in the log. */
+  /**
+   * Deletes a user with their sessions and API tokens; the events about them stay in the log. Their leases end
+   * first (their devices are reset), so their device time is metered: usage and invoices outlive the user.
+   */
   async delete(id: string, cause: Cause): Promise<void> {
     const now = this.#clock();
+    let leasesEnded: { afterCommit(): void } | undefined;
     await this.#db.transaction().execute(async (trx) => {
       const user = await findUserById(trx, id);
       if (user === undefined) throw noSuchUser(id);
       await this.#keepAnAdmin(trx, user);
+      leasesEnded = await this.#leases?.endLeasesOfUser(trx, id, cause);
       await deleteUserRow(trx, id);
       await appendEvent(trx, {
         type: 'user.deleted',
@@ -192,6 +197,7 @@ export class UserService {
         occurredAt: now,
       });
     });
+    leasesEnded?.afterCommit();
     this.#revocations.revoked({ type: 'user', userId: id, reason: 'user deleted' });
   }
 
