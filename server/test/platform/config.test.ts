@@ -36,6 +36,8 @@ describe('loadConfig', () => {
       maxPushBytes: 4 * 1024 ** 3,
       maxAppBytes: 512 * 1024 ** 2,
       installConcurrency: 16,
+      billingTimeZone: 'UTC',
+      billingCheckSeconds: 5,
     });
   });
 
@@ -205,6 +207,14 @@ describe('loadConfig', () => {
     [
       { CLOUDPHONE_INSTALL_CONCURRENCY: '0' },
       'CLOUDPHONE_INSTALL_CONCURRENCY: expected an integer from 1 to 100, got "0"',
+    ],
+    [
+      { CLOUDPHONE_BILLING_TIME_ZONE: 'Mars/Olympus' },
+      'CLOUDPHONE_BILLING_TIME_ZONE: expected an IANA time zone such as UTC or Europe/Berlin, got "Mars/Olympus"',
+    ],
+    [
+      { CLOUDPHONE_BILLING_CHECK: '61' },
+      'CLOUDPHONE_BILLING_CHECK: expected an integer number of seconds from 1 to 60, got "61"',
     ],
   ])('rejects %o with a one-line message', (env, message) => {
     const error = configError(() => loadConfig({}, env));
