@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { isUniqueViolation } from '../db/dialect.js';
 import { newId } from '../db/ids.js';
 import type { BudgetsTable, DB } from '../db/schema.js';
@@ -44,11 +44,23 @@ export class BudgetService {
     this.#timeZone = deps.timeZone;
   }
 
-  /** Admins see every budget; others the budget on themselves. */
-  async list(principal: Principal, query: { cursor?: string | undefined; limit: number }): Promise<Page<Budget>> {
+  /** Admins see every budget; others those that pay for their leases: their own, and their projects'. */
+  async list(
+    principal: Principal,
+    query: {
+      scope?: 'user' | 'project' | undefined;
+      userId?: string | undefined;
+      project?: string | undefined;
+      cursor?: string | undefined;
+      limit: number;
+    },
+  ): Promise<Page<Budget>> {
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, budgetPosition);
     let select = this.#db.selectFrom('budgets').selectAll();
-    if (principal.role !== 'admin') select = select.where('scope', '=', 'user').where('target', '=', principal.userId);
+    if (principal.role !== 'admin') select = select.where((eb) => this.#paysFor(eb, principal.userId));
+    if (query.scope !== undefined) select = select.where('scope', '=', query.scope);
+    if (query.userId !== undefined) select = select.where('scope', '=', 'user').where('target', '=', query.userId);
+    if (query.project !== undefined) select = select.where('scope', '=', 'project').where('target', '=', query.project);
     if (after !== undefined) select = select.where('id', '>', after.id);
     const rows = await select.orderBy('id').limit(query.limit + 1).execute();
     const views = await Promise.all(rows.slice(0, query.limit).map((row) => this.#view(row)));
@@ -56,11 +68,26 @@ export class BudgetService {
   }
 
   async get(principal: Principal, id: string): Promise<Budget> {
-    const row = await this.#find(this.#db, id);
-    if (principal.role !== 'admin' && !(row.scope === 'user' && row.target === principal.userId)) {
-      throw new ApiError('budget_not_found', `No budget ${id}.`);
-    }
+    let select = this.#db.selectFrom('budgets').selectAll().where('id', '=', id);
+    if (principal.role !== 'admin') select = select.where((eb) => this.#paysFor(eb, principal.userId));
+    const row = await select.executeTakeFirst();
+    if (row === undefined) throw new ApiError('budget_not_found', `No budget ${id}.`);
     return this.#view(row);
+  }
+
+  /** The budgets that pay for a user's leases: theirs, and those of the projects their leases were tagged with. */
+  #paysFor(eb: ExpressionBuilder<DB, 'budgets'>, userId: string) {
+    return eb.or([
+      eb.and([eb('scope', '=', 'user'), eb('target', '=', userId)]),
+      eb.and([
+        eb('scope', '=', 'project'),
+        eb(
+          'target',
+          'in',
+          eb.selectFrom('leases').select('leases.project').where('leases.user_id', '=', userId).where('leases.project', 'is not', null),
+        ),
+      ]),
+    ]);
   }
 
   async create(input: NewBudget, cause: Cause): Promise<Budget> {
