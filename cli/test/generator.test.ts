@@ -160,11 +160,14 @@ describe('the CLI generator', () => {
       'devices screenshot',
       'devices shell',
       'help',
+      'invoices download',
       'leases create',
       'login',
       'logout',
       'profiles list',
       'profiles use',
+      'usage',
+      'usage report',
     ]);
   });
 

@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import type { Lease, NewLease } from '@cloudphone/sdk';
 import { BaseCommand } from '../../base/base-command.js';
 import { operationFlags } from '../../base/operation-command.js';
+import { renderEstimate } from '../../lib/billing.js';
 import { leaseDeviceRows } from '../../lib/device-io.js';
 import { CliError, ExitCode, UsageError } from '../../lib/errors.js';
 import { renderKeyValue, renderTable } from '../../lib/output.js';
@@ -18,12 +19,17 @@ lease and a table of its devices (with --json: the lease). When too few devices 
 (409 no_devices_available); with --wait <seconds>, the lease is queued and the command waits for it (exit 69, printing \
 the lease, when the time passes first; Ctrl-C cancels the queued lease and exits 130). Fewer matching devices than \
 --count at all is 422 selector_unsatisfiable. With one device, standard error shows the export line that makes it \
-the default device of the device commands.`;
+the default device of the device commands. --project tags the lease for project budgets and usage reports.
+
+With --estimate, nothing is leased: prints what the lease would cost now (the prices of the devices a grant would \
+pick, less the included minutes left), the quotas it would exceed, the budgets that would pay for it and whether it \
+would be allowed (with --json: the LeaseEstimate). Exit code 0 when it would be allowed, 1 when not.`;
 
   static override examples = [
     { description: 'Lease one device for 15 minutes.', command: '<%= config.bin %> leases create' },
     { description: 'Two Android 14+ devices for an hour, waiting up to 5 minutes.', command: "<%= config.bin %> leases create --count 2 --sdk-min 34 --ttl 3600 --wait 300 --note 'nightly UI tests'" },
     { description: 'Use it in a script.', command: 'export CLOUDPHONE_DEVICE=$(<%= config.bin %> leases create --json | jq -r .devices[0].id)' },
+    { description: 'What two flagship phones for 30 minutes would cost, without leasing them.', command: '<%= config.bin %> leases create --estimate --count 2 --label tier=flagship --ttl 1800 --project checkout-app' },
   ];
 
   static override flags = {
@@ -31,6 +37,8 @@ the default device of the device commands.`;
     ttl: Flags.integer({ summary: 'How long the lease lasts unless renewed, in seconds [default: 900].', min: 30, max: 86_400, aliases: ['ttl-seconds'], helpValue: '<seconds>' }),
     wait: Flags.integer({ summary: 'Queue and wait up to this many seconds when too few devices are free [default: 0, fail at once].', min: 0, max: 3600, aliases: ['wait-seconds'], helpValue: '<seconds>' }),
     note: Flags.string({ summary: 'A note shown with the lease (at most 200 characters).' }),
+    project: Flags.string({ summary: 'Tag the lease with a project, for project budgets and usage reports.', helpValue: '<project>' }),
+    estimate: Flags.boolean({ summary: 'Print what the lease would cost and whether it would be allowed, without leasing (exit 1 when not allowed).' }),
     model: Flags.string({ summary: 'Only devices of this model.', helpValue: '<model>' }),
     kind: Flags.string({ summary: 'Only devices of this kind.', options: ['physical', 'emulator', 'network', 'virtual'] }),
     'sdk-min': Flags.integer({ summary: 'Only devices with at least this Android SDK level.', min: 1, helpValue: '<level>' }),
@@ -70,8 +78,19 @@ the default device of the device commands.`;
     if (flags.ttl !== undefined) body.ttlSeconds = flags.ttl;
     if (flags.wait !== undefined) body.waitSeconds = flags.wait;
     if (flags.note !== undefined) body.note = flags.note;
+    if (flags.project !== undefined) body.project = flags.project;
 
     const client = await this.client({ authenticated: true });
+    if (flags.estimate) {
+      const estimate = await client.leases.estimate(body);
+      if (this.jsonEnabled()) this.outJson(estimate);
+      else this.out(renderEstimate(estimate, { color: this.color }));
+      if (!estimate.allowed) {
+        if (!this.jsonEnabled()) this.note('The lease would not be allowed now.');
+        this.exit(ExitCode.error);
+      }
+      return;
+    }
     const options = flags['idempotency-key'] === undefined ? {} : { idempotencyKey: flags['idempotency-key'] };
     let lease: Lease = await client.request('createLease', { body }, options);
 
