@@ -354,7 +354,8 @@ export class UsageService {
     const includedSecondsLeft = Math.max(0, Number(plan.included_minutes) * 60 - Number(usedIncluded?.used ?? 0) - openIncluded);
     let included = includedSecondsLeft;
     let cost60 = 0n;
-    for (const device of [...chosen].sort((a, b) => price(b) - price(a))) {
+    // The included seconds go to the devices in the order the lease's end meters them: by device id.
+    for (const device of [...chosen].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
       const covered = Math.min(included, ttlSeconds);
       included -= covered;
       cost60 += BigInt(ttlSeconds - covered) * BigInt(price(device));
