@@ -193,7 +193,7 @@ describe('leases create --estimate', () => {
     expect(table.stdout).toContain('Allowed             yes\n');
     expect(table.stdout).toContain('Estimated cost      60.00 EUR for 1 device × 0:10:00\n');
     expect(table.stdout).toMatch(/^virtual\s+1\s+6\.00 EUR$/m);
-    const leases = await new CloudPhone({ baseUrl: server.url, token: memberToken }).leases.list({ status: 'granted' });
+    const leases = await new CloudPhone({ baseUrl: server.url, token: memberToken }).leases.list({ status: ['granted'] });
     expect(leases.data).toEqual([]);
   });
 
