@@ -1,8 +1,10 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CloudPhone, type Lease, type LeaseEstimate, type Plan, type UsageReport, type UsageSummary, type UserPlan } from '@cloudphone/sdk';
+import { CloudPhone, type Invoice, type Lease, type LeaseEstimate, type Plan, type UsageReport, type UsageSummary, type UserPlan } from '@cloudphone/sdk';
+import { startServer, type RunningServer } from '@cloudphone/server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ManualClock } from '../../server/test/helpers/clock.js';
 import { formatAmount } from '../src/lib/billing.js';
 import { assertBuilt, runCli, type Result, type RunOptions } from './fixtures/cli.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
@@ -10,7 +12,8 @@ import { startTestServer, type TestServer } from './fixtures/server.js';
 /*
  * The built CLI's billing commands against the real server (two virtual devices, billing class `virtual`): an admin
  * makes a plan and puts a member on it, the member leases a device for a project, then reads their usage, the
- * usage report (table, CSV, JSON), a lease estimate and their invoices.
+ * usage report (table, CSV, JSON), a lease estimate and their invoices. A second server, on a manual clock, closes
+ * a period so that there is an invoice to download.
  */
 
 /** Minor units (euro cents) per device-minute of the plan's `virtual` class: 10 cents per second, so no row is 0. */
@@ -233,5 +236,103 @@ describe('invoices', () => {
     expect(text.stderr).toContain('invoice_not_found');
     expect(readdirSync(work).filter((name) => name.startsWith('inv'))).toEqual([]);
     expect(existsSync(join(work, `${NO_INVOICE}.csv`))).toBe(false);
+  });
+});
+
+describe('invoices of a closed period (manual clock)', () => {
+  const clock = new ManualClock(new Date());
+  let closing: RunningServer;
+  let dir: string;
+  let files: string;
+  let adminKey: string;
+  let memberKey: string;
+  let invoice: Invoice;
+
+  const as = (key: string, args: string[], options: RunOptions = {}): Promise<Result> =>
+    runCli(dir, args, { cwd: files, ...options, env: { CLOUDPHONE_API_URL: closing.url, CLOUDPHONE_TOKEN: key } });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cloudphone-cli-invoices-'));
+    files = mkdtempSync(join(tmpdir(), 'cloudphone-cli-invoices-files-'));
+    closing = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: join(dir, 'data'),
+      adminPassword: 'admin-password-for-cli-invoices',
+      virtualDevices: 1,
+      billingCheckSeconds: 1,
+      clock: clock.now,
+      logStream: { write: () => undefined },
+    });
+    const anonymous = new CloudPhone({ baseUrl: closing.url });
+    const adminSdk = new CloudPhone({ baseUrl: closing.url, token: (await anonymous.auth.login({ username: 'admin', password: 'admin-password-for-cli-invoices' })).accessToken });
+    const user = await adminSdk.users.create({ username: 'invoiced', password: 'correct-horse-battery', role: 'member' });
+    const memberSdk = new CloudPhone({ baseUrl: closing.url, token: (await anonymous.auth.login({ username: 'invoiced', password: 'correct-horse-battery' })).accessToken });
+    // API tokens outlive the month the clock jumps; access tokens would not.
+    adminKey = (await adminSdk.tokens.create({ name: 'cli', scopes: ['read', 'write', 'admin'] })).secret;
+    memberKey = (await memberSdk.tokens.create({ name: 'cli', scopes: ['read', 'write'] })).secret;
+    const deadline = Date.now() + 30_000;
+    while ((await adminSdk.devices.list({ available: true })).data.length < 1) {
+      if (Date.now() > deadline) throw new Error('the virtual device did not come online');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    const created = json<Plan>(await as(adminKey, ['plans', 'create', '--name', 'Monthly', '--currency', 'USD', '--monthly-fee', '999', '--default-price', '120', '--json']));
+    json(await as(adminKey, ['plans', 'assign', user.id, '--plan-id', created.id, '--json']));
+    const lease = json<Lease>(await as(memberKey, ['leases', 'create', '--ttl', '900', '--json']));
+    clock.advance(150);
+    expect((await as(memberKey, ['leases', 'release', lease.id])).code).toBe(0);
+
+    const now = clock.now();
+    clock.advance((Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1) - now.getTime()) / 1000 + 5);
+    const admin = new CloudPhone({ baseUrl: closing.url, token: adminKey });
+    const until = Date.now() + 20_000;
+    for (;;) {
+      const [draft] = (await admin.invoices.list({ userId: user.id })).data;
+      if (draft !== undefined) {
+        invoice = draft;
+        break;
+      }
+      if (Date.now() > until) throw new Error('the period did not close into a draft invoice');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    await closing?.close();
+    for (const path of [dir, files]) if (path) rmSync(path, { recursive: true, force: true });
+  });
+
+  test('invoices list shows the draft', async () => {
+    const result = await as(memberKey, ['invoices', 'list']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.split('\n')[1]).toMatch(new RegExp(`^${invoice.id}\\s+-\\s+invoiced\\s+${invoice.period}\\s+draft\\s+USD\\s+${invoice.total}$`));
+  });
+
+  test('downloads the PDF under the name the server gives it, and refuses to replace it without --force', async () => {
+    const name = `invoice-${invoice.id}.pdf`;
+    const result = await as(memberKey, ['invoices', 'download', invoice.id]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe(`${name}\n`);
+    const pdf = readFileSync(join(files, name));
+    expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+
+    const again = await as(memberKey, ['invoices', 'download', invoice.id]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('--force');
+    const forced = json<{ invoiceId: string; format: string; size: number; local: string }>(await as(memberKey, ['invoices', 'download', invoice.id, '--force', '--json']));
+    expect(forced).toEqual({ invoiceId: invoice.id, format: 'pdf', size: pdf.length, local: name });
+  });
+
+  test('--format csv -o - prints the CSV the server sends, unchanged', async () => {
+    const result = await as(memberKey, ['invoices', 'download', invoice.id, '--format', 'csv', '-o', '-']);
+    expect(result.code, result.stderr).toBe(0);
+    const served = await (await new CloudPhone({ baseUrl: closing.url, token: memberKey }).invoices.download(invoice.id, { format: 'csv' })).text();
+    expect(result.stdout).toBe(served);
+    expect(result.stdout).toMatch(/^[a-z_]+(,[a-z_]+)+\r\n/);
+    expect(result.stdout).toContain(',usage,');
+
+    const refused = await as(memberKey, ['invoices', 'download', invoice.id, '-o', '-', '--json']);
+    expect(refused.code).toBe(2);
   });
 });
