@@ -313,10 +313,6 @@ async function recordPlan(
 
 function validatePlan(input: PlanPatch): FieldError[] {
   const errors: FieldError[] = [];
-  const quotas = input.quotas;
-  if (quotas?.maxConcurrentDevices != null && quotas.maxConcurrentDevices > 100) {
-    errors.push({ field: '/quotas/maxConcurrentDevices', message: 'must be at most 100' });
-  }
   for (const [name, price] of Object.entries(input.prices ?? {})) {
     if (!Number.isSafeInteger(price) || price < 0) errors.push({ field: `/prices/${name}`, message: 'must be a non-negative integer' });
   }
