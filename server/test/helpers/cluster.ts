@@ -37,7 +37,10 @@ export interface Cluster {
   dataDir: string;
   /** The password of the `admin` user. */
   adminPassword: string;
-  /** Starts one more node on the same database and data directory, ready and serving. */
+  /**
+   * Starts one more node on the same database and data directory, ready and serving; on SQLite, only when no other
+   * node runs (a node started again after `kill`).
+   */
   startNode(name?: string): Promise<ClusterNode>;
   /** Stops every node and device process (SIGTERM, SIGKILL after 10 s), drops the schema it made, removes the dir. */
   stop(): Promise<void>;
@@ -257,6 +260,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const nodeProcesses = new Map<ClusterNode, Spawned>();
   let schema: TestDatabase | undefined;
   let sequence = 0;
+  /** Nodes started and not yet ready. */
+  let starting = 0;
 
   const cluster: Cluster = {
     engine,
@@ -266,8 +271,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     dataDir,
     adminPassword,
     async startNode(name = `node-${sequence + 1}`) {
-      if (engine === 'sqlite' && sequence > 0) throw new Error(SQLITE_ONE_NODE);
+      // A SQLite database serves one node at a time: a node may start again once the last one is gone.
+      if (engine === 'sqlite' && nodeProcesses.size + starting > 0) throw new Error(SQLITE_ONE_NODE);
       sequence += 1;
+      starting += 1;
       const env: Record<string, string> = {
         CLOUDPHONE_DATA_DIR: dataDir,
         CLOUDPHONE_ADMIN_PASSWORD: adminPassword,
@@ -288,6 +295,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           pid: spawned.child.pid!,
           async kill(signal: NodeJS.Signals = 'SIGTERM') {
             cluster.nodes = cluster.nodes.filter((live) => live !== node);
+            nodeProcesses.delete(node);
             await stopProcess(spawned, signal);
           },
         };
@@ -297,6 +305,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       } catch (error) {
         await stopProcess(spawned, 'SIGKILL');
         throw error;
+      } finally {
+        starting -= 1;
       }
     },
     async stop() {
