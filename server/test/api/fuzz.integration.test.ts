@@ -27,6 +27,11 @@ const REQUEST_TIMEOUT_MS = 15_000;
 /** Refusals of well-formed input for reasons a JSON Schema cannot state (relations between fields, a wrong password). */
 const SEMANTIC_REFUSALS: Partial<Record<OperationId, string[]>> = {
   createLease: ['/selector/sdkMin'],
+  estimateLease: ['/selector/sdkMin'],
+  // The ISO 4217 list is the server's; a budget's target field depends on its scope.
+  createPlan: ['/currency'],
+  createBudget: ['/currency', '/userId', '/project'],
+  getUsageReport: ['from'],
   createApiToken: ['/expiresAt'],
   installApp: ['/deviceIds'],
   runDeviceShell: ['/command'],
@@ -34,7 +39,7 @@ const SEMANTIC_REFUSALS: Partial<Record<OperationId, string[]>> = {
 };
 
 /** Tables whose row counts only requests change (never background work). */
-const COUNTED_TABLES: ('users' | 'sessions' | 'api_tokens' | 'idempotency_keys' | 'hosts' | 'leases' | 'apps' | 'app_blobs' | 'install_jobs')[] = ['users', 'sessions', 'api_tokens', 'idempotency_keys', 'hosts', 'leases', 'apps', 'app_blobs', 'install_jobs'];
+const COUNTED_TABLES: ('users' | 'sessions' | 'api_tokens' | 'idempotency_keys' | 'hosts' | 'leases' | 'apps' | 'app_blobs' | 'install_jobs' | 'plans' | 'budgets')[] = ['users', 'sessions', 'api_tokens', 'idempotency_keys', 'hosts', 'leases', 'apps', 'app_blobs', 'install_jobs', 'plans', 'budgets'];
 
 type Role = 'admin' | 'member' | 'viewer';
 type Mutation =
@@ -114,12 +119,32 @@ async function seedHost(): Promise<void> {
   fixture.host = [created.body.id];
 }
 
+async function seedPlan(): Promise<void> {
+  const created = await api.call('createPlan', {
+    token: api.admin.token,
+    body: { name: uniqueUsername('plan'), currency: 'USD', prices: { virtual: 60 } },
+  });
+  expect(created.status).toBe(201);
+  fixture.plan = [created.body.id];
+}
+
+async function seedBudget(): Promise<void> {
+  const created = await api.call('createBudget', {
+    token: api.admin.token,
+    body: { scope: 'project', project: uniqueUsername('project'), currency: 'USD', amount: 100_000 },
+  });
+  expect(created.status).toBe(201);
+  fixture.budget = [created.body.id];
+}
+
 /** What a destructive success took away, put back so later cases still reach real resources. */
 const reseed: Partial<Record<OperationId, () => Promise<void>>> = {
   deleteUser: seedVictim,
   deleteApp: seedApp,
   revokeApiToken: seedToken,
   deleteHost: seedHost,
+  deletePlan: seedPlan,
+  deleteBudget: seedBudget,
 };
 
 beforeAll(async () => {
@@ -134,7 +159,7 @@ beforeAll(async () => {
   const lease = await leaseDevice(api, callers.member.token, fixture.device[0]!, 86_400);
   fixture.lease = [lease.id];
   fixture.createdLease = [];
-  await Promise.all([seedVictim(), seedApp(), seedToken(), seedHost()]);
+  await Promise.all([seedVictim(), seedApp(), seedToken(), seedHost(), seedPlan(), seedBudget()]);
   const install = await api.call('installApp', {
     token: callers.member.token,
     path: { appId: fixture.app![0]! },
@@ -158,6 +183,8 @@ const ID_KINDS: Record<string, string> = {
   lse: 'lease',
   evt: 'event',
   ijb: 'job',
+  pln: 'plan',
+  bdg: 'budget',
 };
 
 /** Fixture ids for id patterns (mostly), loopback for host addresses, and no long waits. */
@@ -525,6 +552,8 @@ const readBack: Partial<Record<OperationId, (params: Record<string, unknown>, ro
   updateApp: (p) => get('getApp', { appId: p.appId }),
   updateHost: (p) => get('getHost', { hostId: p.hostId }),
   updateMe: (_, role) => get('getMe', {}, role),
+  updatePlan: (p) => get('getPlan', { planId: p.planId }),
+  updateBudget: (p) => get('getBudget', { budgetId: p.budgetId }),
 };
 
 async function get(operationId: OperationId, params: Record<string, unknown>, role: Role = 'admin'): Promise<Json | null> {

@@ -64,8 +64,11 @@ export interface DeclaredResponse {
   schemaPointer: string | null;
 }
 
-/** The contract's response for `status` of `operationId`, following a `$ref` to `components.responses`. */
-export function declaredResponse(operationId: OperationId, status: number): DeclaredResponse | undefined {
+/**
+ * The contract's response for `status` of `operationId`, following a `$ref` to `components.responses`: the content
+ * of `mediaType` when the status declares several (a report as JSON or CSV), else its first.
+ */
+export function declaredResponse(operationId: OperationId, status: number, mediaType?: string | null): DeclaredResponse | undefined {
   const meta = operations[operationId];
   let pointer = `#/paths/${escapePointer(meta.path)}/${meta.method.toLowerCase()}/responses/${status}`;
   let response = at(pointer) as JsonObject | undefined;
@@ -75,7 +78,8 @@ export function declaredResponse(operationId: OperationId, status: number): Decl
     response = at(pointer) as JsonObject;
   }
   const content = response.content as JsonObject | undefined;
-  const contentType = content === undefined ? undefined : Object.keys(content)[0];
+  const types = content === undefined ? [] : Object.keys(content);
+  const contentType = types.find((type) => type === mediaType) ?? types[0];
   if (contentType === undefined) return { contentType: null, schemaPointer: null };
   return { contentType, schemaPointer: `${pointer}/content/${escapePointer(contentType)}/schema` };
 }
@@ -88,10 +92,10 @@ export function expectContractResponse(
   operationId: OperationId,
   response: { status: number; contentType: string | null; body: unknown },
 ): void {
-  const declared = declaredResponse(operationId, response.status);
+  const mediaType = response.contentType?.split(';')[0]?.trim() ?? null;
+  const declared = declaredResponse(operationId, response.status, mediaType);
   const what = `${operationId} ${response.status}`;
   if (declared === undefined) throw new Error(`${what}: the contract declares no such status`);
-  const mediaType = response.contentType?.split(';')[0]?.trim() ?? null;
   if (mediaType !== declared.contentType) {
     throw new Error(`${what}: content type ${String(mediaType)}, the contract says ${String(declared.contentType)}`);
   }
