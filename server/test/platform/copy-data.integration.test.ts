@@ -22,6 +22,22 @@ const DEVICES = 2;
 const LEASE_STATES = ['queued', 'granted', 'released', 'expired', 'cancelled', 'timed_out'];
 
 /**
+ * The servers' time: the real time moved back to just before the month began, until the install's period ends
+ * (`closePeriod`), so that a billing period closes into an invoice while the install is used.
+ */
+const monthStart = (() => {
+  const now = new Date();
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+})();
+let offsetMs = monthStart - 200_000 - Date.now();
+const clock = (): Date => new Date(Date.now() + offsetMs);
+
+/** Moves the servers' time to just after the period's end. */
+function closePeriod(): void {
+  offsetMs += Math.max(0, monthStart + 2000 - clock().getTime());
+}
+
+/**
  * A server on the data directory `dataDir`, on SQLite or on the PostgreSQL at `databaseUrl`, reaching the devices
  * at `adbDevices` directly.
  */
@@ -35,6 +51,8 @@ async function serve(dataDir: string, adbDevices: string[], databaseUrl?: string
     adminPassword: ADMIN_PASSWORD,
     localAdb: 'off',
     adbDevices,
+    clock,
+    billingCheckSeconds: 1,
   });
   const { accessToken } = await login(server, 'admin', ADMIN_PASSWORD);
   await eventually(async () => {
@@ -97,6 +115,10 @@ interface Snapshot {
   events: Json[];
   users: Json[];
   me: Json;
+  plans: Json[];
+  budgets: Json[];
+  invoices: Json[];
+  usage: Json[];
 }
 
 async function snapshot(server: RunningServer, admin: string, alice: string): Promise<Snapshot> {
@@ -108,6 +130,10 @@ async function snapshot(server: RunningServer, admin: string, alice: string): Pr
     events: await all(server, '/v1/events', admin),
     users: await all(server, '/v1/users', admin),
     me: await ok(server, 'GET', '/v1/me', { token: alice }),
+    plans: await all(server, '/v1/plans', admin),
+    budgets: await all(server, '/v1/budgets', admin),
+    invoices: await all(server, '/v1/invoices', admin),
+    usage: await all(server, '/v1/usage/records', admin),
   };
 }
 
@@ -159,9 +185,12 @@ describe('cloudphone-server copy-data', () => {
       const first = await login(server, 'alice', ALICE_PASSWORD);
       const alice = (await ok(server, 'POST', '/v1/auth/refresh', { body: { refreshToken: first.refreshToken } })).accessToken;
       apiToken = (await ok(server, 'POST', '/v1/tokens', { token: alice, body: { name: 'ci', scopes: ['write'] } })).secret;
+      // Alice pays by the second.
+      const plan = await ok(server, 'POST', '/v1/plans', { token: adminAccess, body: { name: 'Metered', currency: 'USD', defaultPrice: 60 } });
+      await ok(server, 'PUT', `/v1/users/${first.user.id}/plan`, { token: adminAccess, body: { planId: plan.id } });
 
-      // A lease that installs an app, then ends: its device is reset.
-      const used = await ok(server, 'POST', '/v1/leases', { token: alice, body: { count: 1, ttlSeconds: 600 } });
+      // A lease of a project that installs an app, then ends: its device is reset.
+      const used = await ok(server, 'POST', '/v1/leases', { token: alice, body: { count: 1, ttlSeconds: 600, project: 'copy' } });
       const app = await ok(server, 'POST', '/v1/apps?fileName=unlock.apk', { token: alice, raw: readFileSync(APKS.unlock) });
       const job = await ok(server, 'POST', `/v1/apps/${app.id}/install`, { token: alice, body: { leaseId: used.id } });
       await eventually(async () => {
@@ -173,6 +202,15 @@ describe('cloudphone-server copy-data', () => {
         const devices = await all(server, '/v1/devices', alice);
         return devices.every((d) => d.available) ? devices : undefined;
       }, 30_000, 'the reset after the release');
+      // The project's budget, smaller than what the lease used: spent at the next check, past each threshold.
+      await ok(server, 'POST', '/v1/budgets', {
+        token: adminAccess,
+        body: { scope: 'project', project: 'copy', currency: 'USD', amount: 1, thresholds: [50, 100] },
+      });
+      await eventually(async () => {
+        const events = await all(server, '/v1/events?type=budget.exhausted', adminAccess);
+        return events.length > 0 ? events : undefined;
+      }, 30_000, 'the budget spent');
 
       // A lease holding every device, and one waiting in the queue.
       await ok(server, 'POST', '/v1/leases', {
@@ -183,6 +221,14 @@ describe('cloudphone-server copy-data', () => {
       const queued = await call(server, 'POST', '/v1/leases', { token: adminAccess, body: { count: 1, waitSeconds: 3600 } });
       expect(queued.status).toBe(202);
 
+      // The period ends: alice's draft invoice, finalized.
+      closePeriod();
+      const [draft] = await eventually(async () => {
+        const invoices = await all(server, '/v1/invoices', adminAccess);
+        return invoices.length > 0 ? invoices : undefined;
+      }, 30_000, 'the period closed');
+      await ok(server, 'POST', `/v1/invoices/${draft!.id}/finalize`, { token: adminAccess });
+
       before = await snapshot(server, adminAccess, alice);
       const page: Json = await ok(server, 'GET', '/v1/events?limit=5', { token: adminAccess });
       eventCursor = page.nextCursor;
@@ -192,6 +238,9 @@ describe('cloudphone-server copy-data', () => {
     }
     expect(before.leases.map((l) => l.status)).toEqual(['released', 'granted', 'queued']);
     expect(before.apps).toHaveLength(1);
+    expect(before.invoices).toMatchObject([{ username: 'alice', status: 'finalized', number: 1 }]);
+    // Spent last period; this one has just begun.
+    expect(before.budgets).toMatchObject([{ scope: 'project', project: 'copy', spent: 0 }]);
   }, 180_000);
 
   afterAll(async () => {
@@ -280,6 +329,10 @@ describe('cloudphone-server copy-data', () => {
       expect(after.apps).toEqual(before.apps);
       expect(after.users).toEqual(before.users);
       expect(after.me).toEqual(before.me);
+      expect(after.plans).toEqual(before.plans);
+      expect(after.budgets).toEqual(before.budgets);
+      expect(after.invoices).toEqual(before.invoices);
+      expect(after.usage).toEqual(before.usage);
       expect(after.events.slice(0, before.events.length)).toEqual(before.events);
       // A cursor taken on SQLite continues where it left off.
       expect((await ok(server, 'GET', `/v1/events?limit=5&cursor=${eventCursor}`, { token: adminAccess })).data).toEqual(afterCursor);
