@@ -30,12 +30,15 @@ function family(type: string): string {
   return t;
 }
 
-/** `'{}'::text` → `'{}'`; `(released_at IS NULL)` → `released_at is null`. */
+/**
+ * `'{}'::text` → `'{}'`; `(released_at IS NULL)` → `released_at is null`; `"is_default" = 1` (SQLite keeps the
+ * statement's quotes) → `is_default = 1`.
+ */
 function normalised(text: string | null): string | null {
   if (text === null) return null;
   return text
     .replace(/::[a-z ]+/gi, '')
-    .replace(/[()]/g, '')
+    .replace(/[()"]/g, '')
     .replace(/\s+/g, ' ')
     .trim()
     .toLowerCase();
