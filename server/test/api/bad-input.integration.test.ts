@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, startApi, uniqueUsername, type Api, type ApiResponse, type Caller } from './harness.js';
+import { countRows, PASSWORD, startApi, uniqueUsername, type Api, type ApiResponse, type Caller } from './harness.js';
 
 const BODY_LIMIT = 4096;
 
@@ -320,5 +320,129 @@ describe('devices, leases and hosts', () => {
     for (const body of [{ type: 'adb_device', address: 'no-port' }, { type: 'virtual', address: '127.0.0.1:1' }]) {
       await expectRefused(() => api.call('createHost', { token: api.admin.token, body }), 400, 'validation_failed');
     }
+  });
+});
+
+describe('billing', () => {
+  const BILLING_TABLES = ['plans', 'budgets', 'budget_alerts', 'invoices', 'usage_records', 'billing_periods'] as const;
+  const unknownInvoice = { invoiceId: 'inv_01JDX3N2Q8B7W6M4K9T5R1C0ZA' };
+
+  /** `expectRefused`, and no billing row written either. */
+  async function expectBillingRefused(request: () => Promise<ApiResponse>, status: number, code: string): Promise<ApiResponse> {
+    const before = await countRows(api.database, [...BILLING_TABLES]);
+    const response = await expectRefused(request, status, code);
+    expect(await countRows(api.database, [...BILLING_TABLES])).toEqual(before);
+    return response;
+  }
+
+  const fields = (response: ApiResponse) => (response.body.errors ?? []).map((e: { field: string }) => e.field);
+
+  it('refuses malformed plans, a taken name, and deleting a plan in use', async () => {
+    const admin = api.admin.token;
+    const unknown = await expectBillingRefused(() => api.call('createPlan', { token: admin, body: { name: 'Odd', currency: 'ABC' } }), 400, 'validation_failed');
+    expect(fields(unknown)).toEqual(['/currency']);
+    for (const body of [
+      { name: 'Odd', currency: 'usd' },
+      { name: '', currency: 'USD' },
+      { name: 'Odd', currency: 'USD', monthlyFee: -1 },
+      { name: 'Odd', currency: 'USD', prices: { 'not a class': 1 } },
+      { name: 'Odd', currency: 'USD', quotas: { maxLeaseTtlSeconds: 10 } },
+    ]) {
+      await expectBillingRefused(() => api.call('createPlan', { token: admin, body }), 400, 'validation_failed');
+    }
+    const name = uniqueUsername('plan');
+    const plan = await api.call('createPlan', { token: admin, body: { name, currency: 'USD' } });
+    expect(plan.status).toBe(201);
+    await expectBillingRefused(() => api.call('createPlan', { token: admin, body: { name, currency: 'EUR' } }), 409, 'plan_name_taken');
+    const planId = plan.body.id as string;
+    for (const body of [{}, { currency: 'EUR' }, { includedMinutes: -1 }]) {
+      await expectBillingRefused(() => api.call('updatePlan', { token: admin, path: { planId }, body }), 400, 'validation_failed');
+    }
+    const plans = await api.call('listPlans', { token: admin });
+    const defaultPlan = plans.body.data.find((p: { isDefault: boolean }) => p.isDefault);
+    const keepDefault = await expectBillingRefused(
+      () => api.call('updatePlan', { token: admin, path: { planId: defaultPlan.id }, body: { isDefault: false } }),
+      400,
+      'validation_failed',
+    );
+    expect(fields(keepDefault)).toEqual(['/isDefault']);
+    await expectBillingRefused(() => api.call('deletePlan', { token: admin, path: { planId: defaultPlan.id } }), 409, 'plan_in_use');
+    expect((await api.call('assignPlan', { token: admin, path: { userId: otherMember.userId }, body: { planId } })).status).toBe(200);
+    await expectBillingRefused(() => api.call('deletePlan', { token: admin, path: { planId } }), 409, 'plan_in_use');
+    const missing = 'pln_01JDX3N2Q8B7W6M4K9T5R1C0ZA';
+    await expectBillingRefused(() => api.call('getPlan', { token: admin, path: { planId: missing } }), 404, 'plan_not_found');
+    await expectBillingRefused(() => api.call('assignPlan', { token: admin, path: { userId: member.userId }, body: { planId: missing } }), 404, 'plan_not_found');
+    await expectBillingRefused(() => api.call('assignPlan', { token: admin, path: { userId: member.userId }, body: { planId: 'free' } }), 400, 'validation_failed');
+  });
+
+  it('refuses malformed budgets and a second budget for the same user', async () => {
+    const admin = api.admin.token;
+    const user = { scope: 'user', userId: member.userId, currency: 'USD', amount: 1000 };
+    for (const [body, field] of [
+      [{ ...user, currency: 'ABC' }, '/currency'],
+      [{ scope: 'user', currency: 'USD', amount: 1000 }, '/userId'],
+      [{ scope: 'project', currency: 'USD', amount: 1000 }, '/project'],
+      [{ ...user, project: 'web' }, '/project'],
+      [{ ...user, userId: 'usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA' }, '/userId'],
+    ] as const) {
+      const refused = await expectBillingRefused(() => api.call('createBudget', { token: admin, body }), 400, 'validation_failed');
+      expect(fields(refused)).toEqual([field]);
+    }
+    for (const body of [{ ...user, amount: -1 }, { ...user, thresholds: [] }, { ...user, thresholds: [101] }, { ...user, scope: 'team' }]) {
+      await expectBillingRefused(() => api.call('createBudget', { token: admin, body }), 400, 'validation_failed');
+    }
+    const budget = await api.call('createBudget', { token: admin, body: user });
+    expect(budget.status).toBe(201);
+    await expectBillingRefused(() => api.call('createBudget', { token: admin, body: { ...user, amount: 5 } }), 409, 'budget_exists');
+    const budgetId = budget.body.id as string;
+    for (const body of [{}, { amount: -5 }, { currency: 'EUR' }, { thresholds: [50, 50] }, { thresholds: [0] }]) {
+      await expectBillingRefused(() => api.call('updateBudget', { token: admin, path: { budgetId }, body }), 400, 'validation_failed');
+    }
+    // Thresholds in any order are kept ascending.
+    const reordered = await api.call('updateBudget', { token: admin, path: { budgetId }, body: { thresholds: [80, 50] } });
+    expect([reordered.status, reordered.body.thresholds]).toEqual([200, [50, 80]]);
+    const missing = { budgetId: 'bdg_01JDX3N2Q8B7W6M4K9T5R1C0ZA' };
+    await expectBillingRefused(() => api.call('getBudget', { token: admin, path: missing }), 404, 'budget_not_found');
+    await expectBillingRefused(() => api.call('deleteBudget', { token: admin, path: missing }), 404, 'budget_not_found');
+  });
+
+  it('refuses malformed usage queries and estimates', async () => {
+    for (const query of [{ period: '2026-13' }, { period: 'december' }]) {
+      await expectBillingRefused(() => api.call('getUsage', { token: member.token, query }), 400, 'validation_failed');
+    }
+    const backwards = await expectBillingRefused(
+      () => api.call('getUsageReport', { token: member.token, query: { from: '2026-12-07', to: '2026-12-01' } }),
+      400,
+      'validation_failed',
+    );
+    expect(fields(backwards)).toEqual(['from']);
+    for (const query of [{ format: 'xml' }, { groupBy: ['colour'] }, { from: '2026-02-30' }]) {
+      await expectBillingRefused(() => api.call('getUsageReport', { token: member.token, query }), 400, 'validation_failed');
+    }
+    await expectBillingRefused(() => api.call('listUsageRecords', { token: member.token, query: { cursor: 'e30' } }), 400, 'invalid_cursor');
+    for (const body of [{ count: 0 }, { ttlSeconds: 29 }, { project: ' spaced' }]) {
+      await expectBillingRefused(() => api.call('estimateLease', { token: member.token, body }), 400, 'validation_failed');
+    }
+    await expectRefused(() => api.call('createLease', { token: member.token, body: { project: 'a'.repeat(65) } }), 400, 'validation_failed');
+  });
+
+  it('refuses unknown invoices and malformed changes to them', async () => {
+    const admin = api.admin.token;
+    await expectBillingRefused(() => api.call('getInvoice', { token: member.token, path: unknownInvoice }), 404, 'invoice_not_found');
+    await expectBillingRefused(() => api.call('downloadInvoice', { token: member.token, path: unknownInvoice }), 404, 'invoice_not_found');
+    await expectBillingRefused(() => api.call('finalizeInvoice', { token: admin, path: unknownInvoice }), 404, 'invoice_not_found');
+    await expectBillingRefused(() => api.call('voidInvoice', { token: admin, path: unknownInvoice, body: { reason: 'duplicate' } }), 404, 'invoice_not_found');
+    await expectBillingRefused(
+      () => api.call('addInvoiceAdjustment', { token: admin, path: unknownInvoice, body: { amount: -100, reason: 'credit' } }),
+      404,
+      'invoice_not_found',
+    );
+    for (const body of [{ amount: 0, reason: 'nothing' }, { amount: 100, reason: '' }, { amount: 1.5, reason: 'half' }, { amount: 10 ** 13, reason: 'huge' }]) {
+      await expectBillingRefused(() => api.call('addInvoiceAdjustment', { token: admin, path: unknownInvoice, body }), 400, 'validation_failed');
+    }
+    await expectBillingRefused(() => api.call('voidInvoice', { token: admin, path: unknownInvoice, body: {} }), 400, 'validation_failed');
+    await expectBillingRefused(() => api.call('downloadInvoice', { token: member.token, path: unknownInvoice, query: { format: 'docx' } }), 400, 'validation_failed');
+    await expectBillingRefused(() => api.call('listInvoices', { token: member.token, query: { status: 'paid' } }), 400, 'validation_failed');
+    await expectBillingRefused(() => api.call('previewInvoice', { token: admin, query: { userId: 'usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA' } }), 404, 'not_found');
   });
 });
