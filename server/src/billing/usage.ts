@@ -335,7 +335,7 @@ export class UsageService {
     const price = (device: (typeof devices)[number]) => priceOf(plan, billingClassOf(device));
     const chosen = available.length >= count ? available.slice(0, count) : [...matching].sort((a, b) => price(b) - price(a)).slice(0, count);
     const classes = new Map<string, { billingClass: string; devices: number; pricePerMinute: number }>();
-    for (const device of matching) {
+    for (const device of chosen) {
       const billingClass = billingClassOf(device);
       const entry = classes.get(billingClass) ?? { billingClass, devices: 0, pricePerMinute: priceOf(plan, billingClass) };
       entry.devices += 1;
