@@ -4,7 +4,7 @@ import { ApiError } from '../http/errors.js';
 import { periodOf } from './calendar.js';
 import { formatMoney } from './money.js';
 import { billingClassOf, plansOfUsers, priceOf, type PlanRow } from './metering.js';
-import { spentCost60, usedSeconds, type SpendTarget } from './spend.js';
+import { OpenChargeBook, spentCost60, type SpendTarget } from './spend.js';
 
 /** The time a lease must be able to pay for, per device, to be granted: the most a budget may be overspent by. */
 export const MINIMUM_BILLABLE_SECONDS = 60;
@@ -222,6 +222,7 @@ export async function loadAdmission(
   const held = new Map<string, number>();
   const usedSecondsByUser = new Map<string, number>();
   const includedLeft = new Map<string, number>();
+  const book = new OpenChargeBook(trx, period, now, timeZone, plans);
   const limited = userIds.filter((id) => plans.get(id)!.max_concurrent_devices !== null);
   if (limited.length > 0) {
     const rows = await trx
@@ -234,47 +235,58 @@ export async function loadAdmission(
       .execute();
     for (const row of rows) held.set(row.userId, Number(row.held));
   }
-  for (const userId of userIds) {
-    if (plans.get(userId)!.minutes_per_period !== null) {
-      usedSecondsByUser.set(userId, await usedSeconds(trx, userId, period, now, timeZone));
-    }
+  const budgetRows =
+    userIds.length === 0
+      ? []
+      : await trx
+          .selectFrom('budgets')
+          .selectAll()
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('scope', '=', 'user'), eb('target', 'in', userIds)]),
+              ...(projects.length > 0 ? [eb.and([eb('scope', '=', 'project'), eb('target', 'in', projects)])] : []),
+            ]),
+          )
+          .execute();
+  // The minutes quota needs the seconds recorded, the budgets the included seconds: one query reads both.
+  const metered = userIds.filter((id) => plans.get(id)!.minutes_per_period !== null);
+  const included = budgetRows.length === 0 ? [] : userIds.filter((id) => plans.get(id)!.included_minutes !== 0);
+  const recorded = new Map<string, { seconds: number; included: number }>();
+  const readRecords = [...new Set([...metered, ...included])];
+  if (readRecords.length > 0) {
+    const rows = await trx
+      .selectFrom('usage_records')
+      .select([
+        'user_id as userId',
+        sql<number>`cast(sum(seconds) as bigint)`.as('seconds'),
+        sql<number>`cast(sum(included_seconds) as bigint)`.as('included'),
+      ])
+      .where('user_id', 'in', readRecords)
+      .where('period', '=', period)
+      .groupBy('user_id')
+      .execute();
+    for (const row of rows) recorded.set(row.userId, { seconds: Number(row.seconds), included: Number(row.included) });
+  }
+  for (const userId of metered) {
+    const open = await book.of([userId]);
+    const seconds = open.reduce((sum, charge) => sum + charge.seconds, recorded.get(userId)?.seconds ?? 0);
+    usedSecondsByUser.set(userId, seconds);
   }
   const budgets: BudgetState[] = [];
-  if (userIds.length > 0) {
-    const rows = await trx
-      .selectFrom('budgets')
-      .selectAll()
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('scope', '=', 'user'), eb('target', 'in', userIds)]),
-          ...(projects.length > 0 ? [eb.and([eb('scope', '=', 'project'), eb('target', 'in', projects)])] : []),
-        ]),
-      )
-      .execute();
-    for (const row of rows) {
-      const target: SpendTarget = { scope: row.scope, target: row.target, currency: row.currency };
-      budgets.push({
-        id: row.id,
-        scope: row.scope,
-        target: row.target,
-        currency: row.currency,
-        amount: row.amount,
-        spent60: await spentCost60(trx, target, period, now, timeZone),
-      });
-    }
-    if (budgets.length > 0) {
-      for (const userId of userIds) {
-        const plan = plans.get(userId)!;
-        if (plan.included_minutes === 0) continue;
-        const used = await trx
-          .selectFrom('usage_records')
-          .select(sql<number | null>`cast(sum(included_seconds) as bigint)`.as('used'))
-          .where('user_id', '=', userId)
-          .where('period', '=', period)
-          .executeTakeFirst();
-        includedLeft.set(userId, Math.max(0, plan.included_minutes * 60 - Number(used?.used ?? 0)));
-      }
-    }
+  for (const row of budgetRows) {
+    const target: SpendTarget = { scope: row.scope, target: row.target, currency: row.currency };
+    budgets.push({
+      id: row.id,
+      scope: row.scope,
+      target: row.target,
+      currency: row.currency,
+      amount: row.amount,
+      spent60: await spentCost60(trx, target, period, now, timeZone, book),
+    });
+  }
+  for (const userId of included) {
+    const plan = plans.get(userId)!;
+    includedLeft.set(userId, Math.max(0, plan.included_minutes * 60 - (recorded.get(userId)?.included ?? 0)));
   }
   return new Admission({ plans, held, usedSeconds: usedSecondsByUser, budgets, includedLeft });
 }

@@ -162,10 +162,24 @@ function parseDay(day: string): Fields {
   return fields;
 }
 
+/**
+ * Periods' bounds already computed: every admission and open charge asks for the current period's, and each
+ * computation formats several instants in the zone.
+ */
+const periodCache = new Map<string, Bounds>();
+const PERIOD_CACHE_SIZE = 64;
+
 /** Where period 'YYYY-MM' starts and ends in `timeZone`. */
 export function periodBounds(period: string, timeZone: string): Bounds {
-  const { year, month } = parsePeriod(period);
-  return { startMs: dayStart(year, month, 1, timeZone), endMs: dayStart(year, month + 1, 1, timeZone) };
+  const key = `${timeZone} ${period}`;
+  let bounds = periodCache.get(key);
+  if (bounds === undefined) {
+    const { year, month } = parsePeriod(period);
+    bounds = { startMs: dayStart(year, month, 1, timeZone), endMs: dayStart(year, month + 1, 1, timeZone) };
+    if (periodCache.size >= PERIOD_CACHE_SIZE) periodCache.delete(periodCache.keys().next().value!);
+    periodCache.set(key, bounds);
+  }
+  return { ...bounds };
 }
 
 /** Where day 'YYYY-MM-DD' starts and ends in `timeZone`. */

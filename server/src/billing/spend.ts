@@ -61,6 +61,41 @@ export async function openCharges(
   return charges;
 }
 
+/**
+ * The open charges of users within one period up to one instant, each user's read once: the checks of one
+ * admission (the minutes quota, the user's budget, the budgets of the projects) price the same open leases.
+ */
+export class OpenChargeBook {
+  readonly #db: Kysely<DB>;
+  readonly #period: string;
+  readonly #now: Date;
+  readonly #timeZone: string;
+  readonly #plans: Map<string, PlanRow>;
+  readonly #byUser = new Map<string, OpenCharge[]>();
+
+  constructor(db: Kysely<DB>, period: string, now: Date, timeZone: string, plans: Map<string, PlanRow>) {
+    this.#db = db;
+    this.#period = period;
+    this.#now = now;
+    this.#timeZone = timeZone;
+    this.#plans = new Map(plans);
+  }
+
+  /** The open charges of `userIds`, as `openCharges` prices them. */
+  async of(userIds: readonly string[]): Promise<OpenCharge[]> {
+    const users = [...new Set(userIds)];
+    const missing = users.filter((id) => !this.#byUser.has(id));
+    if (missing.length > 0) {
+      const unplanned = missing.filter((id) => !this.#plans.has(id));
+      for (const [id, plan] of await plansOfUsers(this.#db, unplanned)) this.#plans.set(id, plan);
+      const charges = await openCharges(this.#db, missing, this.#period, this.#now, this.#timeZone, this.#plans);
+      for (const id of missing) this.#byUser.set(id, []);
+      for (const charge of charges) this.#byUser.get(charge.usage.userId)!.push(charge);
+    }
+    return users.flatMap((id) => this.#byUser.get(id)!);
+  }
+}
+
 /** Whose usage a budget pays for. */
 export interface SpendTarget {
   scope: 'user' | 'project';
@@ -94,16 +129,17 @@ async function usersOpenIn(db: Kysely<DB>, project: string): Promise<string[]> {
   return rows.map((row) => row.userId);
 }
 
-/** The open charges a budget's target has in a period, in its currency. */
+/** The open charges a budget's target has in a period, in its currency (from `book` when given, of that period). */
 export async function openChargesOf(
   db: Kysely<DB>,
   target: SpendTarget,
   period: string,
   now: Date,
   timeZone: string,
+  book?: OpenChargeBook,
 ): Promise<OpenCharge[]> {
   const users = target.scope === 'user' ? [target.target] : await usersOpenIn(db, target.target);
-  const charges = await openCharges(db, users, period, now, timeZone);
+  const charges = book === undefined ? await openCharges(db, users, period, now, timeZone) : await book.of(users);
   return charges.filter(
     (charge) =>
       charge.plan.currency === target.currency && (target.scope === 'user' || charge.usage.project === target.target),
@@ -117,9 +153,10 @@ export async function spentCost60(
   period: string,
   now: Date,
   timeZone: string,
+  book?: OpenChargeBook,
 ): Promise<bigint> {
   const recorded = await recordedCost60(db, target, period);
-  const open = await openChargesOf(db, target, period, now, timeZone);
+  const open = await openChargesOf(db, target, period, now, timeZone, book);
   return open.reduce((sum, charge) => sum + charge.cost60, recorded);
 }
 
