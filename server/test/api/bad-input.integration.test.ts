@@ -416,7 +416,7 @@ describe('billing', () => {
       'validation_failed',
     );
     expect(fields(backwards)).toEqual(['from']);
-    for (const query of [{ format: 'xml' }, { groupBy: ['colour'] }, { from: '2026-02-30' }]) {
+    for (const query of [{ format: 'xml' }, { groupBy: ['colour'] }, { from: '2026-02-30' }] as Record<string, string | string[]>[]) {
       await expectBillingRefused(() => api.call('getUsageReport', { token: member.token, query }), 400, 'validation_failed');
     }
     await expectBillingRefused(() => api.call('listUsageRecords', { token: member.token, query: { cursor: 'e30' } }), 400, 'invalid_cursor');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudPhone, PaymentRequiredError } from '../../../sdk/src/index.js';
 import { allDevices, eventually, type Json } from '../api/device-helpers.js';
-import { startApi, type Api, type Caller } from '../api/harness.js';
+import { ADMIN_PASSWORD, startApi, type Api, type Caller } from '../api/harness.js';
 
 /** How often the leader checks budgets: the most device time a spent budget may keep paying for, with the check. */
 const CHECK_SECONDS = 1;
@@ -231,12 +231,19 @@ describe('invoices at the end of a period (manual clock)', () => {
   let member: Caller;
   let other: Caller;
   let dir: string;
+  /** The first instant of the month after the one the clock started in: the period under test ends there. */
+  let boundary: number;
 
   beforeAll(async () => {
-    api = await startApi({ virtualDevices: 1, billingCheckSeconds: CHECK_SECONDS });
+    api = await startApi({ virtualDevices: 2, billingCheckSeconds: CHECK_SECONDS });
+    const start = api.clock.now();
+    boundary = Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1);
+    // Ten minutes before the period ends; the admin's first token has expired by then.
+    api.clock.advance((boundary - start.getTime()) / 1000 - 600);
+    api.admin.token = (await api.login('admin', ADMIN_PASSWORD)).accessToken;
     member = await api.addCaller('member');
     other = await api.addCaller('member');
-    await onlineDevices(api, 1);
+    await onlineDevices(api, 2);
     dir = mkdtempSync(join(tmpdir(), 'cloudphone-invoice-'));
   }, 60_000);
 
@@ -245,13 +252,13 @@ describe('invoices at the end of a period (manual clock)', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Logs `caller` in again: a jump across a month outlives every access token. */
-  async function relogin(caller: Caller): Promise<string> {
-    return (await api.login(caller.username, caller.password)).accessToken;
+  /** Moves the clock to `at` (epoch ms). */
+  function moveTo(at: number): void {
+    api.clock.advance((at - api.clock.now().getTime()) / 1000);
   }
 
-  it('drafts the period with the lines of its preview; adjusts, finalizes with number 1, voids, and renders PDF and CSV', { timeout: 90_000 }, async () => {
-    let admin = api.admin.token;
+  it('cuts a lease open at the period end, drafts the lines of the preview; adjusts, finalizes with number 1, voids, renders PDF and CSV', { timeout: 90_000 }, async () => {
+    const admin = api.admin.token;
     const plan = await api.call('createPlan', {
       token: admin,
       body: { name: 'Monthly', currency: 'USD', monthlyFee: 999, prices: { virtual: 120 }, includedMinutes: 1 },
@@ -259,15 +266,22 @@ describe('invoices at the end of a period (manual clock)', () => {
     expect(plan.status).toBe(201);
     expect((await api.call('assignPlan', { token: admin, path: { userId: member.userId }, body: { planId: plan.body.id } })).status).toBe(200);
 
-    const lease = await api.call('createLease', { token: member.token, body: { count: 1, ttlSeconds: 900 } });
-    expect(lease.status).toBe(201);
+    // One lease used and released in the period, one still open when it ends.
+    const first = await api.call('createLease', { token: member.token, body: { count: 1, ttlSeconds: 900 } });
+    expect(first.status).toBe(201);
     api.clock.advance(150);
-    const released = await api.call('releaseLease', { token: member.token, path: { leaseId: lease.body.id } });
+    const released = await api.call('releaseLease', { token: member.token, path: { leaseId: first.body.id } });
     expect(released.body.status).toBe('released');
-    const seconds = Math.ceil(Date.parse(released.body.endedAt) / 1000) - Math.floor(Date.parse(released.body.grantedAt) / 1000);
+    const firstSeconds = Math.ceil(Date.parse(released.body.endedAt) / 1000) - Math.floor(Date.parse(released.body.grantedAt) / 1000);
     // 150 s, or 151 when the grant was not on a whole second.
-    expect(seconds - 150).toBeLessThanOrEqual(1);
+    expect(firstSeconds - 150).toBeLessThanOrEqual(1);
+    const open = await api.call('createLease', { token: member.token, body: { count: 1, ttlSeconds: 900 } });
+    expect(open.status).toBe(201);
+    const openSeconds = boundary / 1000 - Math.floor(Date.parse(open.body.grantedAt) / 1000);
+    const seconds = firstSeconds + openSeconds;
 
+    // The last millisecond of the period: the open lease counts up to its end.
+    moveTo(boundary - 1);
     const preview = await api.call('previewInvoice', { token: member.token });
     expect(preview.status).toBe(200);
     const usageAmount = Math.round((seconds * 120) / 60);
@@ -276,16 +290,18 @@ describe('invoices at the end of a period (manual clock)', () => {
       expect.objectContaining({ kind: 'fee', amount: 999 }),
       expect.objectContaining({ kind: 'included', seconds: 60, amount: -120 }),
     ]);
-    expect(preview.body).toMatchObject({ userId: member.userId, currency: 'USD', planId: plan.body.id, usageSeconds: seconds, total: usageAmount + 999 - 120 });
+    expect(preview.body).toMatchObject({
+      userId: member.userId,
+      currency: 'USD',
+      planId: plan.body.id,
+      periodEnd: new Date(boundary).toISOString(),
+      usageSeconds: seconds,
+      total: usageAmount + 999 - 120,
+    });
     expect((await api.call('previewInvoice', { token: admin, query: { userId: member.userId } })).body.lines).toEqual(preview.body.lines);
 
     // Into the next month: the leader closes the period into drafts.
-    const now = api.clock.now();
-    const nextMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
-    api.clock.advance((nextMonth - now.getTime()) / 1000 + 5);
-    admin = await relogin(api.admin);
-    const memberToken = await relogin(member);
-    const otherToken = await relogin(other);
+    moveTo(boundary + 10_000);
     const drafts = await eventually(async () => {
       const page = await api.call('listInvoices', { token: admin, query: { period: preview.body.period } });
       return page.body.data.length > 0 ? page.body.data : undefined;
@@ -312,13 +328,31 @@ describe('invoices at the end of a period (manual clock)', () => {
       voidReason: null,
     });
     const invoiceId = draft.id as string;
-    expect((await api.call('listInvoices', { token: memberToken })).body.data.map((i: Json) => i.id)).toEqual([invoiceId]);
-    expect((await api.call('listInvoices', { token: otherToken })).body.data).toEqual([]);
-    const hidden = await api.call('getInvoice', { token: otherToken, path: { invoiceId } });
+
+    // The open lease was cut at the boundary: its device time before is the old period's, after it the new one's.
+    const beforeEnd = await api.call('listUsageRecords', { token: member.token, query: { limit: 100 } });
+    const cut = beforeEnd.body.data.filter((r: Json) => r.leaseId === open.body.id);
+    expect(cut).toMatchObject([{ endedAt: new Date(boundary).toISOString(), seconds: openSeconds, period: preview.body.period }]);
+    expect((await api.call('getLease', { token: member.token, path: { leaseId: open.body.id } })).body.status).toBe('granted');
+    const ended = await api.call('releaseLease', { token: member.token, path: { leaseId: open.body.id } });
+    const records = (await api.call('listUsageRecords', { token: member.token, query: { limit: 100 } })).body.data.filter(
+      (r: Json) => r.leaseId === open.body.id,
+    );
+    const after = records.find((r: Json) => r.period !== preview.body.period);
+    expect(after).toMatchObject({ startedAt: new Date(boundary).toISOString(), endedAt: new Date(Math.ceil(Date.parse(ended.body.endedAt) / 1000) * 1000).toISOString() });
+    expect(records).toHaveLength(2);
+    const current = await api.call('getUsage', { token: member.token });
+    expect(current.body).toMatchObject({ deviceSeconds: after.seconds, includedSecondsUsed: after.seconds, usageAmount: 0, monthlyFee: 999 });
+    expect(current.body.period).not.toBe(preview.body.period);
+    const last = await api.call('getUsage', { token: member.token, query: { period: preview.body.period } });
+    expect(last.body).toMatchObject({ deviceSeconds: seconds, includedSecondsUsed: 60, billableSeconds: seconds - 60, usageAmount: usageAmount - 120 });
+    expect((await api.call('listInvoices', { token: member.token })).body.data.map((i: Json) => i.id)).toEqual([invoiceId]);
+    expect((await api.call('listInvoices', { token: other.token })).body.data).toEqual([]);
+    const hidden = await api.call('getInvoice', { token: other.token, path: { invoiceId } });
     expect([hidden.status, hidden.body.code]).toEqual([404, 'invoice_not_found']);
-    const hiddenDocument = await api.call('downloadInvoice', { token: otherToken, path: { invoiceId } });
+    const hiddenDocument = await api.call('downloadInvoice', { token: other.token, path: { invoiceId } });
     expect([hiddenDocument.status, hiddenDocument.body.code]).toEqual([404, 'invoice_not_found']);
-    const byMember = await api.call('finalizeInvoice', { token: memberToken, path: { invoiceId } });
+    const byMember = await api.call('finalizeInvoice', { token: member.token, path: { invoiceId } });
     expect([byMember.status, byMember.body.code]).toEqual([403, 'insufficient_role']);
 
     const adjusted = await api.call('addInvoiceAdjustment', { token: admin, path: { invoiceId }, body: { amount: -250, reason: 'Goodwill credit' } });
@@ -339,7 +373,7 @@ describe('invoices at the end of a period (manual clock)', () => {
     }
 
     // The documents, as the member downloads them.
-    const pdf = await api.call('downloadInvoice', { token: memberToken, path: { invoiceId }, binary: true, headers: { accept: 'application/pdf' } });
+    const pdf = await api.call('downloadInvoice', { token: member.token, path: { invoiceId }, binary: true, headers: { accept: 'application/pdf' } });
     expect(pdf.status).toBe(200);
     expect(pdf.contentType).toBe('application/pdf');
     expect(pdf.headers.get('content-disposition')).toBe('attachment; filename="invoice-1.pdf"');
@@ -353,14 +387,14 @@ describe('invoices at the end of a period (manual clock)', () => {
     expect(text).toContain('Goodwill credit');
     expect(text).toContain(((preview.body.total - 250) / 100).toFixed(2));
 
-    const csv = await api.call('downloadInvoice', { token: memberToken, path: { invoiceId }, query: { format: 'csv' }, headers: { accept: 'text/csv' } });
+    const csv = await api.call('downloadInvoice', { token: member.token, path: { invoiceId }, query: { format: 'csv' }, headers: { accept: 'text/csv' } });
     expect(csv.status).toBe(200);
     expect(csv.contentType).toMatch(/^text\/csv/);
     expect(csv.headers.get('content-disposition')).toBe('attachment; filename="invoice-1.csv"');
     const rows = (csv.body as string).split(/\r?\n/).filter((line) => line !== '');
     expect(rows.some((row) => row.includes('Goodwill credit') && row.includes('-2.50'))).toBe(true);
     expect(rows.at(-1)).toContain(((preview.body.total - 250) / 100).toFixed(2));
-    const viaSdk = await new CloudPhone({ baseUrl: api.url, token: memberToken, maxRetries: 0 }).invoices.download(invoiceId, { format: 'csv' });
+    const viaSdk = await new CloudPhone({ baseUrl: api.url, token: member.token, maxRetries: 0 }).invoices.download(invoiceId, { format: 'csv' });
     expect(await viaSdk.text()).toBe(csv.body);
 
     const voided = await api.call('voidInvoice', { token: admin, path: { invoiceId }, body: { reason: 'Issued twice' } });
