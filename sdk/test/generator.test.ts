@@ -92,6 +92,10 @@ describe('SDK emitter', () => {
       'LeasesResource',
       'HostsResource',
       'AppsResource',
+      'PlansResource',
+      'BudgetsResource',
+      'UsageResource',
+      'InvoicesResource',
     ]);
   });
 

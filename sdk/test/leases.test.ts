@@ -15,6 +15,7 @@ function lease(overrides: Partial<Lease> = {}): Lease {
     count: 1,
     ttlSeconds: 90,
     note: null,
+    project: null,
     createdAt: '2026-11-20T09:30:00Z',
     waitUntil: null,
     queuePosition: null,
