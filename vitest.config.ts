@@ -16,6 +16,8 @@ const onPostgres = [
   'server/test/devices/{inventory,hosts}.test.ts',
   'server/test/apps/{service,install}.test.ts',
   'server/test/platform/{idempotency,infra}.test.ts',
+  // Billing's service scenarios; its pure modules (money, calendar, documents) use no database.
+  'server/test/billing/{scenarios,properties}.test.ts',
   ...postgresOnly,
 ];
 

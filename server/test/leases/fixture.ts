@@ -4,7 +4,7 @@ import type { DB, DevicesTable } from '../../src/db/schema.js';
 import type { DeviceBaseline } from '../../src/devices/types.js';
 import type { Role } from '../../src/http/access.js';
 import type { Principal } from '../../src/http/handler.js';
-import { LeaseService, type LeaseDeviceOps } from '../../src/leases/service.js';
+import { LeaseService, type LeaseBilling, type LeaseDeviceOps } from '../../src/leases/service.js';
 import { ManualClock } from '../helpers/clock.js';
 import { openTestDatabase } from '../helpers/database.js';
 import { insertUser } from '../helpers/users.js';
@@ -79,6 +79,8 @@ export interface LeaseFixture {
   events(type?: string): Promise<{ type: string; subjectId: string | null; actorType: string; data: any }[]>;
   /** Devices in more than one unreleased lease: must always be empty. */
   doubleBooked(): Promise<string[]>;
+  /** Closes the service and the database before the test ends (they are closed after it anyway). */
+  close(): Promise<void>;
 }
 
 const open: (() => Promise<void>)[] = [];
@@ -88,16 +90,26 @@ afterEach(async () => {
 
 const silent = { warn: () => undefined, error: () => undefined } as never;
 
-export async function leaseFixture(): Promise<LeaseFixture> {
+export interface LeaseFixtureOptions {
+  clock?: ManualClock;
+  /** Billing for the lease service, built on the fixture's database. */
+  billing?: (db: Kysely<DB>) => LeaseBilling;
+}
+
+export async function leaseFixture(options: LeaseFixtureOptions = {}): Promise<LeaseFixture> {
   const database = await openTestDatabase();
   const { db } = database;
-  const clock = new ManualClock();
+  const clock = options.clock ?? new ManualClock();
   const ops = new FakeDeviceOps(db);
-  const leases = new LeaseService({ db, clock: clock.now, log: silent, devices: ops, sweepIntervalMs: 3_600_000 });
-  open.push(async () => {
-    await leases.close();
-    await database.close();
-  });
+  const billing = options.billing?.(db);
+  const leases = new LeaseService({ db, clock: clock.now, log: silent, devices: ops, sweepIntervalMs: 3_600_000, billing });
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await leases.close();
+      await database.close();
+    })());
+  open.push(close);
   const at = clock.now().toISOString();
   let defaultHost: string | undefined;
   const fixture: LeaseFixture = {
@@ -105,6 +117,7 @@ export async function leaseFixture(): Promise<LeaseFixture> {
     clock,
     ops,
     leases,
+    close,
     user: (username, role = 'member') => insertUser(db, username, role, at),
     async host(id, options = {}) {
       await db
