@@ -28,8 +28,9 @@ const REQUEST_TIMEOUT_MS = 15_000;
 const SEMANTIC_REFUSALS: Partial<Record<OperationId, string[]>> = {
   createLease: ['/selector/sdkMin'],
   estimateLease: ['/selector/sdkMin'],
-  // The ISO 4217 list is the server's; a budget's target field depends on its scope.
+  // The ISO 4217 list is the server's; one plan stays the default; a budget's target field depends on its scope.
   createPlan: ['/currency'],
+  updatePlan: ['/isDefault'],
   createBudget: ['/currency', '/userId', '/project'],
   getUsageReport: ['from'],
   createApiToken: ['/expiresAt'],
