@@ -453,16 +453,11 @@ export class LeaseService {
         ended_by: null,
         project,
       };
-      // A lease that may not wait is scheduled as the last in the queue but stored only if it is granted.
-      const candidate = waitSeconds === 0 ? row : undefined;
-      if (candidate === undefined) {
-        await insertLease(trx, row);
-        queued.push(row);
-      }
+      // The lease is scheduled as the last in the queue, and stored only once it is granted or queued.
       const causeOf = (id: string) => (id === row.id ? cause : systemCause);
       const { grants, refusals } = await this.#runScheduler(trx, now, effects, causeOf, {
         devices,
-        candidate,
+        candidate: row,
         queued,
         admission,
       });
@@ -472,11 +467,13 @@ export class LeaseService {
         return { kind: 'granted', lease: await this.#view(trx, row.id) } as const;
       }
       const refused = refusals.get(row.id);
-      if (candidate !== undefined && refused !== undefined) return { kind: 'refused', refusal: refused } as const;
-      if (candidate !== undefined) {
+      // Waiting does not help a lease its budgets cannot pay for the devices it would get.
+      if (refused !== undefined && (waitSeconds === 0 || !refused.waitable)) return { kind: 'refused', refusal: refused } as const;
+      if (waitSeconds === 0) {
         const free = matching.filter((device) => device.available).length;
         return { kind: 'unavailable', id: row.id, matching: matching.length, free } as const;
       }
+      await insertLease(trx, row);
       const position = await queuePositionOf(trx, row.id);
       await record(trx, 'lease.queued', cause, { type: 'lease', id: row.id }, { lease: toLeaseSummary(row), position }, now);
       return { kind: 'queued', lease: await this.#view(trx, row.id) } as const;
@@ -726,7 +723,7 @@ export class LeaseService {
   // ---------------------------------------------------------------------------------------------------------------
 
   /**
-   * Grants what the queue (and `candidate`, a lease that may not wait, as its last entry) can be granted now, within
+   * Grants what the queue (and `candidate`, a new lease not stored yet, as its last entry) can be granted now, within
    * each user's quotas and budgets. Returns the grants, and why billing held back the leases it did not admit.
    */
   async #runScheduler(
