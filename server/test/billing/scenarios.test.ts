@@ -300,6 +300,28 @@ describe('budgets', () => {
     expect(await f.leases.create(bob, {}, null)).toMatchObject({ status: 201 });
   });
 
+  it('refuses a lease its budget cannot pay the first minute of, even one that would wait', async () => {
+    const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
+    const alice = await f.user('alice');
+    await f.plan({ name: 'Dear', currency: 'USD', prices: { physical: 120, flagship: 60 } }, alice);
+    await f.device('dev_1');
+    await f.device('dev_2');
+    await f.budgets.create({ scope: 'user', userId: alice.userId, currency: 'USD', amount: 150 }, systemCause);
+    await lease(f, alice, { selector: { deviceIds: ['dev_1'] } });
+    // 60 spent, 90 left: less than the 120 a first minute on a physical device costs.
+    f.clock.advance(30);
+    for (const waitSeconds of [0, 60]) {
+      const refused = await rejection(() => f.leases.create(alice, { waitSeconds }, null));
+      expect(refused).toMatchObject({ code: 'budget_exhausted', status: 402 });
+      expect(refused.extensions?.budget).toMatchObject({ amount: 150, spent: 60 });
+    }
+    expect(await f.db.selectFrom('leases').select('id').execute()).toHaveLength(1);
+    expect(await f.events('lease.queued')).toEqual([]);
+    // A cheaper device fits what is left.
+    await f.device('dev_3', { labels: flagship });
+    expect(await f.leases.create(alice, { selector: { deviceIds: ['dev_3'] }, waitSeconds: 60 }, null)).toMatchObject({ status: 201 });
+  });
+
   it('ends only the leases of the spent project', async () => {
     const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
     const alice = await f.user('alice');
