@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listRows } from '../../openapi/generate/cli.js';
 import { loadSpec, type Operation } from '../../openapi/generate/spec.js';
 import { APKS } from '../../server/test/helpers/apk-fixtures.js';
+import { ManualClock } from '../../server/test/helpers/clock.js';
 import { columnHeaders, formatCell, TABLE_ARRAY_ITEMS, valueAt } from '../src/lib/output.js';
 import { assertBuilt, runCli, type Result } from './fixtures/cli.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
@@ -45,15 +46,38 @@ function argv(op: Operation): string[] {
   return words;
 }
 
+/** Waits for what `find` looks for, polling; the server's leader closes a period on its own schedule. */
+async function eventually<T>(what: string, find: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const found = await find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 beforeAll(async () => {
   assertBuilt();
   home = mkdtempSync(join(tmpdir(), 'cloudphone-cli-lists-'));
-  server = await startTestServer('cli-lists', 1);
-  token = server.adminToken;
+  // An invoice needs a closed period: the clock moves into the next month once there is usage.
+  const clock = new ManualClock(new Date());
+  server = await startTestServer('cli-lists', 1, { clock: clock.now, billingCheckSeconds: 1 });
+  // An API token outlives the month the clock jumps; the access token would not.
+  const login = new CloudPhone({ baseUrl: server.url, token: server.adminToken });
+  token = (await login.tokens.create({ name: 'lists', scopes: ['read', 'write', 'admin'] })).secret;
   const admin = new CloudPhone({ baseUrl: server.url, token });
-  // Something in every list: users, tokens, events, devices, hosts, a lease, an app and its install job.
-  await admin.tokens.create({ name: 'lists', scopes: ['read'] });
-  const lease = await admin.leases.create({ count: 1, ttlSeconds: 600 });
+  // Something in every list: users, tokens, events, devices, hosts, a budget, a usage record and the invoice of its
+  // period, plans (the default one), a lease, an app and its install job.
+  await admin.budgets.create({ scope: 'project', project: 'lists', currency: 'USD', amount: 10_000 });
+  const metered = await admin.leases.create({ count: 1, ttlSeconds: 600, project: 'lists' });
+  clock.advance(90);
+  await metered.release();
+  const now = clock.now();
+  clock.advance((Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1) - now.getTime()) / 1000 + 5);
+  await eventually('the close of the period into an invoice', async () => (await admin.invoices.list()).data[0]);
+
+  const lease = await admin.leases.create({ count: 1, ttlSeconds: 600, waitSeconds: 30 });
   deviceId = lease.devices[0]!.id;
   const app = await admin.apps.upload(APKS.settings);
   await (await admin.apps.install(app.id, { devices: [deviceId] })).wait();
