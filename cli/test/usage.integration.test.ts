@@ -45,9 +45,11 @@ afterAll(async () => {
 describe('device commands', () => {
   const manifest = JSON.parse(readFileSync(join(cliRoot, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, ManifestCommand> };
   const spec = loadSpec(resolve(cliRoot, '..', 'openapi', 'cloudphone.yaml'));
-  const takesDevice = (ids: string[]) => spec.operations.filter((op) => ids.includes(op.cli.id)).some((op) => op.parameters.some((p) => p.name === 'deviceId'));
-  // Every command of the devices topic works on one device, except those of operations without a deviceId
-  // (`devices list`); and any command, in any topic, of an operation with a deviceId.
+  const takesDevice = (ids: string[]) =>
+    spec.operations.filter((op) => ids.includes(op.cli.id)).some((op) => op.parameters.some((p) => p.in === 'path' && p.name === 'deviceId'));
+  // Every command of the devices topic works on one device, except those of operations without a deviceId in their
+  // path (`devices list`); and any command, in any topic, of an operation whose path has a deviceId. A deviceId in the
+  // query only filters (`usage records --device-id`): CLOUDPHONE_DEVICE, set for working on a device, must not narrow it.
   const deviceCommands = Object.keys(manifest.commands)
     .map((id) => id.replaceAll(':', ' '))
     .filter((id) => (id.startsWith('devices ') && (takesDevice([id]) || !spec.operations.some((op) => op.cli.id === id))) || takesDevice([id]))
