@@ -37,12 +37,15 @@ describe('a budget that runs out (real time)', () => {
   let api: Api;
   let member: Caller;
   let other: Caller;
+  /** Leases two devices at once for a project with a budget of its own. */
+  let team: Caller;
 
   beforeAll(async () => {
-    api = await startApi({ virtualDevices: 2, billingCheckSeconds: CHECK_SECONDS, clock: () => new Date() });
+    api = await startApi({ virtualDevices: 3, billingCheckSeconds: CHECK_SECONDS, clock: () => new Date() });
     member = await api.addCaller('member');
     other = await api.addCaller('member');
-    await onlineDevices(api, 2);
+    team = await api.addCaller('member');
+    await onlineDevices(api, 3);
   }, 60_000);
 
   afterAll(async () => {
@@ -80,9 +83,10 @@ describe('a budget that runs out (real time)', () => {
       currency: 'USD',
       count: 1,
       ttlSeconds: 600,
-      devicesMatching: 2,
-      devicesAvailable: 2,
-      classes: [{ billingClass: 'virtual', devices: 2, pricePerMinute: PRICE }],
+      devicesMatching: 3,
+      devicesAvailable: 3,
+      // The device a grant would pick.
+      classes: [{ billingClass: 'virtual', devices: 1, pricePerMinute: PRICE }],
       estimatedCost: 10 * PRICE,
       includedSecondsLeft: 0,
       allowed: true,
@@ -91,15 +95,38 @@ describe('a budget that runs out (real time)', () => {
     });
     expect(await sdk(api, member).leases.estimate({ count: 1, ttlSeconds: 600, project: 'checkout' })).toEqual(estimate.body);
 
+    // At the same time, two devices for a project whose budget pays for a minute of each.
+    expect((await api.call('assignPlan', { token: admin, path: { userId: team.userId }, body: { planId: plan.body.id } })).status).toBe(200);
+    const projectBudget = await api.call('createBudget', {
+      token: admin,
+      body: { scope: 'project', project: 'burst', currency: 'USD', amount: 2 * AMOUNT, thresholds: [100] },
+    });
+    expect(projectBudget.status).toBe(201);
+
     const created = await api.call('createLease', { token: member.token, body: { count: 1, ttlSeconds: 600, project: 'checkout' } });
     expect(created.status).toBe(201);
     expect(created.body.project).toBe('checkout');
+    const burst = await api.call('createLease', { token: team.token, body: { count: 2, ttlSeconds: 600, project: 'burst' } });
+    expect(burst.status).toBe(201);
     const leaseId = created.body.id as string;
-    const ended = await eventually(async () => {
-      const got = await api.call('getLease', { token: member.token, path: { leaseId } });
-      return got.body.status === 'granted' ? undefined : got.body;
-    }, 90_000, 'the budget to end the lease');
+    const endOf = (token: string, id: string) =>
+      eventually(async () => {
+        const got = await api.call('getLease', { token, path: { leaseId: id } });
+        return got.body.status === 'granted' ? undefined : got.body;
+      }, 90_000, 'a budget to end the lease');
+    const [ended, burstEnded] = await Promise.all([endOf(member.token, leaseId), endOf(team.token, burst.body.id)]);
     expect(ended).toMatchObject({ status: 'released', endReason: 'budget_exhausted' });
+    expect(burstEnded).toMatchObject({ status: 'released', endReason: 'budget_exhausted' });
+
+    const projectSpent = (await api.call('getBudget', { token: admin, path: { budgetId: projectBudget.body.id } })).body.spent as number;
+    const projectOverspend = secondsOf(projectSpent - 2 * AMOUNT) / 2;
+    console.log(
+      `project budget overspend with billingCheckSeconds ${CHECK_SECONDS}: ${projectSpent - 2 * AMOUNT} minor units = ` +
+        `${projectOverspend} s per device over 2 devices ` +
+        `(wall time ${((Date.parse(burstEnded.endedAt) - Date.parse(burstEnded.grantedAt)) / 1000).toFixed(3)} s)`,
+    );
+    expect(projectOverspend).toBeGreaterThanOrEqual(0);
+    expect(projectOverspend).toBeLessThanOrEqual(CHECK_SECONDS + 2);
 
     // Every started second of the lease, once: the device's grant floored to the second, the end ceiled.
     const records = await api.call('listUsageRecords', { token: member.token, query: { limit: 100 } });
@@ -187,15 +214,21 @@ describe('a budget that runs out (real time)', () => {
     ]);
     expect(await sdk(api, member).usage.getReportCsv({ groupBy: ['project', 'class'] })).toBe(csv.body);
     const byUser = await api.call('getUsageReport', { token: admin, query: { groupBy: ['user'] } });
-    expect(byUser.body.rows).toEqual([
+    expect(byUser.body.rows).toContainEqual(
       { userId: member.userId, username: member.username, currency: 'USD', deviceSeconds: seconds, billableSeconds: seconds, amount: spent },
-    ]);
+    );
+    expect(byUser.body.rows.find((row: Json) => row.userId === team.userId)).toMatchObject({ amount: projectSpent });
 
     // The thresholds, each once, then the exhaustion with the lease it ended.
-    const thresholds = await eventsOf(api, admin, 'usage.threshold_reached');
+    const ofBudget = (events: Json[], id: string) => events.filter((e) => e.subject.id === id);
+    const reached = await eventsOf(api, admin, 'usage.threshold_reached');
+    const thresholds = ofBudget(reached, budget.body.id);
     expect(thresholds.map((e) => e.data.threshold).sort((a, b) => a - b)).toEqual([50, 80, 100]);
     for (const event of thresholds) expect(event).toMatchObject({ subject: { type: 'budget', id: budget.body.id }, data: { budget: { id: budget.body.id } } });
-    const exhausted = await eventsOf(api, admin, 'budget.exhausted');
+    expect(ofBudget(reached, projectBudget.body.id).map((e) => e.data.threshold)).toEqual([100]);
+    const allExhausted = await eventsOf(api, admin, 'budget.exhausted');
+    expect(ofBudget(allExhausted, projectBudget.body.id)).toMatchObject([{ data: { leaseIds: [burst.body.id], budget: { scope: 'project', project: 'burst' } } }]);
+    const exhausted = ofBudget(allExhausted, budget.body.id);
     expect(exhausted).toHaveLength(1);
     expect(exhausted[0]).toMatchObject({ subject: { type: 'budget', id: budget.body.id }, data: { leaseIds: [leaseId], budget: { id: budget.body.id, amount: AMOUNT } } });
     expect(exhausted[0]!.data.spent).toBeGreaterThanOrEqual(AMOUNT);
