@@ -8,7 +8,6 @@ import { ApiError, type FieldError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
 import { SCHEDULING_LOCK } from '../leases/service.js';
 import { decodeCursor, idPosition, toPage, type Page } from '../pagination.js';
-import { periodOf } from './calendar.js';
 import { cutUsage, openUsage, type PlanRow } from './metering.js';
 import { isCurrency } from './money.js';
 import { toPlan, toPlanSummary, type Plan, type UserPlan } from './view.js';
@@ -225,19 +224,22 @@ export class PlanService {
       const previous = user.plan_id === null ? await this.#defaultRow(trx) : await this.#find(trx, user.plan_id);
       const next = planId === null ? await this.#defaultRow(trx) : await this.#find(trx, planId);
       if (next.currency !== previous.currency) {
-        const period = periodOf(now.getTime(), this.#timeZone);
+        // Usage of a period not closed yet (the current one, or the last one until the leader closes it) is still to
+        // be invoiced, with the plan the user has then.
         const used = await trx
           .selectFrom('usage_records')
           .select('id')
           .where('user_id', '=', userId)
-          .where('period', '=', period)
+          .where(({ not, exists, selectFrom }) =>
+            not(exists(selectFrom('billing_periods').select('billing_periods.period').whereRef('billing_periods.period', '=', 'usage_records.period'))),
+          )
           .limit(1)
           .executeTakeFirst();
         const open = await openUsage(trx, { userIds: [userId] });
         if (used !== undefined || open.length > 0) {
           throw new ApiError(
             'currency_mismatch',
-            `Plan ${next.id} charges in ${next.currency}, but this period's usage of user ${userId} is charged in ${previous.currency}; assign it from the next period.`,
+            `Plan ${next.id} charges in ${next.currency}, but the usage of user ${userId} not invoiced yet is charged in ${previous.currency}; assign it from the next period.`,
           );
         }
       }
