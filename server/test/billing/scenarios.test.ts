@@ -156,6 +156,13 @@ describe('plan and price changes', () => {
     expect((await rejection(() => f.plans.assign(alice.userId, yen.id, systemCause))).code).toBe('currency_mismatch');
     await f.leases.release(alice, held.id, null);
     expect((await rejection(() => f.plans.assign(alice.userId, yen.id, systemCause))).code).toBe('currency_mismatch');
+    // Until the leader closes November, its usage is still to be invoiced in dollars.
+    f.at('2026-12-01T00:00:01.000Z');
+    expect((await rejection(() => f.plans.assign(alice.userId, yen.id, systemCause))).code).toBe('currency_mismatch');
+    await f.enforcer.check();
+    await f.plans.assign(alice.userId, yen.id, systemCause);
+    const november = await f.invoice(alice, '2026-11');
+    expect(november).toMatchObject({ currency: 'USD', planName: 'Free', total: 0 });
   });
 });
 
