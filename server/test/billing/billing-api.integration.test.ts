@@ -439,4 +439,59 @@ describe('invoices at the end of a period (manual clock)', () => {
     const types = (await api.call('listEvents', { token: admin, query: { type: ['invoice.*'], limit: 100 } })).body.data.map((e: Json) => e.type);
     expect(types).toEqual(['invoice.created', 'invoice.adjusted', 'invoice.finalized', 'invoice.voided']);
   });
+
+  it('refuses leases beyond the quotas with 403 and the quota, and ends a lease when the minutes run out', { timeout: 60_000 }, async () => {
+    const admin = api.admin.token;
+    const quotaUser = await api.addCaller('member');
+    const plan = await api.call('createPlan', {
+      token: admin,
+      body: { name: 'Limited', currency: 'USD', quotas: { maxConcurrentDevices: 1, maxLeaseTtlSeconds: 600, minutesPerPeriod: 1 } },
+    });
+    expect(plan.status).toBe(201);
+    expect((await api.call('assignPlan', { token: admin, path: { userId: quotaUser.userId }, body: { planId: plan.body.id } })).status).toBe(200);
+    await onlineDevices(api, 2);
+
+    const refusals: [Json, Json][] = [
+      [{ count: 2, ttlSeconds: 300 }, { name: 'maxConcurrentDevices', limit: 1, current: 0, requested: 2 }],
+      [{ count: 1, ttlSeconds: 900 }, { name: 'maxLeaseTtlSeconds', limit: 600, requested: 900 }],
+    ];
+    for (const [body, quota] of refusals) {
+      const refused = await api.call('createLease', { token: quotaUser.token, body });
+      expect([refused.status, refused.body.code]).toEqual([403, 'quota_exceeded']);
+      expect(refused.body.quota).toMatchObject(quota);
+    }
+    const lease = await api.call('createLease', { token: quotaUser.token, body: { count: 1, ttlSeconds: 300 } });
+    expect(lease.status).toBe(201);
+    const second = await api.call('createLease', { token: quotaUser.token, body: { count: 1, ttlSeconds: 300 } });
+    expect([second.status, second.body.code, second.body.quota?.name]).toEqual([403, 'quota_exceeded', 'maxConcurrentDevices']);
+    const renewal = await api.call('renewLease', { token: quotaUser.token, path: { leaseId: lease.body.id }, body: { ttlSeconds: 900 } });
+    expect([renewal.status, renewal.body.code, renewal.body.quota?.name]).toEqual([403, 'quota_exceeded', 'maxLeaseTtlSeconds']);
+
+    // A minute of device time used up: the leader ends the lease.
+    api.clock.advance(61);
+    const ended = await eventually(async () => {
+      const got = await api.call('getLease', { token: quotaUser.token, path: { leaseId: lease.body.id } });
+      return got.body.status === 'granted' ? undefined : got.body;
+    }, 20_000, 'the minutes quota to end the lease');
+    expect(ended).toMatchObject({ status: 'released', endReason: 'quota_exhausted' });
+    const spent = await api.call('createLease', { token: quotaUser.token, body: { count: 1, ttlSeconds: 300 } });
+    expect([spent.status, spent.body.code, spent.body.quota?.name]).toEqual([403, 'quota_exceeded', 'minutesPerPeriod']);
+    const usage = await api.call('getUsage', { token: quotaUser.token });
+    expect(usage.body.quotas).toMatchObject({
+      maxConcurrentDevices: { limit: 1, used: 0 },
+      maxLeaseTtlSeconds: { limit: 600 },
+      minutesPerPeriod: { limit: 1, used: 1 },
+    });
+    const events = (await api.call('listEvents', { token: admin, query: { type: ['quota.exceeded'], limit: 100 } })).body.data.filter(
+      (e: Json) => e.subject.id === quotaUser.userId,
+    );
+    expect(events.map((e: Json) => [e.data.quota.name, e.data.leaseId])).toEqual([
+      ['maxConcurrentDevices', null],
+      ['maxLeaseTtlSeconds', null],
+      ['maxConcurrentDevices', null],
+      ['maxLeaseTtlSeconds', null],
+      ['minutesPerPeriod', lease.body.id],
+      ['minutesPerPeriod', null],
+    ]);
+  });
 });
