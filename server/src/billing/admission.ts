@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.js';
 import { ApiError } from '../http/errors.js';
 import { periodOf } from './calendar.js';
-import { formatMoney } from './money.js';
+import { chargeFor, formatMoney } from './money.js';
 import { billingClassOf, plansOfUsers, priceOf, type PlanRow } from './metering.js';
 import { OpenChargeBook, spentCost60, type SpendTarget } from './spend.js';
 
@@ -143,7 +143,7 @@ export class Admission {
         id: budget.id,
         scope: budget.scope,
         currency: budget.currency,
-        remaining: Number(remaining60 >= 0n ? remaining60 / 60n : -((-remaining60 + 59n) / 60n)),
+        remaining: budget.amount - Number(chargeFor(budget.spent60)),
         allowed: remaining60 > 0n && needed60 <= remaining60,
       };
     });
@@ -192,7 +192,7 @@ export function quotaExceeded(violation: QuotaViolation): ApiError {
 }
 
 function budgetExhausted(budget: BudgetState, needed60: bigint | undefined): ApiError {
-  const spent = Number((budget.spent60 + 59n) / 60n);
+  const spent = Number(chargeFor(budget.spent60));
   const owner = budget.scope === 'user' ? 'Your budget' : `The budget of project ${budget.target}`;
   const why =
     needed60 === undefined || BigInt(budget.amount) * 60n <= budget.spent60

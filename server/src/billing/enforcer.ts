@@ -10,6 +10,7 @@ import { loadAdmission, type QuotaViolation } from './admission.js';
 import type { BudgetRow } from './budgets.js';
 import { periodOf } from './calendar.js';
 import { billingClassOf, openUsage, plansOfUsers, recordUsage } from './metering.js';
+import { chargeFor } from './money.js';
 import { spentCost60, usedSeconds } from './spend.js';
 import { toBudgetSummary } from './view.js';
 
@@ -116,7 +117,7 @@ export class BillingEnforcer {
   async #checkBudget(budget: BudgetRow, period: string, now: Date): Promise<void> {
     const spent60 = await spentCost60(this.#db, budget, period, now, this.#timeZone);
     const amount60 = BigInt(budget.amount) * 60n;
-    const spent = Number((spent60 + 59n) / 60n);
+    const spent = Number(chargeFor(spent60));
     const thresholds = JSON.parse(budget.thresholds) as number[];
     const reached = thresholds.filter((threshold) => spent60 * 100n >= amount60 * BigInt(threshold));
     const exhausted = spent60 >= amount60;
