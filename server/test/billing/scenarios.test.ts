@@ -329,6 +329,29 @@ describe('budgets', () => {
     expect(await f.leases.create(alice, { selector: { deviceIds: ['dev_3'] }, waitSeconds: 60 }, null)).toMatchObject({ status: 201 });
   });
 
+  it('shows what a budget spent rounded half up in its view, its events, a 402 and an estimate alike', async () => {
+    const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
+    const alice = await f.user('alice');
+    await f.plan({ name: 'Odd', currency: 'USD', prices: { physical: 7 } }, alice);
+    await f.device('dev_1');
+    await f.device('dev_2');
+    const budget = await f.budgets.create({ scope: 'user', userId: alice.userId, currency: 'USD', amount: 1000 }, systemCause);
+    f.at('2026-11-10T10:00:00.000Z');
+    await lease(f, alice, { ttlSeconds: 86_400 });
+    // 4286 s × 7 / 60 = 500.03.
+    f.clock.advance(4286);
+    await f.enforcer.check();
+    expect(await f.budgets.get(f.admin, budget.id)).toMatchObject({ spent: 500, remaining: 500 });
+    expect((await f.events('usage.threshold_reached')).map((e) => e.data)).toMatchObject([{ threshold: 50, spent: 500 }]);
+    expect((await f.usage.estimate(alice, {})).budget.budgets).toEqual([{ id: budget.id, scope: 'user', currency: 'USD', remaining: 500 }]);
+    // 8572 s × 7 / 60 = 1000.07.
+    f.at('2026-11-10T12:22:52.000Z');
+    await f.enforcer.check();
+    expect((await f.events('budget.exhausted')).map((e) => e.data.spent)).toEqual([1000]);
+    expect(await f.budgets.get(f.admin, budget.id)).toMatchObject({ spent: 1000, remaining: 0, exhausted: true });
+    expect((await rejection(() => f.leases.create(alice, {}, null))).extensions?.budget).toMatchObject({ spent: 1000 });
+  });
+
   it('ends only the leases of the spent project', async () => {
     const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
     const alice = await f.user('alice');
