@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { NewPlan } from '../../src/billing/plans.js';
 import { systemCause } from '../../src/events/types.js';
 import type { Principal } from '../../src/http/handler.js';
 import { rejection } from '../domains/fixture.js';
@@ -24,6 +25,16 @@ async function use(f: BillingFixture, user: Principal, deviceId: string, from: s
   f.at(to);
   await f.leases.release(user, held.id, null);
   await f.leases.settled();
+}
+
+/** A fixture from 10 November with Alice on a plan of her own and two physical devices, dev_1 and dev_2. */
+async function aliceOn(plan: NewPlan): Promise<{ f: BillingFixture; alice: Principal }> {
+  const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
+  const alice = await f.user('alice');
+  await f.plan(plan, alice);
+  await f.device('dev_1');
+  await f.device('dev_2');
+  return { f, alice };
 }
 
 const flagship = '{"tier":"flagship"}';
@@ -308,11 +319,7 @@ describe('budgets', () => {
   });
 
   it('refuses a lease its budget cannot pay the first minute of, even one that would wait', async () => {
-    const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
-    const alice = await f.user('alice');
-    await f.plan({ name: 'Dear', currency: 'USD', prices: { physical: 120, flagship: 60 } }, alice);
-    await f.device('dev_1');
-    await f.device('dev_2');
+    const { f, alice } = await aliceOn({ name: 'Dear', currency: 'USD', prices: { physical: 120, flagship: 60 } });
     await f.budgets.create({ scope: 'user', userId: alice.userId, currency: 'USD', amount: 150 }, systemCause);
     await lease(f, alice, { selector: { deviceIds: ['dev_1'] } });
     // 60 spent, 90 left: less than the 120 a first minute on a physical device costs.
@@ -330,11 +337,7 @@ describe('budgets', () => {
   });
 
   it('shows what a budget spent rounded half up in its view, its events, a 402 and an estimate alike', async () => {
-    const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
-    const alice = await f.user('alice');
-    await f.plan({ name: 'Odd', currency: 'USD', prices: { physical: 7 } }, alice);
-    await f.device('dev_1');
-    await f.device('dev_2');
+    const { f, alice } = await aliceOn({ name: 'Odd', currency: 'USD', prices: { physical: 7 } });
     const budget = await f.budgets.create({ scope: 'user', userId: alice.userId, currency: 'USD', amount: 1000 }, systemCause);
     f.at('2026-11-10T10:00:00.000Z');
     await lease(f, alice, { ttlSeconds: 86_400 });
@@ -433,11 +436,7 @@ describe('quotas', () => {
   });
 
   it('refuses leases once minutesPerPeriod is used up and ends the running one at the next check', async () => {
-    const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
-    const alice = await f.user('alice');
-    await f.plan({ name: 'Five minutes', currency: 'USD', quotas: { minutesPerPeriod: 5 } }, alice);
-    await f.device('dev_1');
-    await f.device('dev_2');
+    const { f, alice } = await aliceOn({ name: 'Five minutes', currency: 'USD', quotas: { minutesPerPeriod: 5 } });
     f.at('2026-11-10T10:00:00.000Z');
     const held = await lease(f, alice);
     f.at('2026-11-10T10:04:59.000Z');
