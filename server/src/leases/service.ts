@@ -566,8 +566,13 @@ export class LeaseService {
         throw new ApiError('lease_not_active', `Lease ${id} is ${row.status === 'granted' ? 'expired' : row.status}; only a granted lease can be renewed.`);
       }
       const request: BillingRequest = { userId: row.user_id, project: row.project, count: 0, ttlSeconds };
-      const refusal = (await this.#billing?.admission(trx, [request], now))?.check(request);
-      if (refusal !== undefined) throw refusal.error;
+      if (this.#billing !== undefined) {
+        // The budgets paying for the lease must afford another minute of its devices.
+        const leased = new Set((await findLeaseDevices(trx, [id])).filter((device) => device.releasedAt === null).map((device) => device.deviceId));
+        const devices = (await schedulableDevices(trx)).filter((device) => leased.has(device.id));
+        const refusal = (await this.#billing.admission(trx, [request], now)).check(request, devices);
+        if (refusal !== undefined) throw refusal.error;
+      }
       expiresAtMs = now.getTime() + ttlSeconds * 1000;
       await renewLeaseRow(trx, id, now.toISOString(), iso(expiresAtMs));
       const lease = toLeaseSummary({ ...row, expires_at: iso(expiresAtMs) });
