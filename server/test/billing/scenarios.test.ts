@@ -318,10 +318,10 @@ describe('budgets', () => {
     expect(await f.leases.create(bob, {}, null)).toMatchObject({ status: 201 });
   });
 
-  it('refuses a lease its budget cannot pay the first minute of, even one that would wait', async () => {
+  it('refuses a lease, or its renewal, that its budget cannot pay a minute of, even a lease that would wait', async () => {
     const { f, alice } = await aliceOn({ name: 'Dear', currency: 'USD', prices: { physical: 120, flagship: 60 } });
     await f.budgets.create({ scope: 'user', userId: alice.userId, currency: 'USD', amount: 150 }, systemCause);
-    await lease(f, alice, { selector: { deviceIds: ['dev_1'] } });
+    const held = await lease(f, alice, { selector: { deviceIds: ['dev_1'] } });
     // 60 spent, 90 left: less than the 120 a first minute on a physical device costs.
     f.clock.advance(30);
     for (const waitSeconds of [0, 60]) {
@@ -331,6 +331,8 @@ describe('budgets', () => {
     }
     expect(await f.db.selectFrom('leases').select('id').execute()).toHaveLength(1);
     expect(await f.events('lease.queued')).toEqual([]);
+    const renewal = await rejection(() => f.leases.renew(alice, held.id, { ttlSeconds: 600 }, null));
+    expect(renewal).toMatchObject({ code: 'budget_exhausted', status: 402 });
     // A cheaper device fits what is left.
     await f.device('dev_3', { labels: flagship });
     expect(await f.leases.create(alice, { selector: { deviceIds: ['dev_3'] }, waitSeconds: 60 }, null)).toMatchObject({ status: 201 });
