@@ -88,6 +88,14 @@ describe('plans', () => {
     const mine = json<UserPlan>(await member(['plans', 'user', memberId, '--json']));
     expect(mine).toMatchObject({ userId: memberId, assigned: true, plan: { id: plan.id } });
   });
+
+  test('--plan-id null puts a user back on the default plan', async () => {
+    const sdk = new CloudPhone({ baseUrl: server.url, token: server.adminToken });
+    const user = await sdk.users.create({ username: 'replanned', password: 'correct-horse-battery', role: 'member' });
+    json<UserPlan>(await admin(['plans', 'assign', user.id, '--plan-id', plan.id, '--json']));
+    const cleared = json<UserPlan>(await admin(['plans', 'assign', user.id, '--plan-id', 'null', '--json']));
+    expect(cleared).toMatchObject({ userId: user.id, assigned: false, plan: { isDefault: true } });
+  });
 });
 
 describe('usage', () => {

@@ -132,6 +132,13 @@ describe('the CLI generator', () => {
       default: typeof OperationCommand;
     };
     expect(UsersUpdate.flags!.disabled).toMatchObject({ type: 'boolean', allowNo: true });
+    // A nullable string property's flag also takes the word null, for JSON null.
+    const { default: PlansAssign } = (await import(join(root, 'cli/src/generated/commands/plans/assign.ts'))) as {
+      default: typeof OperationCommand;
+    };
+    expect(PlansAssign.flags!['plan-id']).toMatchObject({ helpValue: '<value|null>' });
+    expect(PlansAssign.operation.body?.nullable).toEqual(['plan-id']);
+    expect(UsersUpdate.operation.body?.nullable).toBeUndefined();
     expect(UsersUpdate.examples).toContainEqual({
       description: "Change a user's role, display name, disabled flag or password.",
       command: '<%= config.bin %> users update usr_01JDX3N2Q8B7W6M4K9T5R1C0ZA --role viewer --no-disabled',

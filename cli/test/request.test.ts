@@ -27,6 +27,13 @@ const updateUser: OperationSpec = {
   body: { required: true, flags: { role: 'role', disabled: 'disabled' }, requiredProperties: [] },
 };
 
+const assignPlan: OperationSpec = {
+  ...createUser,
+  id: 'assignPlan',
+  path: { 'user-id': 'userId' },
+  body: { required: true, flags: { 'plan-id': 'planId' }, requiredProperties: ['planId'], nullable: ['plan-id'] },
+};
+
 const listEvents: OperationSpec = {
   ...createUser,
   id: 'listEvents',
@@ -109,6 +116,14 @@ describe('buildRequest', () => {
     expect(() => buildRequest(updateUser, { 'user-id': 'usr_1' }, {})).toThrow(
       'This command needs a request body: give --role, --disabled or --data',
     );
+  });
+
+  it('sends null for the word null in the flag of a nullable property only', () => {
+    expect(buildRequest(assignPlan, { 'user-id': 'usr_1' }, { 'plan-id': 'null' }).body).toEqual({ planId: null });
+    expect(buildRequest(assignPlan, { 'user-id': 'usr_1' }, { 'plan-id': 'pln_1' }).body).toEqual({ planId: 'pln_1' });
+    expect(buildRequest(createUser, {}, { username: 'null', password: 'long-enough-password', role: 'member' }).body).toMatchObject({
+      username: 'null',
+    });
   });
 
   it('rejects a non-object --data combined with body flags', () => {

@@ -27,6 +27,8 @@ interface FlagSource {
   summary: string;
   shape: FlagShape;
   example: unknown;
+  /** A nullable string body property: the flag value `null` is sent as JSON null. */
+  nullable?: boolean;
 }
 
 function pascal(words: string[]): string {
@@ -212,12 +214,16 @@ function model(spec: Spec, op: Operation): CommandModel {
     const flag = kebab(name);
     claim(flag, `body property ${name}`);
     const description = sentence(typeof raw.description === 'string' ? raw.description : capitalise(words(name)));
+    // A string flag cannot otherwise send null (`plans assign --plan-id null`); the help shows `<value|null>`.
+    const nullable =
+      shape.type === 'string' && !shape.multiple && !shape.options && Array.isArray(raw.type) && raw.type.includes('null');
     body.push({
       flag,
       name,
       summary: required.includes(name) ? `(required) ${description}` : description,
-      shape,
+      shape: nullable ? { ...shape, helpValue: `${(shape.helpValue ?? '<value>').slice(0, -1)}|null>` } : shape,
       example: example[name],
+      ...(nullable ? { nullable: true } : {}),
     });
   }
 
@@ -342,11 +348,13 @@ function commandFile(spec: Spec, m: CommandModel): string {
   }
   lines.push(`    query: ${record(m.query.map((q) => [q.flag, q.name]))},`);
   if (op.body) {
+    const nullable = m.body.filter((b) => b.nullable).map((b) => b.flag);
     lines.push(
       '    body: {',
       `      required: ${op.body.required},`,
       `      flags: ${record(m.body.map((b) => [b.flag, b.name]))},`,
       `      requiredProperties: ${strings(m.bodyRequired)},`,
+      ...(nullable.length > 0 ? [`      nullable: ${strings(nullable)},`] : []),
       '    },',
     );
   } else {

@@ -72,6 +72,8 @@ export interface BodySpec {
   flags: Readonly<Record<string, string>>;
   /** Properties the body must have, from flags or `--data`. */
   requiredProperties: readonly string[];
+  /** Flags of nullable properties, whose value `null` is sent as JSON null (`--plan-id null`). */
+  nullable?: readonly string[];
 }
 
 export interface RequestParts {
@@ -161,7 +163,8 @@ export function buildRequest(
   if (!op.body) return parts;
   const fromFlags: Record<string, unknown> = {};
   for (const [flag, property] of Object.entries(op.body.flags)) {
-    if (flags[flag] !== undefined) fromFlags[property] = flags[flag];
+    if (flags[flag] === undefined) continue;
+    fromFlags[property] = flags[flag] === 'null' && op.body.nullable?.includes(flag) ? null : flags[flag];
   }
   const flagsGiven = Object.keys(fromFlags).length > 0;
   if (data !== undefined && !isObject(data) && flagsGiven) {

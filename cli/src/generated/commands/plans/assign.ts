@@ -13,7 +13,7 @@ export default class PlansAssign extends OperationCommand {
     'user-id': Args.string({ required: true, description: 'The user id.', ignoreStdin: true }),
   };
   static override flags = {
-    'plan-id': Flags.string({ summary: '(required) The plan, or `null` for the default plan.' }),
+    'plan-id': Flags.string({ summary: '(required) The plan, or `null` for the default plan.', helpValue: '<value|null>' }),
     data: operationFlags.data(),
   };
   static override operation: OperationSpec = {
@@ -25,6 +25,7 @@ export default class PlansAssign extends OperationCommand {
       required: true,
       flags: { 'plan-id': 'planId' },
       requiredProperties: ['planId'],
+      nullable: ['plan-id'],
     },
     list: null,
     paginated: false,

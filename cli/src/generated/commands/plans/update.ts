@@ -14,7 +14,7 @@ export default class PlansUpdate extends OperationCommand {
   };
   static override flags = {
     name: Flags.string({ summary: 'Name.' }),
-    description: Flags.string({ summary: 'Description.' }),
+    description: Flags.string({ summary: 'Description.', helpValue: '<value|null>' }),
     'monthly-fee': Flags.integer({ summary: 'An amount in minor units of its currency (cents for USD).', min: 0, max: 1000000000000000 }),
     'default-price': Flags.integer({ summary: "Minor units of the plan's currency per device-minute.", min: 0, max: 1000000000 }),
     'included-minutes': Flags.integer({ summary: 'Included minutes.', min: 0, max: 100000000 }),
@@ -30,6 +30,7 @@ export default class PlansUpdate extends OperationCommand {
       required: true,
       flags: { name: 'name', description: 'description', 'monthly-fee': 'monthlyFee', 'default-price': 'defaultPrice', 'included-minutes': 'includedMinutes', 'is-default': 'isDefault' },
       requiredProperties: [],
+      nullable: ['description'],
     },
     list: null,
     paginated: false,
