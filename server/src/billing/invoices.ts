@@ -255,6 +255,7 @@ export class InvoiceService {
         )
         .orderBy('id')
         .execute();
+      users.push(...(await deletedUsersWithUsage(trx, period)));
       const plans = await plansOfUsers(trx, users.map((user) => user.id));
       for (const user of users) {
         const plan = plans.get(user.id)!;
@@ -350,6 +351,33 @@ export class InvoiceService {
     }
     return row;
   }
+}
+
+/**
+ * The users deleted since who have usage in the period: they are invoiced like the others (at the default plan),
+ * under the username the log recorded when they were deleted.
+ */
+async function deletedUsersWithUsage(trx: Kysely<DB>, period: string): Promise<{ id: string; username: string }[]> {
+  const rows = await trx
+    .selectFrom('usage_records')
+    .select('user_id')
+    .distinct()
+    .where('period', '=', period)
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('users').select('users.id').whereRef('users.id', '=', 'usage_records.user_id'))))
+    .orderBy('user_id')
+    .execute();
+  const users: { id: string; username: string }[] = [];
+  for (const { user_id: id } of rows) {
+    const deleted = await trx
+      .selectFrom('events')
+      .select('data')
+      .where('type', '=', 'user.deleted')
+      .where('subject_id', '=', id)
+      .executeTakeFirst();
+    const username = deleted === undefined ? undefined : (JSON.parse(deleted.data) as { user?: { username?: string } }).user?.username;
+    users.push({ id, username: username ?? id });
+  }
+  return users;
 }
 
 /** The user a member may ask about: themselves. Admins may ask about anyone (undefined: everyone). */

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { NewPlan } from '../../src/billing/plans.js';
+import { revokeUserSessions } from '../../src/auth/sessions.js';
 import { systemCause } from '../../src/events/types.js';
 import type { Principal } from '../../src/http/handler.js';
+import { UserService } from '../../src/users/service.js';
 import { rejection } from '../domains/fixture.js';
 import { billingFixture, secondsOf, usageLineSeconds, type BillingFixture } from './fixture.js';
 
@@ -546,5 +548,30 @@ describe('invoices', () => {
     const december = await f.invoice(others[0]!, '2026-12');
     expect((await f.invoices.finalize(december.id, systemCause)).number).toBe(8);
     expect((await f.events('invoice.finalized')).length).toBe(8);
+  });
+});
+
+describe('deleted users', () => {
+  it('invoices the usage of a user deleted mid-lease, under the name they had, at the default plan', async () => {
+    const f = await billingFixture({ start: '2026-11-10T09:00:00.000Z' });
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    await f.plans.update((await f.plans.ofUser(alice.userId)).plan.id, { defaultPrice: 6 }, systemCause);
+    await lease(f, alice);
+    f.at('2026-11-10T09:10:00.000Z');
+    const users = new UserService({
+      db: f.db,
+      clock: () => new Date(Date.parse('2026-11-10T09:10:00.000Z')),
+      sessions: { revokeUserSessions },
+      leases: { endLeasesOfUser: (trx, userId, cause) => f.leases.endLeasesOfUser(trx, userId, cause) },
+    });
+    await users.delete(alice.userId, systemCause);
+    await f.leases.settled();
+    expect(secondsOf(await f.records({ userId: alice.userId }))).toBe(600);
+
+    f.at('2026-12-01T00:00:05.000Z');
+    await f.enforcer.check();
+    const invoice = await f.invoice(alice, '2026-11');
+    expect(invoice).toMatchObject({ username: 'alice', usageSeconds: 600, total: 60 });
   });
 });
