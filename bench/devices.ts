@@ -17,8 +17,8 @@ const PUSH_ROUNDS = 5;
 const SHELL_CALLS = 300;
 const SHELL_WARMUP = 30;
 const SHELL_BLOCK = 50;
-const BURST = 50;
-const BURST_REQUESTS = 200;
+export const BURST = 50;
+export const BURST_REQUESTS = 200;
 const BURST_ROUNDS = 3;
 const RSS_DEVICES = 100;
 const RSS_SECONDS = 10;
@@ -90,7 +90,7 @@ export interface Reply {
 export async function call(
   pool: Pool,
   token: string | null,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
@@ -362,61 +362,80 @@ export async function benchDeviceShell(): Promise<BenchResult> {
   }
 }
 
+export interface Burst {
+  /** Milliseconds from sending each request until its answer. */
+  times: number[];
+  replies: Reply[];
+}
+
+/** `requests` calls of `request` at once, each timed on its own. */
+export async function burst(requests: number, request: () => Promise<Reply>): Promise<Burst> {
+  const times: number[] = [];
+  const replies = await Promise.all(
+    Array.from({ length: requests }, async () => {
+      const start = performance.now();
+      const reply = await request();
+      times.push(performance.now() - start);
+      return reply;
+    }),
+  );
+  return { times, replies };
+}
+
+/** POST /v1/leases for one device that may not wait, with its own Idempotency-Key. */
+export function createLease(s: Setup, token = s.token, body: Record<string, unknown> = {}): Promise<Reply> {
+  return call(s.pool, token, 'POST', '/v1/leases', { count: 1, waitSeconds: 0, ...body }, { 'idempotency-key': randomUUID() });
+}
+
+/**
+ * Checks a lease burst for `devices` free devices: exactly `devices` granted, the rest `409 no_devices_available`,
+ * and the granted leases on distinct devices; then releases them and waits until every device is available again
+ * (after its reset). Returns the seconds from the first release until then.
+ */
+export async function checkAndRelease(s: Setup, replies: Reply[], devices: number, what: string): Promise<number> {
+  const granted = replies.filter((reply) => reply.status === 201);
+  const isRefusal = (reply: Reply) => reply.status === 409 && reply.body?.code === 'no_devices_available';
+  const refused = replies.filter(isRefusal);
+  if (granted.length !== devices || refused.length !== replies.length - devices) {
+    const other = replies.filter((reply) => reply.status !== 201 && !isRefusal(reply));
+    throw new Error(`${what}: ${granted.length}×201, ${refused.length}×409 no_devices_available, others ${JSON.stringify(other.slice(0, 3).map((o) => [o.status, o.body?.code ?? o.body]))}`);
+  }
+  const listed = await call(s.pool, s.token, 'GET', '/v1/leases?allUsers=true&status=granted&limit=200');
+  const leases = expect(listed, 200, 'list leases').body.data as { id: string; devices: { id: string }[] }[];
+  const held = leases.flatMap((l) => l.devices.map((d) => d.id));
+  if (leases.length !== devices || held.length !== devices || new Set(held).size !== devices) {
+    throw new Error(`${what}: ${leases.length} granted leases hold ${held.length} devices, ${new Set(held).size} distinct`);
+  }
+  const releaseStart = performance.now();
+  const released = await Promise.all(leases.map((l) => call(s.pool, s.token, 'POST', `/v1/leases/${l.id}/release`)));
+  if (released.some((reply) => reply.status !== 200)) throw new Error(`${what}: a release failed`);
+  await waitForDevices(s.pool, s.token, devices, '&available=true', 60);
+  return (performance.now() - releaseStart) / 1000;
+}
+
 /** 200 concurrent lease requests for 50 free devices, against 200 concurrent GET /v1/me on the same server. */
 export async function benchLeaseBurst(): Promise<BenchResult> {
   const s = await setup(BURST, BURST_REQUESTS);
   try {
-    const burst = async (request: () => Promise<Reply>): Promise<{ times: number[]; replies: Reply[] }> => {
-      const times: number[] = [];
-      const replies = await Promise.all(
-        Array.from({ length: BURST_REQUESTS }, async () => {
-          const start = performance.now();
-          const reply = await request();
-          times.push(performance.now() - start);
-          return reply;
-        }),
-      );
-      return { times, replies };
-    };
     const me = () => call(s.pool, s.token, 'GET', '/v1/me');
-    const createLease = () =>
-      call(s.pool, s.token, 'POST', '/v1/leases', { count: 1, waitSeconds: 0 }, { 'idempotency-key': randomUUID() });
+    const leaseNow = () => createLease(s);
 
-    await burst(me); // opens the 200 connections and warms the route
+    await burst(BURST_REQUESTS, me); // opens the 200 connections and warms the route
     const meTimes: number[] = [];
     const leaseTimes: number[] = [];
     const roundP99: number[] = [];
     const meRoundP99: number[] = [];
     const waitsForRelease: number[] = [];
     for (let r = 0; r < BURST_ROUNDS; r++) {
-      const base = await burst(me);
+      const base = await burst(BURST_REQUESTS, me);
       if (base.replies.some((reply) => reply.status !== 200)) throw new Error('GET /v1/me failed during the baseline burst');
       meTimes.push(...base.times);
       meRoundP99.push(percentile(base.times, 99));
 
-      const { times, replies } = await burst(createLease);
+      const { times, replies } = await burst(BURST_REQUESTS, leaseNow);
       leaseTimes.push(...times);
       roundP99.push(percentile(times, 99));
-      const granted = replies.filter((reply) => reply.status === 201);
-      const isRefusal = (reply: Reply) => reply.status === 409 && reply.body?.code === 'no_devices_available';
-      const refused = replies.filter(isRefusal);
-      if (granted.length !== BURST || refused.length !== BURST_REQUESTS - BURST) {
-        const other = replies.filter((reply) => reply.status !== 201 && !isRefusal(reply));
-        throw new Error(`round ${r + 1}: ${granted.length}×201, ${refused.length}×409 no_devices_available, others ${JSON.stringify(other.slice(0, 3).map((o) => [o.status, o.body?.code ?? o.body]))}`);
-      }
-
-      const listed = await call(s.pool, s.token, 'GET', '/v1/leases?allUsers=true&status=granted&limit=200');
-      const leases = expect(listed, 200, 'list leases').body.data as { id: string; devices: { id: string }[] }[];
-      const held = leases.flatMap((l) => l.devices.map((d) => d.id));
-      if (leases.length !== BURST || held.length !== BURST || new Set(held).size !== BURST) {
-        throw new Error(`round ${r + 1}: ${leases.length} granted leases hold ${held.length} devices, ${new Set(held).size} distinct`);
-      }
-
-      const releaseStart = performance.now();
-      const released = await Promise.all(leases.map((l) => call(s.pool, s.token, 'POST', `/v1/leases/${l.id}/release`)));
-      if (released.some((reply) => reply.status !== 200)) throw new Error(`round ${r + 1}: a release failed`);
-      await waitForDevices(s.pool, s.token, BURST, '&available=true', 60);
-      waitsForRelease.push((performance.now() - releaseStart) / 1000);
+      waitsForRelease.push(await checkAndRelease(s, replies, BURST, `round ${r + 1}`));
     }
     // Diagnosis: the service time of one request when nothing else runs, granted and refused, and of /v1/me.
     const seqMe: number[] = [];
@@ -425,10 +444,10 @@ export async function benchLeaseBurst(): Promise<BenchResult> {
     const seqIds: string[] = [];
     for (let i = 0; i < BURST; i++) seqMe.push(await ms(me));
     for (let i = 0; i < BURST; i++) {
-      const granted = async () => seqIds.push(expect(await createLease(), 201, 'sequential lease').body.id as string);
+      const granted = async () => seqIds.push(expect(await leaseNow(), 201, 'sequential lease').body.id as string);
       seqGranted.push(await ms(granted));
     }
-    for (let i = 0; i < BURST; i++) seqRefused.push(await ms(async () => expect(await createLease(), 409, 'sequential refusal')));
+    for (let i = 0; i < BURST; i++) seqRefused.push(await ms(async () => expect(await leaseNow(), 409, 'sequential refusal')));
     for (const id of seqIds) expect(await call(s.pool, s.token, 'POST', `/v1/leases/${id}/release`), 200, 'release');
 
     const p99 = percentile(leaseTimes, 99);

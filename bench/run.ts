@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchApiThroughput } from './api-throughput.js';
 import { benchAppInstall, benchAppUpload } from './apps.js';
+import { benchLeaseBurstBilling, benchUsageReport } from './billing.js';
 import { benchCliStartup } from './cli-startup.js';
 import { benchDevicePush, benchDeviceRss, benchDeviceShell, benchLeaseBurst } from './devices.js';
 import { benchApiThroughputEngines, benchLeaseBurstEngines } from './engines.js';
@@ -18,6 +19,8 @@ const benches: Record<string, () => BenchResult | Promise<BenchResult>> = {
   'device-shell': benchDeviceShell,
   'lease-burst': benchLeaseBurst,
   'lease-burst-engines': benchLeaseBurstEngines,
+  'lease-burst-billing': benchLeaseBurstBilling,
+  'usage-report': benchUsageReport,
   'device-rss': benchDeviceRss,
   'app-upload': benchAppUpload,
   'app-install': benchAppInstall,

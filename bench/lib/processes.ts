@@ -41,6 +41,8 @@ export function stop(child: ChildProcess): Promise<void> {
 export interface BenchServer {
   url: string;
   adminPassword: string;
+  /** Its data directory (SQLite's database file is there). */
+  dataDir: string;
   process: ChildProcess;
   close(): Promise<void>;
 }
@@ -70,6 +72,7 @@ export async function startCloudphoneServer(env: NodeJS.ProcessEnv = {}): Promis
   return {
     url,
     adminPassword,
+    dataDir,
     process: child,
     async close() {
       await stop(child);
