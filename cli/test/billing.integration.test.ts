@@ -82,8 +82,8 @@ describe('plans', () => {
 
     const list = await admin(['plans', 'list']);
     expect(list.code, list.stderr).toBe(0);
-    expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+CURRENCY\s+MONTHLY FEE\s+DEFAULT PRICE\s+INCLUDED MINUTES\s+IS DEFAULT\s+USERS$/);
-    expect(list.stdout).toMatch(new RegExp(`^${plan.id}\\s+Team\\s+EUR\\s+2900\\s+1\\s+0\\s+false\\s+1$`, 'm'));
+    expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+CURRENCY\s+MONTHLY FEE\s+PRICES\s+DEFAULT PRICE\s+INCLUDED MINUTES\s+IS DEFAULT\s+USERS$/);
+    expect(list.stdout).toMatch(new RegExp(`^${plan.id}\\s+Team\\s+EUR\\s+2900\\s+virtual=${PRICE}\\s+1\\s+0\\s+false\\s+1$`, 'm'));
 
     const mine = json<UserPlan>(await member(['plans', 'user', memberId, '--json']));
     expect(mine).toMatchObject({ userId: memberId, assigned: true, plan: { id: plan.id } });
