@@ -1,10 +1,10 @@
-import { sql, type Kysely } from 'kysely';
-import type { DB } from '../db/schema.js';
+import type { Kysely } from 'kysely';
+import type { BudgetsTable, DB } from '../db/schema.js';
 import { ApiError } from '../http/errors.js';
 import { periodOf } from './calendar.js';
 import { chargeFor, formatMoney } from './money.js';
-import { billingClassOf, plansOfUsers, priceOf, type PlanRow } from './metering.js';
-import { OpenChargeBook, spentCost60, type SpendTarget } from './spend.js';
+import { billingClassOf, openUsage, plansOfUsers, priceOf, type PlanRow } from './metering.js';
+import { priceOpen, recordedByUser, recordedCost60, type SpendTarget } from './spend.js';
 
 /** The time a lease must be able to pay for, per device, to be granted: the most a budget may be overspent by. */
 export const MINIMUM_BILLABLE_SECONDS = 60;
@@ -49,6 +49,14 @@ export interface Refusal {
   quota?: QuotaViolation;
 }
 
+export interface AdmissionState {
+  plans: Map<string, PlanRow>;
+  held: Map<string, number>;
+  usedSeconds: Map<string, number>;
+  budgets: BudgetState[];
+  includedLeft: Map<string, number>;
+}
+
 /** One transaction's view of the quotas and budgets of the leases it decides on. */
 export class Admission {
   readonly #plans: Map<string, PlanRow>;
@@ -57,24 +65,41 @@ export class Admission {
   readonly #budgets: BudgetState[];
   readonly #includedLeft: Map<string, number>;
 
-  constructor(state: {
-    plans: Map<string, PlanRow>;
-    held: Map<string, number>;
-    usedSeconds: Map<string, number>;
-    budgets: BudgetState[];
-    includedLeft: Map<string, number>;
-  }) {
+  readonly #load: ((admission: AdmissionState) => Promise<void>) | undefined;
+  #prepared: boolean;
+
+  /**
+   * `load` reads the rest of the state (what is held and used, the budgets) into the maps given; until `prepare()`
+   * has run it, only the rules of the plans themselves are checked. `loadAdmission` reads it at once when a budget
+   * paying for a request is spent, so that a spent budget refuses whether or not devices are free.
+   */
+  constructor(state: AdmissionState, load?: (state: AdmissionState) => Promise<void>) {
     this.#plans = state.plans;
     this.#held = state.held;
     this.#usedSeconds = state.usedSeconds;
     this.#budgets = state.budgets;
     this.#includedLeft = state.includedLeft;
+    this.#load = load;
+    this.#prepared = load === undefined;
+  }
+
+  /** Reads what the quotas and budgets have used, once: needed before checking a grant. */
+  async prepare(): Promise<void> {
+    if (this.#prepared) return;
+    this.#prepared = true;
+    await this.#load!({
+      plans: this.#plans,
+      held: this.#held,
+      usedSeconds: this.#usedSeconds,
+      budgets: this.#budgets,
+      includedLeft: this.#includedLeft,
+    });
   }
 
   /**
    * Why the lease cannot be granted the given devices now (undefined when it can). Without devices, only what
    * no device choice changes is checked: the TTL, the size of the request, the minutes and whether a budget is
-   * already spent.
+   * already spent. Before `prepare()`, only the TTL and the size of the request.
    */
   check(request: AdmissionRequest, devices?: readonly PricedDevice[]): Refusal | undefined {
     const plan = this.#plans.get(request.userId);
@@ -87,6 +112,10 @@ export class Admission {
     if (plan.max_lease_ttl_seconds !== null && request.ttlSeconds > plan.max_lease_ttl_seconds) {
       const limit = plan.max_lease_ttl_seconds;
       return quota({ name: 'maxLeaseTtlSeconds', limit, current: request.ttlSeconds, requested: request.ttlSeconds }, false);
+    }
+    if (!this.#prepared) {
+      if (plan.max_concurrent_devices === null || request.count <= plan.max_concurrent_devices) return undefined;
+      return quota({ name: 'maxConcurrentDevices', limit: plan.max_concurrent_devices, current: 0, requested: request.count }, false);
     }
     const held = this.#held.get(request.userId) ?? 0;
     if (plan.max_concurrent_devices !== null && held + request.count > plan.max_concurrent_devices) {
@@ -207,34 +236,25 @@ function budgetExhausted(budget: BudgetState, needed60: bigint | undefined): Api
 
 /**
  * Reads, in the caller's transaction, the quotas and budgets of the leases' users and projects: what `Admission`
- * needs to decide them without another query.
+ * needs to decide them without another query. The farm's open usage (at most one row per device) is read once and
+ * serves every quota and budget; a user on a plan without quotas and without budgets costs two statements.
  */
 export async function loadAdmission(
   trx: Kysely<DB>,
   requests: readonly { userId: string; project: string | null }[],
   now: Date,
   timeZone: string,
+  options: { lazy?: boolean } = {},
 ): Promise<Admission> {
   const userIds = [...new Set(requests.map((request) => request.userId))];
   const projects = [...new Set(requests.flatMap((request) => (request.project === null ? [] : [request.project])))];
-  const plans = await plansOfUsers(trx, userIds);
-  const period = periodOf(now.getTime(), timeZone);
-  const held = new Map<string, number>();
-  const usedSecondsByUser = new Map<string, number>();
-  const includedLeft = new Map<string, number>();
-  const book = new OpenChargeBook(trx, period, now, timeZone, plans);
-  const limited = userIds.filter((id) => plans.get(id)!.max_concurrent_devices !== null);
-  if (limited.length > 0) {
-    const rows = await trx
-      .selectFrom('lease_devices')
-      .innerJoin('leases', 'leases.id', 'lease_devices.lease_id')
-      .select(['leases.user_id as userId', sql<number>`count(*)`.as('held')])
-      .where('lease_devices.released_at', 'is', null)
-      .where('leases.user_id', 'in', limited)
-      .groupBy('leases.user_id')
-      .execute();
-    for (const row of rows) held.set(row.userId, Number(row.held));
-  }
+  const state: AdmissionState = {
+    plans: await plansOfUsers(trx, userIds),
+    held: new Map(),
+    usedSeconds: new Map(),
+    budgets: [],
+    includedLeft: new Map(),
+  };
   const budgetRows =
     userIds.length === 0
       ? []
@@ -248,45 +268,90 @@ export async function loadAdmission(
             ]),
           )
           .execute();
-  // The minutes quota needs the seconds recorded, the budgets the included seconds: one query reads both.
-  const metered = userIds.filter((id) => plans.get(id)!.minutes_per_period !== null);
-  const included = budgetRows.length === 0 ? [] : userIds.filter((id) => plans.get(id)!.included_minutes !== 0);
-  const recorded = new Map<string, { seconds: number; included: number }>();
-  const readRecords = [...new Set([...metered, ...included])];
-  if (readRecords.length > 0) {
-    const rows = await trx
-      .selectFrom('usage_records')
-      .select([
-        'user_id as userId',
-        sql<number>`cast(sum(seconds) as bigint)`.as('seconds'),
-        sql<number>`cast(sum(included_seconds) as bigint)`.as('included'),
-      ])
-      .where('user_id', 'in', readRecords)
+  const period = periodOf(now.getTime(), timeZone);
+  const load = (into: AdmissionState) => loadUse(trx, into, budgetRows, userIds, period, now, timeZone);
+  if (options.lazy !== true) {
+    await load(state);
+    return new Admission(state);
+  }
+  if (budgetRows.length > 0) {
+    const spent = await trx
+      .selectFrom('budget_alerts')
+      .select('budget_id')
+      .where(
+        'budget_id',
+        'in',
+        budgetRows.map((row) => row.id),
+      )
       .where('period', '=', period)
-      .groupBy('user_id')
+      .where('threshold', '=', EXHAUSTED)
       .execute();
-    for (const row of rows) recorded.set(row.userId, { seconds: Number(row.seconds), included: Number(row.included) });
+    // A budget the leader found spent refuses at once, saying what it spent: read in full, which is rare.
+    if (spent.length > 0) {
+      await load(state);
+      return new Admission(state);
+    }
   }
-  for (const userId of metered) {
-    const open = await book.of([userId]);
-    const seconds = open.reduce((sum, charge) => sum + charge.seconds, recorded.get(userId)?.seconds ?? 0);
-    usedSecondsByUser.set(userId, seconds);
+  return new Admission(state, load);
+}
+
+/** The `budget_alerts` threshold that records a budget spent in a period. */
+export const EXHAUSTED = 0;
+
+function budgetState(row: BudgetsTable): Omit<BudgetState, 'spent60'> {
+  return { id: row.id, scope: row.scope, target: row.target, currency: row.currency, amount: row.amount };
+}
+
+/** What the users' quotas and the budgets paying for them have used, into `state`. */
+async function loadUse(
+  trx: Kysely<DB>,
+  state: AdmissionState,
+  budgetRows: readonly BudgetsTable[],
+  userIds: readonly string[],
+  period: string,
+  now: Date,
+  timeZone: string,
+): Promise<void> {
+  const { plans, held, usedSeconds, includedLeft, budgets } = state;
+  budgets.length = 0;
+  const quotas = userIds.some((id) => plans.get(id)!.max_concurrent_devices !== null || plans.get(id)!.minutes_per_period !== null);
+  if (!quotas && budgetRows.length === 0) return;
+
+  const open = await openUsage(trx);
+  for (const usage of open) held.set(usage.userId, (held.get(usage.userId) ?? 0) + 1);
+  // Whose open usage counts: the requests' users, and those with leases open in a project whose budget pays.
+  const paying = new Set(budgetRows.filter((row) => row.scope === 'project').map((row) => row.target));
+  const priced = new Set(userIds);
+  for (const usage of open) if (usage.project !== null && paying.has(usage.project)) priced.add(usage.userId);
+  const others = [...priced].filter((id) => !plans.has(id));
+  for (const [id, plan] of await plansOfUsers(trx, others)) plans.set(id, plan);
+  const recorded = await recordedByUser(trx, [...priced], period);
+  const charges = priceOpen(
+    open.filter((usage) => priced.has(usage.userId)),
+    plans,
+    new Map([...recorded].map(([id, use]) => [id, use.included])),
+    period,
+    now,
+    timeZone,
+  );
+  for (const userId of userIds) {
+    const plan = plans.get(userId)!;
+    if (plan.minutes_per_period !== null) {
+      const openSeconds = charges.filter((charge) => charge.usage.userId === userId).reduce((sum, charge) => sum + charge.seconds, 0);
+      usedSeconds.set(userId, (recorded.get(userId)?.seconds ?? 0) + openSeconds);
+    }
+    const openIncluded = charges.filter((charge) => charge.usage.userId === userId).reduce((sum, charge) => sum + charge.includedSeconds, 0);
+    includedLeft.set(userId, Math.max(0, plan.included_minutes * 60 - (recorded.get(userId)?.included ?? 0) - openIncluded));
   }
-  const budgets: BudgetState[] = [];
   for (const row of budgetRows) {
     const target: SpendTarget = { scope: row.scope, target: row.target, currency: row.currency };
-    budgets.push({
-      id: row.id,
-      scope: row.scope,
-      target: row.target,
-      currency: row.currency,
-      amount: row.amount,
-      spent60: await spentCost60(trx, target, period, now, timeZone, book),
-    });
+    const openCost = charges
+      .filter(
+        (charge) =>
+          charge.plan.currency === row.currency &&
+          (row.scope === 'user' ? charge.usage.userId === row.target : charge.usage.project === row.target),
+      )
+      .reduce((sum, charge) => sum + charge.cost60, 0n);
+    budgets.push({ ...budgetState(row), spent60: (await recordedCost60(trx, target, period)) + openCost });
   }
-  for (const userId of included) {
-    const plan = plans.get(userId)!;
-    includedLeft.set(userId, Math.max(0, plan.included_minutes * 60 - (recorded.get(userId)?.included ?? 0)));
-  }
-  return new Admission({ plans, held, usedSeconds: usedSecondsByUser, budgets, includedLeft });
 }

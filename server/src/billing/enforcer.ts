@@ -6,7 +6,7 @@ import { appendEvent } from '../events/log.js';
 import { systemCause, type Cause } from '../events/types.js';
 import type { ApiError } from '../http/errors.js';
 import type { LeaseAdmission, LeaseBilling, LeaseService } from '../leases/service.js';
-import { loadAdmission, type QuotaViolation } from './admission.js';
+import { EXHAUSTED, loadAdmission, type QuotaViolation } from './admission.js';
 import type { BudgetRow } from './budgets.js';
 import { periodOf } from './calendar.js';
 import { billingClassOf, openUsage, plansOfUsers, recordUsage } from './metering.js';
@@ -60,7 +60,7 @@ export class BillingEnforcer {
   leaseBilling(): LeaseBilling {
     const timeZone = this.#timeZone;
     return {
-      admission: async (trx, leases, now): Promise<LeaseAdmission> => loadAdmission(trx, leases, now, timeZone),
+      admission: async (trx, leases, now): Promise<LeaseAdmission> => loadAdmission(trx, leases, now, timeZone, { lazy: true }),
       classOf: (device) => billingClassOf(device),
       meter: async (trx, lease, devices, at) => {
         const open = devices.map((device) => ({
@@ -140,7 +140,7 @@ export class BillingEnforcer {
     const leaseIds = await this.#leasesPaidBy(budget);
     // The exhaustion is announced once per period, with the leases it ended then; later ones end with the reason.
     await this.#leases().endForBilling(leaseIds, 'budget_exhausted', async (trx, ended) => {
-      if (!(await this.#alert(trx, budget.id, period, 0, now))) return;
+      if (!(await this.#alert(trx, budget.id, period, EXHAUSTED, now))) return;
       await appendEvent(trx, {
         type: 'budget.exhausted',
         actor: systemCause.actor,

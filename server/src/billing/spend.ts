@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.js';
 import { periodBounds } from './calendar.js';
-import { billedSeconds, includedSecondsUsed, openUsage, plansOfUsers, priceOf, type OpenUsage, type PlanRow } from './metering.js';
+import { billedSeconds, openUsage, plansOfUsers, priceOf, type OpenUsage, type PlanRow } from './metering.js';
 
 /**
  * Device time not yet recorded, counted up to now within one period: what every report, budget check and preview
@@ -17,37 +17,32 @@ export interface OpenCharge {
 }
 
 /**
- * The open usage of the given users within `period`, up to `now`, priced at each user's plan, with the included
- * seconds their records left consumed in the order the devices were granted.
+ * Prices open usage within `period` up to `now` at each user's plan, the included seconds each user's records left
+ * (`includedUsed`: what their records consumed this period) consumed in the order the devices were granted.
  */
-export async function openCharges(
-  db: Kysely<DB>,
-  userIds: readonly string[],
+export function priceOpen(
+  open: readonly OpenUsage[],
+  plans: ReadonlyMap<string, PlanRow>,
+  includedUsed: ReadonlyMap<string, number>,
   period: string,
   now: Date,
   timeZone: string,
-  plans?: Map<string, PlanRow>,
-): Promise<OpenCharge[]> {
-  const open = await openUsage(db, { userIds });
+): OpenCharge[] {
   if (open.length === 0) return [];
   const { startMs, endMs } = periodBounds(period, timeZone);
-  const planOf = plans ?? (await plansOfUsers(db, [...new Set(open.map((usage) => usage.userId))]));
   const includedLeft = new Map<string, number>();
   const charges: OpenCharge[] = [];
   for (const usage of open) {
-    const plan = planOf.get(usage.userId) ?? (await plansOfUsers(db, [usage.userId])).get(usage.userId)!;
+    const plan = plans.get(usage.userId)!;
     const expiresMs = usage.expiresAt === null ? Infinity : Date.parse(usage.expiresAt);
     const fromMs = Math.max(Date.parse(usage.from), startMs);
     const toMs = Math.min(now.getTime(), expiresMs, endMs);
     const { startS, endS } = billedSeconds(fromMs, toMs);
     const seconds = endS - startS;
     if (seconds <= 0) continue;
-    if (!includedLeft.has(usage.userId)) {
-      const used = (await includedSecondsUsed(db, usage.userId, [period])).get(period) ?? 0;
-      includedLeft.set(usage.userId, Math.max(0, plan.included_minutes * 60 - used));
-    }
-    const included = Math.min(seconds, includedLeft.get(usage.userId)!);
-    includedLeft.set(usage.userId, includedLeft.get(usage.userId)! - included);
+    const left = includedLeft.get(usage.userId) ?? Math.max(0, plan.included_minutes * 60 - (includedUsed.get(usage.userId) ?? 0));
+    const included = Math.min(seconds, left);
+    includedLeft.set(usage.userId, left - included);
     const pricePerMinute = priceOf(plan, usage.billingClass);
     charges.push({
       usage,
@@ -61,39 +56,44 @@ export async function openCharges(
   return charges;
 }
 
-/**
- * The open charges of users within one period up to one instant, each user's read once: the checks of one
- * admission (the minutes quota, the user's budget, the budgets of the projects) price the same open leases.
- */
-export class OpenChargeBook {
-  readonly #db: Kysely<DB>;
-  readonly #period: string;
-  readonly #now: Date;
-  readonly #timeZone: string;
-  readonly #plans: Map<string, PlanRow>;
-  readonly #byUser = new Map<string, OpenCharge[]>();
+/** What the given users' records hold for a period: seconds and included seconds, by user. */
+export async function recordedByUser(
+  db: Kysely<DB>,
+  userIds: readonly string[],
+  period: string,
+): Promise<Map<string, { seconds: number; included: number }>> {
+  const recorded = new Map<string, { seconds: number; included: number }>();
+  if (userIds.length === 0) return recorded;
+  const rows = await db
+    .selectFrom('usage_records')
+    .select([
+      'user_id as userId',
+      sql<number>`cast(sum(seconds) as bigint)`.as('seconds'),
+      sql<number>`cast(sum(included_seconds) as bigint)`.as('included'),
+    ])
+    .where('user_id', 'in', [...new Set(userIds)])
+    .where('period', '=', period)
+    .groupBy('user_id')
+    .execute();
+  for (const row of rows) recorded.set(row.userId, { seconds: Number(row.seconds), included: Number(row.included) });
+  return recorded;
+}
 
-  constructor(db: Kysely<DB>, period: string, now: Date, timeZone: string, plans: Map<string, PlanRow>) {
-    this.#db = db;
-    this.#period = period;
-    this.#now = now;
-    this.#timeZone = timeZone;
-    this.#plans = new Map(plans);
-  }
-
-  /** The open charges of `userIds`, as `openCharges` prices them. */
-  async of(userIds: readonly string[]): Promise<OpenCharge[]> {
-    const users = [...new Set(userIds)];
-    const missing = users.filter((id) => !this.#byUser.has(id));
-    if (missing.length > 0) {
-      const unplanned = missing.filter((id) => !this.#plans.has(id));
-      for (const [id, plan] of await plansOfUsers(this.#db, unplanned)) this.#plans.set(id, plan);
-      const charges = await openCharges(this.#db, missing, this.#period, this.#now, this.#timeZone, this.#plans);
-      for (const id of missing) this.#byUser.set(id, []);
-      for (const charge of charges) this.#byUser.get(charge.usage.userId)!.push(charge);
-    }
-    return users.flatMap((id) => this.#byUser.get(id)!);
-  }
+/** The open usage of the given users within `period`, up to `now`, priced as `priceOpen` does. */
+export async function openCharges(
+  db: Kysely<DB>,
+  userIds: readonly string[],
+  period: string,
+  now: Date,
+  timeZone: string,
+): Promise<OpenCharge[]> {
+  const open = await openUsage(db, { userIds });
+  if (open.length === 0) return [];
+  const users = [...new Set(open.map((usage) => usage.userId))];
+  const plans = await plansOfUsers(db, users);
+  const recorded = await recordedByUser(db, users, period);
+  const included = new Map([...recorded].map(([id, use]) => [id, use.included]));
+  return priceOpen(open, plans, included, period, now, timeZone);
 }
 
 /** Whose usage a budget pays for. */
@@ -129,17 +129,16 @@ async function usersOpenIn(db: Kysely<DB>, project: string): Promise<string[]> {
   return rows.map((row) => row.userId);
 }
 
-/** The open charges a budget's target has in a period, in its currency (from `book` when given, of that period). */
+/** The open charges a budget's target has in a period, in its currency. */
 export async function openChargesOf(
   db: Kysely<DB>,
   target: SpendTarget,
   period: string,
   now: Date,
   timeZone: string,
-  book?: OpenChargeBook,
 ): Promise<OpenCharge[]> {
   const users = target.scope === 'user' ? [target.target] : await usersOpenIn(db, target.target);
-  const charges = book === undefined ? await openCharges(db, users, period, now, timeZone) : await book.of(users);
+  const charges = await openCharges(db, users, period, now, timeZone);
   return charges.filter(
     (charge) =>
       charge.plan.currency === target.currency && (target.scope === 'user' || charge.usage.project === target.target),
@@ -153,10 +152,9 @@ export async function spentCost60(
   period: string,
   now: Date,
   timeZone: string,
-  book?: OpenChargeBook,
 ): Promise<bigint> {
   const recorded = await recordedCost60(db, target, period);
-  const open = await openChargesOf(db, target, period, now, timeZone, book);
+  const open = await openChargesOf(db, target, period, now, timeZone);
   return open.reduce((sum, charge) => sum + charge.cost60, recorded);
 }
 

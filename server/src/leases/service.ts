@@ -94,9 +94,16 @@ export interface BillingRefusal {
   waitable: boolean;
 }
 
-/** One transaction's view of the quotas and budgets of the leases it decides on. */
+/**
+ * One transaction's view of the quotas and budgets of the leases it decides on. It starts with the plans only, and
+ * reads what is used at `prepare()`, which a grant needs: a request refused for want of devices costs no more.
+ */
 export interface LeaseAdmission {
-  /** Why the lease cannot be granted these devices now; without devices, only what no device choice changes. */
+  prepare(): Promise<void>;
+  /**
+   * Why the lease cannot be granted these devices now; without devices, only what no device choice changes; before
+   * `prepare()`, only the plan's own limits (the TTL, the size of the request).
+   */
   check(request: BillingRequest, devices?: readonly SchedulableDevice[]): BillingRefusal | undefined;
   /** Counts a grant made in this transaction. */
   granted(request: BillingRequest, devices: readonly SchedulableDevice[]): void;
@@ -425,6 +432,8 @@ export class LeaseService {
       const now = this.#clock();
       const queued = await queuedLeases(trx);
       const admission = await this.#billing?.admission(trx, [...queued.map(billingOwner), request], now);
+      // A request that would wait is checked in full now; one that cannot wait, only when devices are there for it.
+      if (waitSeconds > 0) await admission?.prepare();
       const refusal = admission?.check(request);
       if (refusal !== undefined && (!refusal.waitable || waitSeconds === 0)) return { kind: 'refused', refusal } as const;
       const devices = await schedulableDevices(trx);
@@ -570,7 +579,9 @@ export class LeaseService {
         // The budgets paying for the lease must afford another minute of its devices.
         const leased = new Set((await findLeaseDevices(trx, [id])).filter((device) => device.releasedAt === null).map((device) => device.deviceId));
         const devices = (await schedulableDevices(trx)).filter((device) => leased.has(device.id));
-        const refusal = (await this.#billing.admission(trx, [request], now)).check(request, devices);
+        const admission = await this.#billing.admission(trx, [request], now);
+        await admission.prepare();
+        const refusal = admission.check(request, devices);
         if (refusal !== undefined) throw refusal.error;
       }
       expiresAtMs = now.getTime() + ttlSeconds * 1000;
@@ -749,7 +760,15 @@ export class LeaseService {
     const considered = candidate === undefined ? queued : [...queued, candidate];
     if (considered.length === 0) return { grants: [], refusals };
     const devices = known.devices ?? (await schedulableDevices(trx));
+    const requests = considered.map((row) => ({
+      id: row.id,
+      count: row.count,
+      selector: JSON.parse(row.selector) as DeviceSelector,
+    }));
+    // Billing only ever holds grants back: when nothing can be granted, it need not be asked.
+    if (this.#billing !== undefined && schedule(requests, devices).length === 0) return { grants: [], refusals };
     const admission = known.admission ?? (await this.#billing?.admission(trx, considered.map(billingOwner), now));
+    await admission?.prepare();
     const byId = new Map(considered.map((row) => [row.id, row]));
     const admit =
       admission &&
@@ -763,11 +782,7 @@ export class LeaseService {
         admission.granted(request, chosen);
         return true;
       });
-    const grants = schedule(
-      considered.map((row) => ({ id: row.id, count: row.count, selector: JSON.parse(row.selector) as DeviceSelector })),
-      devices,
-      admit,
-    );
+    const grants = schedule(requests, devices, admit);
     const deviceById = new Map(devices.map((device) => [device.id, device]));
     const at = now.toISOString();
     for (const grant of grants) {
