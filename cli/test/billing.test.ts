@@ -178,6 +178,13 @@ describe('lease estimate', () => {
     );
   });
 
+  it('says when a budget pays for the start of the lease but not its whole TTL', () => {
+    const short = { ...estimate, budget: { allowed: true, budgets: [{ ...estimate.budget.budgets[0]!, remaining: 500 }] } };
+    expect(renderEstimate(short, PLAIN)).toContain(
+      'Budgets             can pay for a start, not the whole TTL: the lease ends when a budget runs out: user budget bdg_01JDXB4C5D6E7F8G9H0J1K2M3N, 0.500 KWD left',
+    );
+  });
+
   it('says when no budget pays and every quota holds', () => {
     const text = renderEstimate({ ...estimate, allowed: true, classes: [], quota: { allowed: true, violations: [] }, budget: { allowed: true, budgets: [] } }, PLAIN);
     expect(text).toBe(

@@ -124,6 +124,16 @@ export function renderUsageReport(report: UsageReport, options: RenderOptions): 
   return `${renderTable(rows, [...grouped, ...columns], options)}\n${renderTable(totals, ['totals', ...columns], options)}`;
 }
 
+/**
+ * Whether the budgets let the lease start, and whether they last its whole TTL: a budget that runs out ends the
+ * lease then.
+ */
+function budgetVerdict(estimate: LeaseEstimate): string {
+  if (!estimate.budget.allowed) return 'cannot pay';
+  const short = estimate.budget.budgets.some((b) => b.currency === estimate.currency && b.remaining < estimate.estimatedCost);
+  return short ? 'can pay for a start, not the whole TTL: the lease ends when a budget runs out' : 'can pay';
+}
+
 /** What a lease estimate says: its cost and prices, included time left, and what would refuse the lease. */
 export function renderEstimate(estimate: LeaseEstimate, options: RenderOptions): string {
   const money = (minor: number): string => formatMoney(minor, estimate.currency);
@@ -136,7 +146,7 @@ export function renderEstimate(estimate: LeaseEstimate, options: RenderOptions):
     budgets:
       estimate.budget.budgets.length === 0
         ? 'none'
-        : `${estimate.budget.allowed ? 'can pay' : 'cannot pay'}: ${estimate.budget.budgets
+        : `${budgetVerdict(estimate)}: ${estimate.budget.budgets
             .map((b) => `${b.scope} budget ${b.id}, ${formatMoney(b.remaining, b.currency)} left`)
             .join('; ')}`,
   };
