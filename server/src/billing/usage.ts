@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { aggregatesByHashing } from '../db/dialect.js';
 import type { DB } from '../db/schema.js';
 import { ApiError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
@@ -34,6 +35,21 @@ const GROUP_COLUMNS: Record<UsageGroupBy, string> = {
   class: 'billing_class',
   day: 'day',
 };
+
+/**
+ * The leading columns of the report's index (usage_records_report), in its order. An engine without hash
+ * aggregation groups by these up to the last one a report asks for, in index order and without sorting, and the
+ * report adds up the finer rows; a grouping by device sorts instead, as one by device would return about a row per
+ * record.
+ */
+const INDEX_ORDER = ['day', 'currency', 'project', 'user_id', 'billing_class'];
+
+/** What the report's aggregate groups by: the columns asked for and the currency, or an index prefix holding them. */
+function groupingOf(db: Kysely<DB>, columns: string[]): string[] {
+  const asked = [...columns, 'currency'];
+  if (aggregatesByHashing(db) || !asked.every((column) => INDEX_ORDER.includes(column))) return asked;
+  return INDEX_ORDER.slice(0, Math.max(...asked.map((column) => INDEX_ORDER.indexOf(column))) + 1);
+}
 
 interface ReportAccumulator {
   key: Partial<Record<UsageGroupBy, string | null>>;
@@ -216,7 +232,7 @@ export class UsageService {
       .where('day', '<=', to);
     if (userId !== undefined) select = select.where('user_id', '=', userId);
     if (query.project !== undefined) select = select.where('project', '=', query.project);
-    const grouped = (await select.groupBy([...columns, 'currency'] as never[]).execute()) as unknown as Record<string, string | number | null>[];
+    const grouped = (await select.groupBy(groupingOf(this.#db, columns) as never[]).execute()) as unknown as Record<string, string | number | null>[];
     const groups = new Map<string, ReportAccumulator>();
     const accumulate = (
       source: Record<string, string | number | null>,

@@ -22,6 +22,14 @@ export function engineOf(db: Kysely<any>): Engine {
   return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
 }
 
+/**
+ * Whether the engine can aggregate by hashing. SQLite cannot: a GROUP BY that no index delivers in order sorts every
+ * row it groups, so grouping along an index more finely than asked, and adding the finer rows up, can be cheaper.
+ */
+export function aggregatesByHashing(db: Kysely<any>): boolean {
+  return engineOf(db) === 'postgres';
+}
+
 /** A `postgres://` or `postgresql://` URL. */
 export function isPostgresUrl(text: string): boolean {
   try {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { NewPlan } from '../../src/billing/plans.js';
 import { revokeUserSessions } from '../../src/auth/sessions.js';
+import { chargeFor } from '../../src/billing/money.js';
 import { systemCause } from '../../src/events/types.js';
 import type { Principal } from '../../src/http/handler.js';
 import { UserService } from '../../src/users/service.js';
 import { rejection } from '../domains/fixture.js';
-import { billingFixture, secondsOf, usageLineSeconds, type BillingFixture } from './fixture.js';
+import { billingFixture, secondsOf, usageLineSeconds, type BillingFixture, type UsageRecordRow } from './fixture.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const plus = (instant: string, seconds: number) => iso(Date.parse(instant) + seconds * 1000);
@@ -573,5 +574,86 @@ describe('deleted users', () => {
     await f.enforcer.check();
     const invoice = await f.invoice(alice, '2026-11');
     expect(invoice).toMatchObject({ username: 'alice', usageSeconds: 600, total: 60 });
+  });
+});
+
+describe('usage reports', () => {
+  it('add up the same records under every grouping, whichever way the engine groups them', async () => {
+    const f = await billingFixture({ start: '2026-11-20T09:00:00.000Z' });
+    const users = [await f.user('alice'), await f.user('bob'), await f.user('carol')];
+    const projects = ['apps', 'web', null];
+    const devices = [
+      { id: 'dev_1', billingClass: 'physical' },
+      { id: 'dev_2', billingClass: 'physical' },
+      { id: 'dev_3', billingClass: 'emulator' },
+    ];
+    const days = ['2026-11-01', '2026-11-02', '2026-11-03', '2026-11-04'];
+    const records: UsageRecordRow[] = [];
+    for (let i = 0; i < 180; i++) {
+      const user = users[i % 3]!;
+      const device = devices[Math.floor(i / 3) % 3]!;
+      const day = days[Math.floor(i / 9) % 4]!;
+      const startS = Date.parse(`${day}T00:00:00.000Z`) / 1000 + i * 60;
+      const seconds = 61 + ((i * 37) % 500);
+      const currency = i % 7 === 0 ? 'EUR' : 'USD';
+      records.push({
+        id: `use_${String(i).padStart(26, '0')}`,
+        lease_id: `lse_${i % 11}`,
+        device_id: device.id,
+        user_id: user.userId,
+        project: projects[Math.floor(i / 27) % 3]!,
+        billing_class: device.billingClass,
+        plan_id: 'pln_report',
+        currency,
+        price_per_minute: 1 + (i % 5) * 3,
+        started_at: iso(startS * 1000),
+        ended_at: iso((startS + seconds) * 1000),
+        start_s: startS,
+        end_s: startS + seconds,
+        seconds,
+        included_seconds: i % 4 === 0 ? 60 : 0,
+        day,
+        period: '2026-11',
+        recorded_at: iso((startS + seconds) * 1000),
+      });
+    }
+    await f.db.insertInto('usage_records').values(records).execute();
+    const from = '2026-11-02';
+    const to = '2026-11-04';
+    const by = { user: 'user_id', project: 'project', device: 'device_id', class: 'billing_class', day: 'day' } as const;
+    const names = Object.keys(by) as (keyof typeof by)[];
+    const usernames = new Map(users.map((user) => [user.userId, user.username]));
+    for (let mask = 0; mask < 1 << names.length; mask++) {
+      const groupBy = names.filter((_, n) => mask & (1 << n));
+      const groups = new Map<string, { row: UsageRecordRow; seconds: number; billable: number; cost60: bigint }>();
+      for (const record of records.filter((r) => r.day >= from && r.day <= to)) {
+        const id = JSON.stringify([...groupBy.map((name) => record[by[name]]), record.currency]);
+        const group = groups.get(id) ?? { row: record, seconds: 0, billable: 0, cost60: 0n };
+        group.seconds += record.seconds;
+        group.billable += record.seconds - record.included_seconds;
+        group.cost60 += BigInt(record.seconds - record.included_seconds) * BigInt(record.price_per_minute);
+        groups.set(id, group);
+      }
+      const sortKey = (group: { row: UsageRecordRow }) => [...groupBy.map((name) => group.row[by[name]] ?? ''), group.row.currency];
+      const expected = [...groups.values()]
+        .sort((a, b) => {
+          const [x, y] = [sortKey(a), sortKey(b)];
+          const n = x.findIndex((value, i) => value !== y[i]);
+          return n < 0 ? 0 : x[n]! < y[n]! ? -1 : 1;
+        })
+        .map(({ row, seconds, billable, cost60 }) => ({
+          ...(groupBy.includes('user') ? { userId: row.user_id, username: usernames.get(row.user_id) } : {}),
+          ...(groupBy.includes('project') ? { project: row.project } : {}),
+          ...(groupBy.includes('device') ? { deviceId: row.device_id } : {}),
+          ...(groupBy.includes('class') ? { billingClass: row.billing_class } : {}),
+          ...(groupBy.includes('day') ? { day: row.day } : {}),
+          currency: row.currency,
+          deviceSeconds: seconds,
+          billableSeconds: billable,
+          amount: Number(chargeFor(cost60)),
+        }));
+      const report = await f.usage.report(f.admin, { from, to, groupBy });
+      expect(report.rows, groupBy.join(',')).toEqual(expected);
+    }
   });
 });
