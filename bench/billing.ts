@@ -285,7 +285,12 @@ function sqliteDirect(file: string): Direct {
   });
   return {
     insert: async (rows) => void insertAll(rows),
-    query: async (query) => db.prepare(query).all(),
+    query: async (query) => {
+      const statement = db.prepare(query);
+      if (statement.reader) return statement.all();
+      statement.run();
+      return [];
+    },
     plan: async (query) =>
       (db.prepare(`explain query plan ${query}`).all() as { detail: string }[]).map((row) => row.detail).join('; '),
     close: async () => {
@@ -311,9 +316,22 @@ async function postgresDirect(url: string): Promise<Direct> {
   };
 }
 
+/** What the report's index costs: bytes on disk, and time to write a record with it and with the day index it replaced. */
+interface IndexCost {
+  tableBytes: number;
+  indexBytes: number;
+  dayIndexBytes: number;
+  /** Microseconds per record written, in transactions of 10,000. */
+  withIndex: number;
+  withDayIndex: number;
+}
+
+const COST_BATCHES = 10;
+
 interface ReportTimes {
   engine: string;
   insertSeconds: number;
+  cost: IndexCost;
   count: number;
   sum: number;
   raw: { projectDay: number; user: number };
@@ -388,21 +406,53 @@ async function measureReport(engine: 'sqlite' | 'postgres', postgres: BenchPostg
       timed.user.push(await ms(reports.user));
       timed.csv.push(await ms(reports.csv));
     }
+    const plan = await direct.plan(aggregate(['project', 'day']));
+    const cost = await indexCost(engine, direct, userIds);
     return {
       engine,
       insertSeconds,
+      cost,
       count: median(timed.count),
       sum: median(timed.sum),
       raw: { projectDay: median(timed.rawProjectDay), user: median(timed.rawUser) },
       http: { projectDay: median(timed.projectDay), user: median(timed.user), csv: median(timed.csv) },
       rows: { projectDay: projectDay.rows.length, user: userRows, csvBytes },
-      plan: await direct.plan(aggregate(['project', 'day'])),
+      plan,
     };
   } finally {
     await direct?.close();
     await pool.close();
     await cluster.stop();
   }
+}
+
+/**
+ * After the reports: more records written with the report's index, then with the index on the day alone (migration
+ * 0008's, which 0009 replaced) in its place, and the size of each index and of the table.
+ */
+async function indexCost(engine: 'sqlite' | 'postgres', direct: Direct, userIds: string[]): Promise<IndexCost> {
+  const bytes = async (name: string) => {
+    const query =
+      engine === 'sqlite'
+        ? `select sum(pgsize) as n from dbstat where name = '${name}'`
+        : `select pg_relation_size('${name}') as n`;
+    return Number(((await direct.query(query))[0] as { n: number | string }).n);
+  };
+  const write = async () => {
+    const batches: UsageRow[][] = [];
+    for (const rows of usageRows(userIds, 10_000)) if (batches.push(rows) === COST_BATCHES) break;
+    const started = performance.now();
+    for (const rows of batches) await direct.insert(rows);
+    return ((performance.now() - started) * 1000) / (COST_BATCHES * 10_000);
+  };
+  const tableBytes = await bytes('usage_records');
+  const indexBytes = await bytes('usage_records_report');
+  const withIndex = await write();
+  await direct.query('drop index usage_records_report');
+  await direct.query('create index usage_records_day on usage_records (day)');
+  const dayIndexBytes = await bytes('usage_records_day');
+  const withDayIndex = await write();
+  return { tableBytes, indexBytes, dayIndexBytes, withIndex, withDayIndex };
 }
 
 /** GET /v1/usage/report over a million usage records, against the same aggregate in SQL, on SQLite and PostgreSQL. */
@@ -430,6 +480,8 @@ export async function benchUsageReport(): Promise<BenchResult> {
     versus(`${label(m)}: the same as CSV (${Math.round(m.rows.csvBytes / 1024)} KiB)`, m.http.csv, 'ms', m.raw.projectDay, 1),
     { metric: `${label(m)}: the report's aggregate by user, in SQL`, value: round(m.raw.user, 1), unit: 'ms' },
     versus(`${label(m)}: GET /v1/usage/report groupBy=user (${m.rows.user} rows)`, m.http.user, 'ms', m.raw.user, 1),
+    { metric: `${label(m)}: the report's index on disk (usage_records_report)`, value: round(m.cost.indexBytes / 2 ** 20, 1), unit: 'MiB' },
+    versus(`${label(m)}: a record written, with the report's index`, m.cost.withIndex, 'µs', m.cost.withDayIndex, 1),
   ]);
   const slowest = Math.max(...measured.flatMap((m) => [m.http.projectDay, m.http.user, m.http.csv]));
   return saveResult({
@@ -444,7 +496,11 @@ export async function benchUsageReport(): Promise<BenchResult> {
       `A server from \`startCluster\` (server/test/helpers/cluster.ts, one node, no devices) on SQLite and on a private PostgreSQL (initdb, fsync off, loopback); ${USAGE_USERS} members created through the API, then ${USAGE_ROWS.toLocaleString('en')} usage records written straight to its database in transactions of 10,000 while it runs (SQLite: prepared inserts; PostgreSQL: insert … select from unnest, then ANALYZE as autovacuum would), spread evenly over the ${USAGE_DAYS} days of ${USAGE_MONTH} and at random over the users, ${USAGE_DEVICES} devices, ${USAGE_PROJECTS} projects and ${CLASSES.length} billing classes, 60 s to 1 h each, one in ten partly covered by included minutes.`,
       `Each report covers the whole month (from=${FROM}&to=${TO}), as admin over one undici keep-alive connection; the first of each is checked (its total device-seconds equal sum(seconds) of the table) and not timed, then ${REPORT_RUNS} alternated runs of everything, medians.`,
       ...measured.map((m) => `${label(m)} plan of the aggregate by project and day: ${m.plan}.`),
-      "Where the time goes: the report's own work over HTTP (validation, the open leases, usernames, rounding, JSON or CSV) adds little to its aggregate, which takes the time. SQLite has no hash aggregation: a GROUP BY that no index delivers in order sorts every record of the range in a temporary b-tree, which costs several times the bare sum(seconds) over the table; the day index narrows nothing when the range is the whole month. PostgreSQL scans the table in parallel workers and aggregates by hashing.",
+      `Where the time goes: the report's own work over HTTP (validation, the open leases, usernames, rounding, JSON or CSV) adds little to its aggregate, which takes the time. SQLite has no hash aggregation: a GROUP BY that no index delivers in order sorts every record of the range in a temporary b-tree. The report's index (migration 0009: day, currency, project, user_id, billing_class, device_id, price_per_minute, seconds, included_seconds) holds every column the aggregate reads, so SQLite reads no table rows and delivers the groups along it (day, currency, project, user, class) without sorting; for a grouping of those columns the server groups by the index's columns up to the last one asked for and adds the finer rows up (groupBy=user: ${(USAGE_DAYS * USAGE_PROJECTS * USAGE_USERS).toLocaleString('en')} rows of day, currency, project and user), and only a grouping by device sorts, narrow index entries. The plain aggregate by user in SQL (GROUP BY user_id, currency) is that sort, so the report beats its baseline there. PostgreSQL scans the table in parallel workers and aggregates by hashing whatever the grouping; it has the same index and does not use it for a month.`,
+      ...measured.map(
+        (m) =>
+          `${label(m)} index cost: usage_records_report ${round(m.cost.indexBytes / 2 ** 20, 1)} MiB against ${round(m.cost.dayIndexBytes / 2 ** 20, 1)} MiB for the index on the day alone it replaced and ${round(m.cost.tableBytes / 2 ** 20, 1)} MiB for the table; after the reports, ${(COST_BATCHES * 10_000).toLocaleString('en')} more records written with it (${round(m.cost.withIndex, 1)} µs each), then it dropped and the day index created, ${(COST_BATCHES * 10_000).toLocaleString('en')} more (${round(m.cost.withDayIndex, 1)} µs each).`,
+      ),
       `Records written: ${measured.map((m) => `${label(m)} ${round(m.insertSeconds, 1)} s`).join(', ')} for ${USAGE_ROWS.toLocaleString('en')} records.`,
     ],
   });
