@@ -255,12 +255,26 @@ export async function loadAdmission(
     budgets: [],
     includedLeft: new Map(),
   };
+  const period = periodOf(now.getTime(), timeZone);
+  // The budgets paying for the requests, each with whether the leader found it spent this period.
   const budgetRows =
     userIds.length === 0
       ? []
       : await trx
           .selectFrom('budgets')
           .selectAll()
+          .select((eb) =>
+            eb
+              .exists(
+                eb
+                  .selectFrom('budget_alerts')
+                  .select('budget_alerts.budget_id')
+                  .whereRef('budget_alerts.budget_id', '=', 'budgets.id')
+                  .where('budget_alerts.period', '=', period)
+                  .where('budget_alerts.threshold', '=', EXHAUSTED),
+              )
+              .as('spent'),
+          )
           .where((eb) =>
             eb.or([
               eb.and([eb('scope', '=', 'user'), eb('target', 'in', userIds)]),
@@ -268,29 +282,11 @@ export async function loadAdmission(
             ]),
           )
           .execute();
-  const period = periodOf(now.getTime(), timeZone);
   const load = (into: AdmissionState) => loadUse(trx, into, budgetRows, userIds, period, now, timeZone);
-  if (options.lazy !== true) {
+  // A budget the leader found spent refuses at once, saying what it spent: read in full, which is rare.
+  if (options.lazy !== true || budgetRows.some((row) => Boolean(row.spent))) {
     await load(state);
     return new Admission(state);
-  }
-  if (budgetRows.length > 0) {
-    const spent = await trx
-      .selectFrom('budget_alerts')
-      .select('budget_id')
-      .where(
-        'budget_id',
-        'in',
-        budgetRows.map((row) => row.id),
-      )
-      .where('period', '=', period)
-      .where('threshold', '=', EXHAUSTED)
-      .execute();
-    // A budget the leader found spent refuses at once, saying what it spent: read in full, which is rare.
-    if (spent.length > 0) {
-      await load(state);
-      return new Admission(state);
-    }
   }
   return new Admission(state, load);
 }
