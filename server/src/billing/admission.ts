@@ -1,10 +1,10 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { BudgetsTable, DB } from '../db/schema.js';
 import { ApiError } from '../http/errors.js';
 import { periodOf } from './calendar.js';
 import { chargeFor, formatMoney } from './money.js';
 import { billingClassOf, openUsage, plansOfUsers, priceOf, type PlanRow } from './metering.js';
-import { priceOpen, recordedByUser, recordedCost60, type SpendTarget } from './spend.js';
+import { priceOpen } from './spend.js';
 
 /** The time a lease must be able to pay for, per device, to be granted: the most a budget may be overspent by. */
 export const MINIMUM_BILLABLE_SECONDS = 60;
@@ -321,7 +321,16 @@ async function loadUse(
   for (const usage of open) if (usage.project !== null && paying.has(usage.project)) priced.add(usage.userId);
   const others = [...priced].filter((id) => !plans.has(id));
   for (const [id, plan] of await plansOfUsers(trx, others)) plans.set(id, plan);
-  const recorded = await recordedByUser(trx, [...priced], period);
+  // One read of the period's records serves the users' minutes and included seconds and every budget's spend.
+  const totals = await recordedTotals(trx, period, [...priced], [...paying]);
+  const recorded = new Map<string, { seconds: number; included: number }>();
+  for (const total of totals) {
+    if (!priced.has(total.userId)) continue;
+    const use = recorded.get(total.userId) ?? { seconds: 0, included: 0 };
+    use.seconds += total.seconds;
+    use.included += total.included;
+    recorded.set(total.userId, use);
+  }
   const charges = priceOpen(
     open.filter((usage) => priced.has(usage.userId)),
     plans,
@@ -340,14 +349,54 @@ async function loadUse(
     includedLeft.set(userId, Math.max(0, plan.included_minutes * 60 - (recorded.get(userId)?.included ?? 0) - openIncluded));
   }
   for (const row of budgetRows) {
-    const target: SpendTarget = { scope: row.scope, target: row.target, currency: row.currency };
+    const pays = (userId: string, project: string | null) =>
+      row.scope === 'user' ? userId === row.target : project === row.target;
+    const recordedCost = totals
+      .filter((total) => total.currency === row.currency && pays(total.userId, total.project))
+      .reduce((sum, total) => sum + total.cost60, 0n);
     const openCost = charges
       .filter(
         (charge) =>
-          charge.plan.currency === row.currency &&
-          (row.scope === 'user' ? charge.usage.userId === row.target : charge.usage.project === row.target),
+          charge.plan.currency === row.currency && pays(charge.usage.userId, charge.usage.project),
       )
       .reduce((sum, charge) => sum + charge.cost60, 0n);
-    budgets.push({ ...budgetState(row), spent60: (await recordedCost60(trx, target, period)) + openCost });
+    budgets.push({ ...budgetState(row), spent60: recordedCost + openCost });
   }
+}
+
+/** A period's records of the given users or projects, summed by user, project and currency (charges ×60). */
+async function recordedTotals(
+  trx: Kysely<DB>,
+  period: string,
+  userIds: readonly string[],
+  projects: readonly string[],
+): Promise<{ userId: string; project: string | null; currency: string; seconds: number; included: number; cost60: bigint }[]> {
+  if (userIds.length === 0 && projects.length === 0) return [];
+  const rows = await trx
+    .selectFrom('usage_records')
+    .select([
+      'user_id as userId',
+      'project',
+      'currency',
+      sql<number>`cast(sum(seconds) as bigint)`.as('seconds'),
+      sql<number>`cast(sum(included_seconds) as bigint)`.as('included'),
+      sql<string>`cast(sum((seconds - included_seconds) * price_per_minute) as text)`.as('cost60'),
+    ])
+    .where('period', '=', period)
+    .where((eb) =>
+      eb.or([
+        ...(userIds.length > 0 ? [eb('user_id', 'in', [...userIds])] : []),
+        ...(projects.length > 0 ? [eb('project', 'in', [...projects])] : []),
+      ]),
+    )
+    .groupBy(['user_id', 'project', 'currency'])
+    .execute();
+  return rows.map((row) => ({
+    userId: row.userId,
+    project: row.project,
+    currency: row.currency,
+    seconds: Number(row.seconds),
+    included: Number(row.included),
+    cost60: BigInt(String(row.cost60).split('.')[0]!),
+  }));
 }

@@ -57,7 +57,7 @@ export function priceOpen(
 }
 
 /** What the given users' records hold for a period: seconds and included seconds, by user. */
-export async function recordedByUser(
+async function recordedByUser(
   db: Kysely<DB>,
   userIds: readonly string[],
   period: string,
@@ -105,7 +105,7 @@ export interface SpendTarget {
 }
 
 /** The recorded charge (×60) of a user's or a project's usage in a period, in one currency. */
-export async function recordedCost60(db: Kysely<DB>, target: SpendTarget, period: string): Promise<bigint> {
+async function recordedCost60(db: Kysely<DB>, target: SpendTarget, period: string): Promise<bigint> {
   const row = await db
     .selectFrom('usage_records')
     .select(sql<number | null>`cast(sum((seconds - included_seconds) * price_per_minute) as bigint)`.as('cost'))
