@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudPhone, PaymentRequiredError } from '../../../sdk/src/index.js';
 import { allDevices, eventually, type Json } from '../api/device-helpers.js';
 import { ADMIN_PASSWORD, startApi, type Api, type Caller } from '../api/harness.js';
+import { testEngine } from '../helpers/database.js';
 
 /** How often the leader checks budgets: the most device time a spent budget may keep paying for, with the check. */
 const CHECK_SECONDS = 1;
@@ -33,7 +34,10 @@ function sdk(api: Api, caller: Caller): CloudPhone {
   return new CloudPhone({ baseUrl: api.url, token: caller.token, maxRetries: 0 });
 }
 
-describe('a budget that runs out (real time)', () => {
+// A minute of real time: a budget must pay for a lease's first minute, so the shortest lease it ends runs one. The
+// enforcement's queries run on both engines in scenarios.test.ts; what this adds, the overspend against a real
+// clock, does not depend on the engine, so it runs once.
+describe.skipIf(testEngine === 'postgres')('a budget that runs out (real time)', () => {
   let api: Api;
   let member: Caller;
   let other: Caller;
