@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { newId } from '../db/ids.js';
 import type { DB, PlansTable } from '../db/schema.js';
-import { periodBounds, splitByDay } from './calendar.js';
+import { splitByDay } from './calendar.js';
 
 /** The device label whose value, when set, is the device's billing class (`tier=flagship`). */
 export const BILLING_CLASS_LABEL = 'tier';
@@ -253,10 +253,4 @@ export async function cutUsage(trx: Kysely<DB>, open: readonly OpenUsage[], at: 
       .where('released_at', 'is', null)
       .execute();
   }
-}
-
-/** Where a period starts and ends, as ISO instants. */
-export function periodRange(period: string, timeZone: string): { start: string; end: string } {
-  const { startMs, endMs } = periodBounds(period, timeZone);
-  return { start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString() };
 }
