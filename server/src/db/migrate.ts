@@ -9,6 +9,7 @@ import * as m0006 from './migrations/0006_install_job_device_positions.js';
 import * as m0007 from './migrations/0007_work_owners.js';
 import * as m0008 from './migrations/0008_billing.js';
 import * as m0009 from './migrations/0009_usage_report_index.js';
+import * as m0010 from './migrations/0010_notifications.js';
 
 /** Forward-only migrations, applied in name order. Add new ones here; never change a shipped one. */
 const migrations: Record<string, Migration> = {
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   '0007_work_owners': m0007,
   '0008_billing': m0008,
   '0009_usage_report_index': m0009,
+  '0010_notifications': m0010,
 };
 
 /** The names of every migration, in the order they apply: what a database at the latest schema has applied. */

@@ -74,6 +74,10 @@ export interface EventsTable {
   /** JSON object. */
   data: string;
   request_id: string | null;
+  /** The user the event concerns besides its actor and subject (a lease's holder, an app's owner), who may see it. */
+  audience_id: string | null;
+  /** Commit order: the writing transaction's id on PostgreSQL, 0 on SQLite (see notifications/feed.ts). */
+  tx: Generated<number>;
 }
 
 export interface IdempotencyKeysTable {
@@ -151,6 +155,8 @@ export interface LeasesTable {
   ended_by: string | null;
   /** A free-text tag the lease's usage is charged to, besides its user. */
   project: string | null;
+  /** The `expires_at` a `lease.expiring` warning was given for; a renewal re-arms the warning. */
+  expiry_warned_for: string | null;
 }
 
 export interface LeaseDevicesTable {
@@ -310,6 +316,119 @@ export interface BillingPeriodsTable {
   closed_at: string;
 }
 
+/** A notification in a user's inbox, derived from an event that concerns them. */
+export interface NotificationsTable {
+  id: string;
+  user_id: string;
+  kind: string;
+  title: string;
+  body: string;
+  /** The API path of what it is about. */
+  link: string | null;
+  subject_type: string | null;
+  subject_id: string | null;
+  event_id: string | null;
+  created_at: string;
+  read_at: string | null;
+}
+
+/** A user's choice of channels for one kind of notification; no row means the kind's defaults. */
+export interface NotificationPreferencesTable {
+  user_id: string;
+  kind: string;
+  inbox: number;
+  email: number;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  /** The owner. */
+  user_id: string;
+  /** `own`: the events its owner may see; `all`: every event (admins only). */
+  scope: 'own' | 'all';
+  url: string;
+  description: string | null;
+  /** JSON array of type patterns as given; empty for every event. */
+  event_types: string;
+  enabled: number;
+  disabled_reason: 'manual' | 'gone' | 'failing' | null;
+  /** The first failed attempt since the last delivered one. */
+  failing_since: string | null;
+  /** The signing secret, sealed (notifications/webhooks/secrets.ts). */
+  secret: string;
+  /** The secret before the last rotation, sealed, still signing until `previous_secret_expires_at`. */
+  previous_secret: string | null;
+  previous_secret_expires_at: string | null;
+  secret_rotated_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One pattern of an endpoint's event types, for matching in SQL: `prefix` is `family.` for `family.*`. */
+export interface WebhookEndpointTypesTable {
+  endpoint_id: string;
+  pattern: string;
+  prefix: string | null;
+}
+
+/** One event to one endpoint: queued in the event's transaction, delivered at least once. */
+export interface WebhookDeliveriesTable {
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: Generated<number>;
+  next_attempt_at: string | null;
+  last_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  number: number;
+  trigger: 'scheduled' | 'manual';
+  started_at: string;
+  status_code: number | null;
+  latency_ms: number;
+  error: string | null;
+  /** The start of the response body, bounded in size. */
+  response_excerpt: string | null;
+}
+
+export interface UserEmailsTable {
+  user_id: string;
+  email: string;
+  verified_at: string | null;
+  /** SHA-256 (hex) of the one-time verification token. */
+  token_hash: string | null;
+  token_expires_at: string | null;
+  updated_at: string;
+}
+
+/** An email queued for sending. */
+export interface EmailMessagesTable {
+  id: string;
+  user_id: string | null;
+  to_address: string;
+  kind: string;
+  title: string;
+  body: string;
+  link: string | null;
+  /** JSON object: the template's variables. */
+  data: string;
+  status: 'pending' | 'sent' | 'failed';
+  attempts: Generated<number>;
+  next_attempt_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  sent_at: string | null;
+}
+
 export interface DB {
   users: UsersTable;
   sessions: SessionsTable;
@@ -332,4 +451,12 @@ export interface DB {
   budget_alerts: BudgetAlertsTable;
   invoices: InvoicesTable;
   billing_periods: BillingPeriodsTable;
+  notifications: NotificationsTable;
+  notification_preferences: NotificationPreferencesTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_endpoint_types: WebhookEndpointTypesTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+  user_emails: UserEmailsTable;
+  email_messages: EmailMessagesTable;
 }

@@ -461,6 +461,7 @@ export class LeaseService {
         end_reason: null,
         ended_by: null,
         project,
+        expiry_warned_for: null,
       };
       // The lease is scheduled as the last in the queue, and stored only once it is granted or queued.
       const causeOf = (id: string) => (id === row.id ? cause : systemCause);

@@ -160,7 +160,7 @@ describe('cloudphone-server', () => {
     const dataDir = join(dir, 'migrate');
     expect(await run('migrate', '--data-dir', dataDir)).toEqual({
       code: 0,
-      stdout: 'Applied 0001_initial\nApplied 0002_devices\nApplied 0003_apps\nApplied 0004_spent_refresh_tokens\nApplied 0005_login_failures\nApplied 0006_install_job_device_positions\nApplied 0007_work_owners\nApplied 0008_billing\nApplied 0009_usage_report_index\n',
+      stdout: 'Applied 0001_initial\nApplied 0002_devices\nApplied 0003_apps\nApplied 0004_spent_refresh_tokens\nApplied 0005_login_failures\nApplied 0006_install_job_device_positions\nApplied 0007_work_owners\nApplied 0008_billing\nApplied 0009_usage_report_index\nApplied 0010_notifications\n',
       stderr: '',
     });
     expect(await run('migrate', '--data-dir', dataDir)).toEqual({

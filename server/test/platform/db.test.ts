@@ -151,7 +151,7 @@ describe('migration 0006', () => {
           values (${job}, ${device}, 'serial', 'pending')`.execute(db);
       }
 
-      expect((await migrateToLatest(db)).applied).toEqual(['0006_install_job_device_positions', '0007_work_owners', '0008_billing', '0009_usage_report_index']);
+      expect((await migrateToLatest(db)).applied).toEqual(['0006_install_job_device_positions', '0007_work_owners', '0008_billing', '0009_usage_report_index', '0010_notifications']);
       const rows = await db
         .selectFrom('install_job_devices')
         .select(['device_id', 'position'])
