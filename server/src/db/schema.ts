@@ -384,6 +384,8 @@ export interface WebhookDeliveriesTable {
   last_error: string | null;
   created_at: string;
   delivered_at: string | null;
+  /** 1 when a user asked for the next attempt (redelivery, recovery), which is then recorded as `manual`. */
+  manual: Generated<number>;
 }
 
 export interface WebhookAttemptsTable {

@@ -99,6 +99,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('last_error', 'text')
     .addColumn('created_at', 'text', (c) => c.notNull())
     .addColumn('delivered_at', 'text')
+    // 1 when a user asked for the next attempt (a redelivery, a recovery): the dispatcher records it as manual.
+    .addColumn('manual', 'integer', (c) => c.notNull().defaultTo(0))
     .addPrimaryKeyConstraint('webhook_deliveries_pk', ['endpoint_id', 'event_id'])
     .execute();
   await db.schema
