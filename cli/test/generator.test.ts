@@ -79,9 +79,12 @@ describe('the CLI generator', () => {
         // A required query parameter is a required flag: oclif refuses the command line (exit 2) before any request.
         expect(command.flags?.[kebab(p.name)]?.required ?? false, `${op.id} --${kebab(p.name)}`).toBe(p.required);
       }
-      // Object-valued properties (labels) have no flag: they come through --data.
-      const properties = Object.entries((spec.resolve(op.body?.schema ?? {}).properties ?? {}) as Record<string, { type?: unknown }>)
-        .filter(([, schema]) => schema.type !== 'object')
+      // Object-valued properties (labels) and lists of objects (notification preferences) have no flag: they come
+      // through --data.
+      const properties = Object.entries(
+        (spec.resolve(op.body?.schema ?? {}).properties ?? {}) as Record<string, { type?: unknown; items?: { type?: unknown } }>,
+      )
+        .filter(([, schema]) => schema.type !== 'object' && !(schema.type === 'array' && schema.items?.type === 'object'))
         .map(([name]) => name);
       for (const property of properties) {
         expect(flags).toContain(kebab(property));

@@ -53,6 +53,7 @@ describe('the operation model', () => {
       'followDeviceLogcat',
       'openDeviceAdbTunnel',
       'openDeviceShell',
+      'streamEventsSocket',
     ]);
   });
 

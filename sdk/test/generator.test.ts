@@ -96,6 +96,8 @@ describe('SDK emitter', () => {
       'BudgetsResource',
       'UsageResource',
       'InvoicesResource',
+      'InboxResource',
+      'WebhooksResource',
     ]);
   });
 

@@ -36,10 +36,11 @@ interface EventDataByType {
   'device.state_changed': { device: Schemas['DeviceSummary']; from: Schemas['DeviceState']; to: Schemas['DeviceState'] };
   'device.reset': { deviceId: string; leaseId: string; reset: Schemas['DeviceReset'] };
   'lease.queued': { lease: Schemas['LeaseSummary']; position: number };
-  'lease.granted': { lease: Schemas['LeaseSummary']; deviceIds: string[] };
+  'lease.granted': { lease: Schemas['LeaseSummary']; deviceIds: string[]; queued?: boolean };
   'lease.renewed': { lease: Schemas['LeaseSummary'] };
   'lease.released': { lease: Schemas['LeaseSummary']; reason: LeaseReleaseReason };
   'lease.expired': { lease: Schemas['LeaseSummary'] };
+  'lease.expiring': { lease: Schemas['LeaseSummary']; minutesLeft: number };
   'app.uploaded': { app: Schemas['AppSummary'] };
   'app.updated': { app: Schemas['AppSummary']; changes: 'shared'[] };
   'app.deleted': { app: Schemas['AppSummary'] };
@@ -60,6 +61,15 @@ interface EventDataByType {
   'invoice.adjusted': { invoice: Schemas['InvoiceSummary'] };
   'invoice.finalized': { invoice: Schemas['InvoiceSummary'] };
   'invoice.voided': { invoice: Schemas['InvoiceSummary'] };
+  'host.unreachable': { host: Schemas['HostSummary']; error: string };
+  'host.reachable': { host: Schemas['HostSummary'] };
+  'webhook.endpoint_created': { endpoint: Schemas['WebhookEndpointSummary'] };
+  'webhook.endpoint_updated': { endpoint: Schemas['WebhookEndpointSummary'] };
+  'webhook.endpoint_deleted': { endpoint: Schemas['WebhookEndpointSummary'] };
+  'webhook.endpoint_secret_rotated': { endpoint: Schemas['WebhookEndpointSummary'] };
+  'webhook.endpoint_disabled': { endpoint: Schemas['WebhookEndpointSummary']; reason: 'gone' | 'failing' };
+  'webhook.test': { endpointId: string; message: string };
+  'user.email_verified': { userId: string };
 }
 
 export type EventData<T extends EventType> = EventDataByType[T];
