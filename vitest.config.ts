@@ -18,6 +18,7 @@ const onPostgres = [
   'server/test/platform/{idempotency,infra}.test.ts',
   // Billing's service scenarios; its pure modules (money, calendar, documents) use no database.
   'server/test/billing/{scenarios,properties}.test.ts',
+  'server/test/notifications/**/*.test.ts',
   ...postgresOnly,
 ];
 

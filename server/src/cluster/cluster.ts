@@ -42,6 +42,11 @@ export interface Cluster {
   subscribe<T extends Topic>(topic: T, listener: (message: ClusterMessages[T]) => void): () => void;
   /** Calls `listener` when messages may have been missed (the connection that carries them came back). */
   onResync(listener: () => void): () => void;
+  /**
+   * Calls `listener` after events committed through any node of the cluster; returns the unsubscribe function. A
+   * lone node is never called: its own writes are all there is.
+   */
+  onEventsCommitted(listener: () => void): () => void;
   /** Why this node cannot serve yet (not yet hearing the other nodes), or null when it can. */
   notReady(): string | null;
   /** Joins: starts listening and campaigning for the leadership. */
@@ -85,6 +90,10 @@ export class LoneNode implements Cluster {
   }
 
   onResync(): () => void {
+    return () => undefined;
+  }
+
+  onEventsCommitted(): () => void {
     return () => undefined;
   }
 

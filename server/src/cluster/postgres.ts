@@ -44,6 +44,8 @@ export class PostgresCluster implements Cluster {
   readonly #leadershipListeners = new Set<(leader: boolean) => void>();
   readonly #resyncListeners = new Set<() => void>();
   #channel = '';
+  #eventsChannel = '';
+  readonly #eventsListeners = new Set<() => void>();
   #lockKey = 0n;
   #listener: pg.Client | null = null;
   #listening = false;
@@ -75,6 +77,15 @@ export class PostgresCluster implements Cluster {
   onResync(listener: () => void): () => void {
     this.#resyncListeners.add(listener);
     return () => this.#resyncListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` when events have committed on any node: the event log's trigger notifies the schema's events
+   * channel (see migration 0010), and PostgreSQL delivers a notification only at its transaction's commit.
+   */
+  onEventsCommitted(listener: () => void): () => void {
+    this.#eventsListeners.add(listener);
+    return () => this.#eventsListeners.delete(listener);
   }
 
   async leader(): Promise<string | null> {
@@ -146,10 +157,12 @@ export class PostgresCluster implements Cluster {
   async start(): Promise<void> {
     const probe = await this.#client();
     try {
-      const { rows } = await probe.query<{ schema: string; key: string }>(
-        `select current_schema() as schema, hashtextextended('cloudphone leader ' || current_schema(), 0)::text as key`,
+      const { rows } = await probe.query<{ schema: string; key: string; events: string }>(
+        `select current_schema() as schema, hashtextextended('cloudphone leader ' || current_schema(), 0)::text as key,
+                'cloudphone_events_' || left(md5(current_schema()), 24) as events`,
       );
       const schema = rows[0]!.schema;
+      this.#eventsChannel = rows[0]!.events;
       this.#lockKey = BigInt(rows[0]!.key);
       this.#channel = `cloudphone_${createHash('sha256').update(schema).digest('hex').slice(0, 32)}`;
     } finally {
@@ -202,10 +215,15 @@ export class PostgresCluster implements Cluster {
   async #listen(): Promise<void> {
     const client = await this.#client();
     client.on('notification', (notification) => {
+      if (notification.channel === this.#eventsChannel) {
+        for (const listener of [...this.#eventsListeners]) this.#safely(listener);
+        return;
+      }
       if (notification.channel !== this.#channel || notification.payload === undefined) return;
       this.#deliver(notification.payload);
     });
     await client.query(`listen ${client.escapeIdentifier(this.#channel)}`);
+    await client.query(`listen ${client.escapeIdentifier(this.#eventsChannel)}`);
     this.#listener = client;
     this.#listening = true;
   }

@@ -228,3 +228,14 @@ export async function migrationTableSchema(db: Kysely<any>): Promise<string | un
   const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
   return rows[0]?.schema ?? undefined;
 }
+
+/**
+ * Whether the event row's transaction (its `tx` column) has ended for every reader: on PostgreSQL, below the oldest
+ * transaction still running (`pg_snapshot_xmin`), so that no event can still commit at an earlier position in
+ * commit order; on SQLite always, since its one writer commits in log order and `tx` is 0.
+ */
+export function eventCommitSettled(db: Kysely<any>): RawBuilder<SqlBool> {
+  return engineOf(db) === 'postgres'
+    ? sql<SqlBool>`${sql.ref('tx')} < pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+    : sql<SqlBool>`1 = 1`;
+}

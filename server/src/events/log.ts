@@ -2,9 +2,34 @@ import { sql, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { newId } from '../db/ids.js';
 import type { DB, EventsTable } from '../db/schema.js';
 import { likeLiteral } from '../pagination.js';
+import { audienceOf } from './audience.js';
 import type { EventType, NewEvent } from './types.js';
 
 export type EventRow = Selectable<EventsTable>;
+
+/** An event as the notification outboxes see it, in the transaction that appends it. */
+export interface AppendedEvent {
+  id: string;
+  type: EventType;
+  occurredAt: string;
+  actorId: string | null;
+  subjectType: string | null;
+  subjectId: string | null;
+  audienceId: string | null;
+  data: unknown;
+  requestId: string | null;
+}
+
+const appendedListeners = new Set<() => void>();
+
+/**
+ * Calls `listener` each time an event is appended in this process, before its transaction commits: a hint to look
+ * at the log soon (the one SQLite connection serves that look after the commit). Returns the unsubscribe function.
+ */
+export function onEventAppended(listener: () => void): () => void {
+  appendedListeners.add(listener);
+  return () => appendedListeners.delete(listener);
+}
 
 /**
  * Appends an event to the log. Pass the transaction of the change the event records, so that both commit together
@@ -13,21 +38,34 @@ export type EventRow = Selectable<EventsTable>;
 export async function appendEvent<T extends EventType>(db: Kysely<DB>, event: NewEvent<T>): Promise<string> {
   const id = newId('evt', event.occurredAt.getTime());
   const { actor } = event;
+  const appended: AppendedEvent = {
+    id,
+    type: event.type,
+    occurredAt: event.occurredAt.toISOString(),
+    actorId: actor.type === 'user' ? actor.id : null,
+    subjectType: event.subject?.type ?? null,
+    subjectId: event.subject?.id ?? null,
+    audienceId: await audienceOf(db, event),
+    data: event.data,
+    requestId: event.requestId,
+  };
   await db
     .insertInto('events')
     .values({
       id,
-      type: event.type,
-      occurred_at: event.occurredAt.toISOString(),
+      type: appended.type,
+      occurred_at: appended.occurredAt,
       actor_type: actor.type,
-      actor_id: actor.type === 'user' ? actor.id : null,
+      actor_id: appended.actorId,
       actor_username: actor.type === 'user' ? actor.username : null,
-      subject_type: event.subject?.type ?? null,
-      subject_id: event.subject?.id ?? null,
+      subject_type: appended.subjectType,
+      subject_id: appended.subjectId,
+      audience_id: appended.audienceId,
       data: JSON.stringify(event.data),
       request_id: event.requestId,
     })
     .execute();
+  for (const listener of appendedListeners) listener();
   return id;
 }
 
@@ -64,7 +102,9 @@ export async function queryEvents(db: Kysely<DB>, query: EventQuery): Promise<Ev
   if (until !== undefined) select = select.where('occurred_at', '<', until);
   if (subjectId !== undefined) select = select.where('subject_id', '=', subjectId);
   if (visibleTo !== undefined) {
-    select = select.where((eb) => eb.or([eb('actor_id', '=', visibleTo), eb('subject_id', '=', visibleTo)]));
+    select = select.where((eb) =>
+      eb.or([eb('actor_id', '=', visibleTo), eb('subject_id', '=', visibleTo), eb('audience_id', '=', visibleTo)]),
+    );
   }
   if (afterSeq !== undefined) select = select.where('seq', order === 'asc' ? '>' : '<', afterSeq);
   return select.orderBy('seq', order).limit(query.limit).execute();

@@ -42,7 +42,7 @@ function readPosition(value: unknown): EventPosition | undefined {
 }
 
 /** Rows are written only by `appendEvent`, whose types tie each event type to the shape of its data. */
-function toView(row: EventRow): EventView {
+export function toView(row: EventRow): EventView {
   return {
     id: row.id,
     type: row.type,
@@ -57,9 +57,16 @@ function toView(row: EventRow): EventView {
   } as EventView;
 }
 
-/** Admins see the whole log; everyone else the events they caused or that are about them. */
+/** Admins see the whole log; everyone else the events they caused or that are about them (`canSee`). */
 function visibleTo(principal: Principal): string | undefined {
   return principal.role === 'admin' ? undefined : principal.userId;
+}
+
+/** Whether the caller may see the event: admins every one, others those they caused or that concern them. */
+export function canSee(principal: Pick<Principal, 'role' | 'userId'>, row: Pick<EventRow, 'actor_id' | 'subject_id' | 'audience_id'>): boolean {
+  if (principal.role === 'admin') return true;
+  const { userId } = principal;
+  return row.actor_id === userId || row.subject_id === userId || row.audience_id === userId;
 }
 
 export class EventService {
@@ -90,8 +97,7 @@ export class EventService {
 
   async get(principal: Principal, eventId: string): Promise<EventView> {
     const row = await findEvent(this.#db, eventId);
-    const viewer = visibleTo(principal);
-    if (row === undefined || (viewer !== undefined && row.actor_id !== viewer && row.subject_id !== viewer)) {
+    if (row === undefined || !canSee(principal, row)) {
       throw new ApiError('not_found', `No event ${eventId}.`);
     }
     return toView(row);
