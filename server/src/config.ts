@@ -76,6 +76,28 @@ export interface ServerConfig {
    * (at most 60 s).
    */
   billingCheckSeconds: number;
+  /**
+   * The SMTP server email goes through, `smtp://` or `smtps://` with any credentials in the URL; email is off
+   * without it.
+   */
+  smtpUrl?: string;
+  /** The sender of every email, an address or `Name <address>`. */
+  mailFrom: string;
+  /** The server's address as users reach it, for the links in emails; `http://<host>:<port>` when unset. */
+  publicUrl?: string;
+  /**
+   * Lets webhook endpoints point at loopback, private and link-local addresses (an admin's choice for a private
+   * network); refused otherwise, so that webhooks cannot reach into the server's own network.
+   */
+  webhookAllowPrivate: boolean;
+  /** How long one webhook delivery attempt may take, in seconds. */
+  webhookTimeoutSeconds: number;
+  /** How many minutes before a lease expires its holder is warned (0: never). */
+  leaseExpiryWarningMinutes: number;
+  /** How many days read notifications stay in the inbox. */
+  inboxRetentionDays: number;
+  /** Seconds between the keepalives of a live event stream. */
+  streamHeartbeatSeconds: number;
 }
 
 /** Explicit settings (API options or CLI flags). Scalars may also be given as the strings a flag would carry. */
@@ -189,6 +211,23 @@ const configSchema = z.object({
   installConcurrency: integer(1, 100),
   billingTimeZone: z.string().trim().refine(isTimeZone),
   billingCheckSeconds: integer(1, 60),
+  smtpUrl: z
+    .string()
+    .trim()
+    .refine((text) => /^smtps?:\/\/[^/]/.test(text) && URL.canParse(text))
+    .optional(),
+  mailFrom: z.string().trim().min(3).max(320),
+  publicUrl: z
+    .string()
+    .trim()
+    .refine((text) => /^https?:\/\/[^/]/.test(text) && URL.canParse(text))
+    .transform((text) => text.replace(/\/+$/, ''))
+    .optional(),
+  webhookAllowPrivate: flag,
+  webhookTimeoutSeconds: integer(1, 60),
+  leaseExpiryWarningMinutes: integer(0, 1440),
+  inboxRetentionDays: integer(1, 3650),
+  streamHeartbeatSeconds: integer(1, 300),
 }) satisfies z.ZodType<ServerConfig, unknown>;
 
 interface Setting {
@@ -246,6 +285,21 @@ const settings: Record<keyof ServerConfig, Setting> = {
   installConcurrency: { env: 'CLOUDPHONE_INSTALL_CONCURRENCY', expected: 'an integer from 1 to 100' },
   billingTimeZone: { env: 'CLOUDPHONE_BILLING_TIME_ZONE', expected: 'an IANA time zone such as UTC or Europe/Berlin' },
   billingCheckSeconds: { env: 'CLOUDPHONE_BILLING_CHECK', expected: 'an integer number of seconds from 1 to 60' },
+  smtpUrl: {
+    env: 'CLOUDPHONE_SMTP_URL',
+    expected: 'an SMTP URL such as smtp://user:password@mail.example.com:587 or smtps://mail.example.com',
+    shown: maskedUrl,
+  },
+  mailFrom: { env: 'CLOUDPHONE_MAIL_FROM', expected: 'a sender such as cloudphone@example.com or "Farm <farm@example.com>"' },
+  publicUrl: { env: 'CLOUDPHONE_PUBLIC_URL', expected: 'an http or https URL such as https://farm.example.com' },
+  webhookAllowPrivate: { env: 'CLOUDPHONE_WEBHOOK_ALLOW_PRIVATE', expected: 'true or false' },
+  webhookTimeoutSeconds: { env: 'CLOUDPHONE_WEBHOOK_TIMEOUT', expected: 'an integer number of seconds from 1 to 60' },
+  leaseExpiryWarningMinutes: {
+    env: 'CLOUDPHONE_LEASE_EXPIRY_WARNING',
+    expected: 'an integer number of minutes from 0 (off) to 1440',
+  },
+  inboxRetentionDays: { env: 'CLOUDPHONE_INBOX_RETENTION', expected: 'an integer number of days from 1 to 3650' },
+  streamHeartbeatSeconds: { env: 'CLOUDPHONE_STREAM_HEARTBEAT', expected: 'an integer number of seconds from 1 to 300' },
 };
 
 function defaults(env: NodeJS.ProcessEnv): ServerConfig {
@@ -274,6 +328,12 @@ function defaults(env: NodeJS.ProcessEnv): ServerConfig {
     installConcurrency: 16,
     billingTimeZone: 'UTC',
     billingCheckSeconds: 5,
+    mailFrom: 'cloudphone <cloudphone@localhost>',
+    webhookAllowPrivate: false,
+    webhookTimeoutSeconds: 15,
+    leaseExpiryWarningMinutes: 5,
+    inboxRetentionDays: 30,
+    streamHeartbeatSeconds: 15,
   };
 }
 

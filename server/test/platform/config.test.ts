@@ -38,7 +38,44 @@ describe('loadConfig', () => {
       installConcurrency: 16,
       billingTimeZone: 'UTC',
       billingCheckSeconds: 5,
+      mailFrom: 'cloudphone <cloudphone@localhost>',
+      webhookAllowPrivate: false,
+      webhookTimeoutSeconds: 15,
+      leaseExpiryWarningMinutes: 5,
+      inboxRetentionDays: 30,
+      streamHeartbeatSeconds: 15,
     });
+  });
+
+  it('reads the notification settings, and never echoes the SMTP password', () => {
+    const config = loadConfig(
+      {},
+      {
+        CLOUDPHONE_SMTP_URL: 'smtps://farm:s3cret@127.0.0.1:465',
+        CLOUDPHONE_MAIL_FROM: 'Farm <farm@example.com>',
+        CLOUDPHONE_PUBLIC_URL: 'https://farm.example.com/',
+        CLOUDPHONE_WEBHOOK_ALLOW_PRIVATE: 'yes',
+        CLOUDPHONE_WEBHOOK_TIMEOUT: '5',
+        CLOUDPHONE_LEASE_EXPIRY_WARNING: '0',
+        CLOUDPHONE_INBOX_RETENTION: '7',
+        CLOUDPHONE_STREAM_HEARTBEAT: '2',
+      },
+    );
+    expect(config).toMatchObject({
+      smtpUrl: 'smtps://farm:s3cret@127.0.0.1:465',
+      mailFrom: 'Farm <farm@example.com>',
+      publicUrl: 'https://farm.example.com',
+      webhookAllowPrivate: true,
+      webhookTimeoutSeconds: 5,
+      leaseExpiryWarningMinutes: 0,
+      inboxRetentionDays: 7,
+      streamHeartbeatSeconds: 2,
+    });
+    expect(() => loadConfig({}, { CLOUDPHONE_SMTP_URL: 'http://farm:s3cret@127.0.0.1' })).toThrow(
+      'CLOUDPHONE_SMTP_URL: expected an SMTP URL such as smtp://user:password@mail.example.com:587 or smtps://mail.example.com, got "http://farm:***@127.0.0.1/"',
+    );
+    expect(() => loadConfig({}, { CLOUDPHONE_PUBLIC_URL: 'farm.example.com' })).toThrow('CLOUDPHONE_PUBLIC_URL');
+    expect(() => loadConfig({}, { CLOUDPHONE_STREAM_HEARTBEAT: '0' })).toThrow('CLOUDPHONE_STREAM_HEARTBEAT');
   });
 
   it('reads the device settings', () => {
