@@ -1,0 +1,186 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Kysely, Selectable } from 'kysely';
+import type { Cluster } from '../../cluster/cluster.js';
+import type { DB, EmailMessagesTable } from '../../db/schema.js';
+import { isPermanentFailure, type Mailer } from './mailer.js';
+import { UnknownEmailKindError, VERIFICATION_KIND, type EmailTemplates } from './templates.js';
+
+type Log = Pick<FastifyBaseLogger, 'debug' | 'warn' | 'error'>;
+type EmailRow = Selectable<EmailMessagesTable>;
+
+/** How often the leader looks for due emails when nothing woke it. */
+export const EMAIL_POLL_MS = 1000;
+
+/** How many emails are handed to the mail server at once. */
+export const EMAIL_CONCURRENCY = 4;
+
+/**
+ * The waits after each failed attempt (±20%), as webhook deliveries have them: 10 attempts over about 3 days, then
+ * the email is `failed`.
+ */
+const RETRY_DELAYS_S = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600];
+
+/** The longest `last_error` kept. */
+const ERROR_LENGTH = 1000;
+
+/** The wait before attempt `attempts + 1`, or null when `attempts` failed attempts are all an email gets. */
+export function retryDelayMs(attempts: number, random: () => number = Math.random): number | null {
+  const delay = RETRY_DELAYS_S[attempts - 1];
+  if (delay === undefined) return null;
+  return Math.round(delay * 1000 * (0.8 + 0.4 * random()));
+}
+
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.slice(0, ERROR_LENGTH);
+}
+
+/**
+ * Sends the queued emails: only on the cluster's leader, a few at a time, each failure recorded and retried later
+ * until the attempts run out. It never runs inside a request: a request queues, and wakes it after the commit.
+ */
+export class EmailDispatcher {
+  readonly #db: Kysely<DB>;
+  readonly #clock: () => Date;
+  readonly #log: Log;
+  readonly #mailer: Mailer;
+  readonly #templates: EmailTemplates;
+  readonly #cluster: Cluster | undefined;
+  readonly #pollMs: number;
+  readonly #concurrency: number;
+  readonly #random: () => number;
+  #timer: NodeJS.Timeout | null = null;
+  #stopLeading: (() => void) | null = null;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #closed = false;
+
+  constructor(deps: {
+    db: Kysely<DB>;
+    clock: () => Date;
+    log: Log;
+    mailer: Mailer;
+    templates: EmailTemplates;
+    /** Without one, this process sends (a lone node). */
+    cluster?: Cluster | undefined;
+    pollMs?: number | undefined;
+    concurrency?: number | undefined;
+    /** The jitter of the retry delays, in [0, 1). */
+    random?: () => number;
+  }) {
+    this.#db = deps.db;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#mailer = deps.mailer;
+    this.#templates = deps.templates;
+    this.#cluster = deps.cluster;
+    this.#pollMs = deps.pollMs ?? EMAIL_POLL_MS;
+    this.#concurrency = deps.concurrency ?? EMAIL_CONCURRENCY;
+    this.#random = deps.random ?? Math.random;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.wake(), this.#pollMs);
+    this.#timer.unref();
+    this.#stopLeading = this.#cluster?.onLeadership((leader) => leader && this.wake()) ?? null;
+    this.wake();
+  }
+
+  /** Looks for due emails now (after a commit that queued some); a no-op on a node that does not lead. */
+  wake(): void {
+    void this.sendDue();
+  }
+
+  /**
+   * Sends every email due now, and resolves when done. A call while sending makes the running pass look again
+   * rather than start another. Public so that tests with a manual clock can drive it.
+   */
+  sendDue(): Promise<void> {
+    if (this.#closed || this.#cluster?.isLeader() === false) return this.#running ?? Promise.resolve();
+    if (this.#running !== null) {
+      this.#again = true;
+      return this.#running;
+    }
+    this.#running = this.#pass()
+      .catch((error: unknown) => this.#log.error({ err: error }, 'could not send the queued emails'))
+      .finally(() => {
+        this.#running = null;
+      });
+    return this.#running;
+  }
+
+  /** Stops sending; resolves once the emails being sent are done. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#stopLeading?.();
+    this.#stopLeading = null;
+    await this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    for (;;) {
+      this.#again = false;
+      if (this.#closed || this.#cluster?.isLeader() === false) return;
+      const due = await this.#due(this.#clock().toISOString());
+      await Promise.all(due.map((row) => this.#send(row)));
+      if (due.length < this.#concurrency && !this.#again) return;
+    }
+  }
+
+  #due(now: string): Promise<EmailRow[]> {
+    return this.#db
+      .selectFrom('email_messages')
+      .selectAll()
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(this.#concurrency)
+      .execute();
+  }
+
+  async #send(row: EmailRow): Promise<void> {
+    const attempts = row.attempts + 1;
+    let failure: unknown = null;
+    try {
+      const rendered = await this.#templates.render({
+        kind: row.kind,
+        title: row.title,
+        body: row.body,
+        link: row.link,
+        data: JSON.parse(row.data) as Record<string, unknown>,
+      });
+      await this.#mailer.send({ to: row.to_address, ...rendered });
+    } catch (error) {
+      failure = error;
+    }
+    const now = this.#clock();
+    const delay = failure === null ? null : this.#retryDelay(failure, attempts);
+    const status = failure === null ? 'sent' : delay === null ? 'failed' : 'pending';
+    await this.#db
+      .updateTable('email_messages')
+      .set({
+        status,
+        attempts,
+        next_attempt_at: delay === null ? null : new Date(now.getTime() + delay).toISOString(),
+        last_error: failure === null ? null : errorText(failure),
+        sent_at: failure === null ? now.toISOString() : null,
+        // The verification link is a credential: once it is mailed (or never will be) the queue forgets it.
+        ...(row.kind === VERIFICATION_KIND && status !== 'pending' ? { link: null } : {}),
+      })
+      .where('id', '=', row.id)
+      .execute();
+    if (failure === null) {
+      this.#log.debug({ emailId: row.id, kind: row.kind, attempts }, 'email sent');
+    } else {
+      this.#log.warn({ emailId: row.id, kind: row.kind, attempts, status, error: errorText(failure) }, 'could not send an email');
+    }
+  }
+
+  #retryDelay(failure: unknown, attempts: number): number | null {
+    if (failure instanceof UnknownEmailKindError || isPermanentFailure(failure)) return null;
+    return retryDelayMs(attempts, this.#random);
+  }
+}
