@@ -49,7 +49,7 @@ export function ulid(now: number = Date.now()): string {
   return time + rand;
 }
 
-export type IdPrefix = 'usr' | 'ses' | 'tok' | 'evt' | 'req' | 'dev' | 'hst' | 'app' | 'ijb' | 'pln' | 'bdg' | 'use' | 'inv' | 'whe' | 'wha';
+export type IdPrefix = 'usr' | 'ses' | 'tok' | 'evt' | 'req' | 'dev' | 'hst' | 'app' | 'ijb' | 'pln' | 'bdg' | 'use' | 'inv' | 'whe' | 'wha' | 'ntf' | 'eml';
 
 export function newId(prefix: IdPrefix, now?: number): string {
   return `${prefix}_${ulid(now)}`;
