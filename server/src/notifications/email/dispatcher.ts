@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely, Selectable } from 'kysely';
 import type { Cluster } from '../../cluster/cluster.js';
 import type { DB, EmailMessagesTable } from '../../db/schema.js';
+import { nextAttemptAt } from '../webhooks/schedule.js';
 import { isPermanentFailure, type Mailer } from './mailer.js';
 import { UnknownEmailKindError, VERIFICATION_KIND, type EmailTemplates } from './templates.js';
 
@@ -14,21 +15,8 @@ export const EMAIL_POLL_MS = 1000;
 /** How many emails are handed to the mail server at once. */
 export const EMAIL_CONCURRENCY = 4;
 
-/**
- * The waits after each failed attempt (±20%), as webhook deliveries have them: 10 attempts over about 3 days, then
- * the email is `failed`.
- */
-const RETRY_DELAYS_S = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600];
-
 /** The longest `last_error` kept. */
 const ERROR_LENGTH = 1000;
-
-/** The wait before attempt `attempts + 1`, or null when `attempts` failed attempts are all an email gets. */
-export function retryDelayMs(attempts: number, random: () => number = Math.random): number | null {
-  const delay = RETRY_DELAYS_S[attempts - 1];
-  if (delay === undefined) return null;
-  return Math.round(delay * 1000 * (0.8 + 0.4 * random()));
-}
 
 function errorText(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
@@ -157,14 +145,14 @@ export class EmailDispatcher {
       failure = error;
     }
     const now = this.#clock();
-    const delay = failure === null ? null : this.#retryDelay(failure, attempts);
-    const status = failure === null ? 'sent' : delay === null ? 'failed' : 'pending';
+    const next = failure === null ? null : this.#nextAttempt(failure, now, attempts);
+    const status = failure === null ? 'sent' : next === null ? 'failed' : 'pending';
     await this.#db
       .updateTable('email_messages')
       .set({
         status,
         attempts,
-        next_attempt_at: delay === null ? null : new Date(now.getTime() + delay).toISOString(),
+        next_attempt_at: next === null ? null : next.toISOString(),
         last_error: failure === null ? null : errorText(failure),
         sent_at: failure === null ? now.toISOString() : null,
         // The verification link is a credential: once it is mailed (or never will be) the queue forgets it.
@@ -179,8 +167,9 @@ export class EmailDispatcher {
     }
   }
 
-  #retryDelay(failure: unknown, attempts: number): number | null {
+  /** When to try again after `attempts` failed attempts, webhook deliveries' schedule; null to give up. */
+  #nextAttempt(failure: unknown, now: Date, attempts: number): Date | null {
     if (failure instanceof UnknownEmailKindError || isPermanentFailure(failure)) return null;
-    return retryDelayMs(attempts, this.#random);
+    return nextAttemptAt(now, attempts, { random: this.#random });
   }
 }

@@ -1,11 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Cluster } from '../../cluster/cluster.js';
-import { ConfigError } from '../../config.js';
 import type { DB } from '../../db/schema.js';
 import { EmailDispatcher } from './dispatcher.js';
 import { emailHandlers, type EmailHandlers } from './handlers.js';
-import { describeSmtpUrl, smtpUrlProblem, SmtpMailer, type Mailer } from './mailer.js';
+import { describeSmtpUrl, SmtpMailer, type Mailer } from './mailer.js';
 import { EmailService } from './service.js';
 import { EmailTemplates } from './templates.js';
 
@@ -43,10 +42,6 @@ export function createEmail(deps: {
 }): EmailDomain {
   const { db, clock, config, log, cluster } = deps;
   const { smtpUrl } = config;
-  if (smtpUrl !== undefined) {
-    const problem = smtpUrlProblem(smtpUrl);
-    if (problem !== null) throw new ConfigError(`CLOUDPHONE_SMTP_URL ${describeSmtpUrl(smtpUrl)}: ${problem}`);
-  }
   const mailer: Mailer | null = smtpUrl === undefined ? null : new SmtpMailer({ url: smtpUrl, from: config.mailFrom });
   const dispatcher =
     mailer === null

@@ -28,19 +28,6 @@ export function describeSmtpUrl(text: string): string {
   }
 }
 
-/** Why an SMTP URL cannot be used, or null when it can: `smtp://` or `smtps://` with a host. */
-export function smtpUrlProblem(text: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return 'not a URL';
-  }
-  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') return 'the scheme must be smtp:// or smtps://';
-  if (url.hostname === '') return 'no host';
-  return null;
-}
-
 /**
  * Whether the mail server refused this email for good (the recipient or the message itself, with a 5xx reply):
  * sending it again would be refused again. Connection failures, timeouts, 4xx replies and refused credentials

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LoneNode } from '../../../src/cluster/cluster.js';
 import type { Database } from '../../../src/db/database.js';
 import type { DB } from '../../../src/db/schema.js';
-import { EmailDispatcher, retryDelayMs } from '../../../src/notifications/email/dispatcher.js';
+import { EmailDispatcher } from '../../../src/notifications/email/dispatcher.js';
 import { SmtpMailer } from '../../../src/notifications/email/mailer.js';
 import { enqueueEmail, type QueuedEmail } from '../../../src/notifications/email/queue.js';
 import { EmailTemplates, VERIFICATION_KIND } from '../../../src/notifications/email/templates.js';
@@ -225,16 +225,5 @@ describe('the email dispatcher', () => {
     await queue();
     await sender.sendDue();
     expect(smtp.received).toHaveLength(1);
-  });
-});
-
-describe('retryDelayMs', () => {
-  it('follows the webhook schedule, ±20%, for 10 attempts', () => {
-    expect(retryDelayMs(1, () => 0.5)).toBe(5000);
-    expect(retryDelayMs(2, () => 0.5)).toBe(300_000);
-    expect(retryDelayMs(1, () => 0)).toBe(4000);
-    expect(retryDelayMs(1, () => 0.999_999)).toBeLessThanOrEqual(6000);
-    expect(retryDelayMs(9, () => 0.5)).toBe(24 * 3600 * 1000);
-    expect(retryDelayMs(10, () => 0.5)).toBeNull();
   });
 });
