@@ -79,6 +79,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('webhook_endpoints_user').on('webhook_endpoints').columns(['user_id']).execute();
+  // With the owner's index, the outbox finds an event's endpoints (its users' and the admins' scope-all ones) by two
+  // index searches instead of reading every endpoint for every event.
+  await db.schema.createIndex('webhook_endpoints_scope').on('webhook_endpoints').columns(['scope']).execute();
   await db.schema
     .createTable('webhook_endpoint_types')
     .addColumn('endpoint_id', 'text', (c) => c.notNull().references('webhook_endpoints.id').onDelete('cascade'))
