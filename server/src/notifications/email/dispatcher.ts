@@ -18,6 +18,14 @@ export const EMAIL_CONCURRENCY = 4;
 /** The longest `last_error` kept. */
 const ERROR_LENGTH = 1000;
 
+/** A notification for an address its user no longer has verified (changed, removed, or the user deleted). */
+class AddressWithdrawnError extends Error {
+  constructor() {
+    super('the address is no longer the verified address of its user');
+    this.name = 'AddressWithdrawnError';
+  }
+}
+
 function errorText(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.slice(0, ERROR_LENGTH);
@@ -133,6 +141,7 @@ export class EmailDispatcher {
     const attempts = row.attempts + 1;
     let failure: unknown = null;
     try {
+      if (!(await this.#stillAddressed(row))) throw new AddressWithdrawnError();
       const rendered = await this.#templates.render({
         kind: row.kind,
         title: row.title,
@@ -167,9 +176,23 @@ export class EmailDispatcher {
     }
   }
 
+  /** Whether a notification's address is still its user's verified one (the verification mail has none yet). */
+  async #stillAddressed(row: EmailRow): Promise<boolean> {
+    if (row.user_id === null || row.kind === VERIFICATION_KIND) return true;
+    const current = await this.#db
+      .selectFrom('user_emails')
+      .select('user_id')
+      .where('user_id', '=', row.user_id)
+      .where('email', '=', row.to_address)
+      .where('verified_at', 'is not', null)
+      .executeTakeFirst();
+    return current !== undefined;
+  }
+
   /** When to try again after `attempts` failed attempts, webhook deliveries' schedule; null to give up. */
   #nextAttempt(failure: unknown, now: Date, attempts: number): Date | null {
-    if (failure instanceof UnknownEmailKindError || isPermanentFailure(failure)) return null;
+    const final = failure instanceof UnknownEmailKindError || failure instanceof AddressWithdrawnError;
+    if (final || isPermanentFailure(failure)) return null;
     return nextAttemptAt(now, attempts, { random: this.#random });
   }
 }

@@ -3,13 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { revokeUserSessions } from '../../../src/auth/sessions.js';
 import { LoneNode } from '../../../src/cluster/cluster.js';
 import type { Database } from '../../../src/db/database.js';
 import type { DB } from '../../../src/db/schema.js';
+import { systemCause } from '../../../src/events/types.js';
 import { EmailDispatcher } from '../../../src/notifications/email/dispatcher.js';
 import { SmtpMailer } from '../../../src/notifications/email/mailer.js';
 import { enqueueEmail, type QueuedEmail } from '../../../src/notifications/email/queue.js';
 import { EmailTemplates, VERIFICATION_KIND } from '../../../src/notifications/email/templates.js';
+import { UserService } from '../../../src/users/service.js';
 import { ManualClock } from '../../helpers/clock.js';
 import { openTestDatabase } from '../../helpers/database.js';
 import { SMTP_USER, startTestSmtp, type TestSmtp } from './smtp.js';
@@ -19,7 +22,7 @@ const PUBLIC_URL = 'http://127.0.0.1:8080';
 const silent = { debug: () => undefined, warn: () => undefined, error: () => undefined };
 
 const expiring: QueuedEmail = {
-  userId: 'usr_01JD0000000000000000000000',
+  userId: null,
   to: 'alice@example.com',
   kind: 'lease.expiring',
   title: 'Lease lse_1 expires in 5 minutes',
@@ -188,6 +191,28 @@ describe('the email dispatcher', () => {
     expect((await smtp.nth(1)).mail.text).toContain('token=secret');
     const [row] = await messages();
     expect(row).toMatchObject({ status: 'sent', link: null });
+  });
+
+  it("sends a user's notification only while the address is still their verified one", async () => {
+    const users = new UserService({ db, clock: clock.now, sessions: { revokeUserSessions } });
+    const alice = await users.create({ username: 'alice', password: 'correct-horse-battery-staple', role: 'member' }, systemCause);
+    const at = clock.now().toISOString();
+    await db
+      .insertInto('user_emails')
+      .values({ user_id: alice.id, email: 'alice@example.com', verified_at: at, token_hash: null, token_expires_at: null, updated_at: at })
+      .execute();
+    await queue({ ...expiring, userId: alice.id, title: 'first' });
+    const sender = dispatcher();
+    await sender.sendDue();
+    expect((await smtp.nth(1)).mail.subject).toBe('[cloudphone] first');
+
+    await queue({ ...expiring, userId: alice.id, title: 'second' });
+    await db.updateTable('user_emails').set({ email: 'alice@example.org', verified_at: null }).execute();
+    await sender.sendDue();
+    const rows = await messages();
+    expect(rows.map((row) => row.status)).toEqual(['sent', 'failed']);
+    expect(rows[1]!.last_error).toContain('no longer the verified address');
+    expect(smtp.received).toHaveLength(1);
   });
 
   it('sends only on the leader, from the moment it leads', async () => {
