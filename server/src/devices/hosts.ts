@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { ServerConfig } from '../config.js';
 import { newId } from '../db/ids.js';
 import type { DB } from '../db/schema.js';
+import { appendEvent } from '../events/log.js';
 import { principalActor, systemCause, type Cause } from '../events/types.js';
 import type { Cluster } from '../cluster/cluster.js';
 import { ApiError } from '../http/errors.js';
@@ -103,6 +104,10 @@ export class HostService {
   readonly #endLeasesForHost: EndLeasesForHost;
   readonly #probeLocalAdb: () => Promise<boolean>;
   readonly #cluster: Cluster | null;
+  /** Per host: whether it was last seen connected or unreachable (between retries it stays what it was). */
+  readonly #reachable = new Map<string, boolean>();
+  /** Host reachability events are appended one after the other, in the order the transitions happened. */
+  #reachability: Promise<void> = Promise.resolve();
 
   constructor(deps: {
     db: Kysely<DB>;
@@ -156,6 +161,7 @@ export class HostService {
       await this.#remove(row.id, systemCause, false);
       this.#log.info({ type: row.type, address: row.address }, 'removed a host no longer in the configuration');
     }
+    this.#live.onHostStatus((hostId, status) => this.#statusChanged(hostId, status));
     for (const row of await listHostRows(this.#db)) this.track(row);
   }
 
@@ -181,6 +187,7 @@ export class HostService {
 
   /** Disconnects from a host another node deleted and forgets its devices. */
   async untrack(hostId: string): Promise<void> {
+    this.#reachable.delete(hostId);
     this.#inventory.forgetHost(hostId);
     await this.#live.removeHost(hostId);
   }
@@ -271,9 +278,39 @@ export class HostService {
     } catch (error) {
       this.#log.error({ err: error, hostId: id }, 'could not finish ending the leases of a removed host');
     }
+    this.#reachable.delete(id);
     this.#inventory.forgetHost(id);
     this.#cluster?.publish('host.removed', { id });
     if (tracked) await this.#live.removeHost(id);
+  }
+
+  /**
+   * Records a host going from connected to unreachable (`host.unreachable`) and back (`host.reachable`): once per
+   * transition, not per retry. The leader records them, as it records what the hosts report.
+   */
+  #statusChanged(hostId: string, status: HostLiveStatus): void {
+    if (status.status === 'connecting') return;
+    const reachable = status.status === 'connected';
+    const was = this.#reachable.get(hostId);
+    // A host never connected to is not one that became unreachable.
+    if (was === undefined && !reachable) return;
+    this.#reachable.set(hostId, reachable);
+    if (was === undefined || was === reachable || this.#cluster?.isLeader() === false) return;
+    const at = this.#clock();
+    this.#reachability = this.#reachability.then(async () => {
+      try {
+        await this.#db.transaction().execute(async (trx) => {
+          const row = await findHostRow(trx, hostId);
+          if (row === undefined) return;
+          const host = { id: row.id, name: row.name, address: row.address, type: row.type };
+          const base = { actor: systemCause.actor, subject: { type: 'host', id: hostId }, requestId: null, occurredAt: at } as const;
+          if (reachable) await appendEvent(trx, { ...base, type: 'host.reachable', data: { host } });
+          else await appendEvent(trx, { ...base, type: 'host.unreachable', data: { host, error: status.lastError ?? 'unreachable' } });
+        });
+      } catch (error) {
+        this.#log.error({ err: error, hostId }, 'could not record a change of host reachability');
+      }
+    });
   }
 
   /**

@@ -400,6 +400,32 @@ export async function overdueLeases(db: Kysely<DB>, now: string): Promise<LeaseR
     .execute();
 }
 
+/** Granted leases expiring after `now` and by `until` whose warning was not given for their current expiry. */
+export async function leasesToWarn(db: Kysely<DB>, now: string, until: string): Promise<LeaseRow[]> {
+  return db
+    .selectFrom('leases')
+    .selectAll()
+    .where('status', '=', 'granted')
+    .where('expires_at', '>', now)
+    .where('expires_at', '<=', until)
+    .where((eb) => eb.or([eb('expiry_warned_for', 'is', null), eb('expiry_warned_for', '!=', eb.ref('expires_at'))]))
+    .orderBy('expires_at')
+    .execute();
+}
+
+/** Records the warning for the lease's expiry `expiresAt`; false when it was renewed, ended or warned meanwhile. */
+export async function markExpiryWarned(db: Kysely<DB>, id: string, expiresAt: string): Promise<boolean> {
+  const result = await db
+    .updateTable('leases')
+    .set({ expiry_warned_for: expiresAt })
+    .where('id', '=', id)
+    .where('status', '=', 'granted')
+    .where('expires_at', '=', expiresAt)
+    .where((eb) => eb.or([eb('expiry_warned_for', 'is', null), eb('expiry_warned_for', '!=', expiresAt)]))
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
 /** Every device held by a granted lease: the rows the authorisation index is built from. */
 export async function heldDevices(
   db: Kysely<DB>,

@@ -28,6 +28,8 @@ import {
   insertLease,
   insertLeaseDevices,
   leasesOnHost,
+  leasesToWarn,
+  markExpiryWarned,
   markGranted,
   overdueLeases,
   queryLeases,
@@ -182,6 +184,7 @@ type LeaseEventType =
   | 'lease.renewed'
   | 'lease.released'
   | 'lease.expired'
+  | 'lease.expiring'
   | 'device.reset';
 
 async function record<T extends LeaseEventType>(
@@ -647,6 +650,28 @@ export class LeaseService {
     await this.schedule();
   }
 
+  /**
+   * Appends `lease.expiring` for each granted lease expiring within `withinMinutes`, once per expiry time: a renewal
+   * moves the expiry and so re-arms the warning. Each lease is warned in a transaction of its own. Returns how many.
+   */
+  async warnExpiring(withinMinutes: number): Promise<number> {
+    const now = this.#clock();
+    const until = iso(now.getTime() + withinMinutes * 60_000);
+    let warned = 0;
+    for (const row of await leasesToWarn(this.#db, now.toISOString(), until)) {
+      const expiresAt = row.expires_at!;
+      const done = await this.#db.transaction().execute(async (trx) => {
+        if (!(await markExpiryWarned(trx, row.id, expiresAt))) return false;
+        const minutesLeft = Math.ceil((new Date(expiresAt).getTime() - now.getTime()) / 60_000);
+        const lease = toLeaseSummary(row);
+        await record(trx, 'lease.expiring', systemCause, { type: 'lease', id: row.id }, { lease, minutesLeft }, now);
+        return true;
+      });
+      if (done) warned += 1;
+    }
+    return warned;
+  }
+
   /** Grants what can be granted now. Concurrent calls coalesce into one more run. */
   schedule(): Promise<void> {
     if (this.#scheduling !== null) {
@@ -802,7 +827,7 @@ export class LeaseService {
         'lease.granted',
         causeOf(grant.leaseId),
         { type: 'lease', id: grant.leaseId },
-        { lease, deviceIds: grant.deviceIds },
+        { lease, deviceIds: grant.deviceIds, queued: row !== candidate },
         now,
       );
       effects.granted.push({ leaseId: grant.leaseId, userId: row.user_id, expiresAtMs, deviceIds: grant.deviceIds });
