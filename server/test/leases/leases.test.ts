@@ -69,6 +69,7 @@ describe('creating leases', () => {
         data: {
           lease: { id: lease.id, userId: alice.userId, status: 'granted', count: 1, expiresAt: lease.expiresAt },
           deviceIds: ['dev_000'],
+          queued: false,
         },
       },
     ]);
