@@ -125,6 +125,9 @@ export interface ClientInternals {
   userAgent: string;
   defaultHeaders: Record<string, string>;
   timeout: number;
+  /** How the client waits between attempts, and its source of backoff jitter (both options of the client). */
+  sleep: Sleep;
+  jitter: () => number;
   /**
    * After `expired` was refused as expired: refreshes the session (once, shared with concurrent callers) and
    * resolves to the new token, or to undefined when the client has no refresh token.
@@ -199,6 +202,8 @@ export class CloudPhone {
       userAgent: client.#userAgent,
       defaultHeaders: client.#options.defaultHeaders,
       timeout: client.#options.timeout,
+      sleep: client.#options.sleep,
+      jitter: client.#options.jitter,
       refreshAfter: async (expired) => {
         if (client.#refreshToken === undefined) return undefined;
         await client.#refresh(expired);

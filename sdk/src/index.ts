@@ -17,6 +17,7 @@ export {
 } from './core/errors.js';
 export { BinaryResponse, type BinaryBody } from './core/binary.js';
 export { Page, PagePromise, type PageBody } from './core/pagination.js';
+export { ServerSentEventParser, type ServerSentEvent } from './core/sse.js';
 export type { Sleep } from './core/retry.js';
 export type * from './generated/models.js';
 export {
@@ -39,6 +40,7 @@ export {
   DeviceHandle,
   Devices,
   DeviceStreamError,
+  Events,
   Invoices,
   LeaseEndedError,
   LeaseHandle,
@@ -49,6 +51,7 @@ export {
   ShellSession,
   Usage,
   type AppSource,
+  type FollowEventsOptions,
   type InstallAppOptions,
   type InstallWaitOptions,
   type UploadAppOptions,

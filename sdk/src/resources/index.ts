@@ -1,13 +1,15 @@
 import { resources as generated } from '../generated/resources.js';
 import { Apps } from './apps.js';
 import { Devices } from './devices.js';
+import { Events } from './events.js';
 import { Invoices } from './invoices.js';
 import { Leases } from './leases.js';
 import { Usage } from './usage.js';
 
 /**
  * The resource classes of a client, by property: the generated ones, with the handwritten `Devices`, `Leases`,
- * `Apps`, `Usage` and `Invoices` (which extend the generated `DevicesResource`, `LeasesResource`, …) in their place.
+ * `Apps`, `Usage`, `Invoices` and `Events` (which extend the generated `DevicesResource`, `LeasesResource`, …) in
+ * their place.
  */
 export const resources = {
   ...generated,
@@ -16,6 +18,7 @@ export const resources = {
   apps: Apps,
   usage: Usage,
   invoices: Invoices,
+  events: Events,
 } as const;
 
 /** The resource namespaces of a client: `cp.users`, `cp.devices`, `cp.leases`, … */
@@ -31,6 +34,7 @@ export {
   type UploadAppOptions,
 } from './apps.js';
 export { Devices } from './devices.js';
+export { Events, type FollowEventsOptions } from './events.js';
 export { Invoices } from './invoices.js';
 export { Leases, type UseLeaseContext, type UseLeaseOptions } from './leases.js';
 export { Usage, type UsageReportQuery } from './usage.js';
