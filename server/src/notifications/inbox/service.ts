@@ -63,7 +63,7 @@ export class InboxService {
   }) {
     this.#db = deps.db;
     this.#clock = deps.clock;
-    this.#publicUrl = deps.publicUrl;
+    this.#publicUrl = deps.publicUrl.replace(/\/+$/, '');
     this.#retentionDays = deps.retentionDays;
   }
 
@@ -225,7 +225,7 @@ export class InboxService {
       kind: row.kind as NotificationKind,
       title: row.title,
       body: row.body,
-      link: row.link === null ? null : new URL(row.link, this.#publicUrl).href,
+      link: row.link === null ? null : `${this.#publicUrl}${row.link}`,
       subject:
         row.subject_type !== null && row.subject_id !== null
           ? { type: row.subject_type as Schemas['EventSubject']['type'], id: row.subject_id }
