@@ -169,7 +169,10 @@ describe('the CLI generator', () => {
       'devices push',
       'devices screenshot',
       'devices shell',
+      'events follow',
       'help',
+      'inbox',
+      'inbox read',
       'invoices download',
       'leases create',
       'login',
@@ -178,6 +181,7 @@ describe('the CLI generator', () => {
       'profiles use',
       'usage',
       'usage report',
+      'webhooks listen',
     ]);
   });
 
