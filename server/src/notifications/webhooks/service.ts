@@ -314,7 +314,7 @@ export class WebhookService {
   async listDeliveries(principal: Principal, id: string, query: WebhookDeliveryQuery): Promise<Page<WebhookDelivery>> {
     await this.#find(this.#db, principal, id);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, deliveryPosition);
-    const patterns = query.eventTypes === undefined ? [] : checkPatterns(query.eventTypes, '/eventType');
+    const patterns = query.eventTypes ?? [];
     let select = this.#db.selectFrom('webhook_deliveries').selectAll().where('endpoint_id', '=', id);
     if (query.status !== undefined) select = select.where('status', '=', query.status);
     if (patterns.length > 0) {
