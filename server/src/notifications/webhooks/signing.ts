@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto';
 
 /** The headers of a signed delivery, as Standard Webhooks names them. */
-export interface SignatureHeaders {
+export type SignatureHeaders = {
   'webhook-id': string;
   'webhook-timestamp': string;
   'webhook-signature': string;
-}
+};
 
 const SECRET_PREFIX = 'whsec_';
 
