@@ -216,6 +216,8 @@ export class WebhookDispatcher {
     let ranked = this.#db
       .selectFrom('webhook_deliveries as d')
       .innerJoin('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
+      // A delivery whose event left the log would hold one of its endpoint's places for nothing.
+      .innerJoin('events as ev', 'ev.id', 'd.event_id')
       .select([
         'd.endpoint_id',
         'd.event_id',
