@@ -33,6 +33,7 @@ import { LeaseService } from './leases/service.js';
 import type { Authenticator } from './http/auth.js';
 import type { Handlers } from './http/handler.js';
 import { meHandlers } from './me/handlers.js';
+import { createNotifications } from './notifications/domain.js';
 import { MeService } from './me/service.js';
 import { apiTokenHandlers } from './tokens/handlers.js';
 import { apiTokenEnded } from './tokens/repository.js';
@@ -88,16 +89,20 @@ export async function createDomains({
   log,
   cluster = new LoneNode(config.nodeName),
 }: DomainDeps): Promise<Domains> {
-  // Every WebSocket is a device session: credential changes close those opened with the ended credential, on
-  // every node.
+  // Device sessions and event streams end when the credential they were opened with does, on every node.
   const sessions = new DeviceSessions();
+  const notifications = await createNotifications({ db, clock, config, log, cluster, leases: (): LeaseService => leases });
   const revocations: RevocationListener = {
     revoked(revocation) {
       sessions.revoked(revocation);
+      notifications.streams.revoked(revocation);
       cluster.publish('revoked', { revocation });
     },
   };
-  cluster.subscribe('revoked', ({ revocation }) => sessions.revoked(revocation as Revocation));
+  cluster.subscribe('revoked', ({ revocation }) => {
+    sessions.revoked(revocation as Revocation);
+    notifications.streams.revoked(revocation as Revocation);
+  });
   const credentialEnded = (credential: WebSocketCredential) => {
     const now = clock().toISOString();
     if (credential.tokenId !== undefined) return apiTokenEnded(db, credential.tokenId, now);
@@ -240,6 +245,7 @@ export async function createDomains({
       ...hostHandlers(hosts, adbKey),
       ...appHandlers(apps, installs),
       ...billingHandlers({ plans, budgets, usage, invoices, timeZone }),
+      ...notifications.handlers,
     },
     authenticator: new TokenAuthenticator({ db, clock }),
     async bootstrap() {
@@ -255,7 +261,11 @@ export async function createDomains({
       await installs.start();
       await hosts.start();
       enforcer.start();
-      recheck = setInterval(() => void sessions.recheck(credentialEnded), CREDENTIAL_RECHECK_MS);
+      notifications.start();
+      recheck = setInterval(() => {
+        void sessions.recheck(credentialEnded);
+        void notifications.streams.recheck(credentialEnded);
+      }, CREDENTIAL_RECHECK_MS);
       recheck.unref();
     },
     async drain() {
@@ -263,6 +273,7 @@ export async function createDomains({
       clearInterval(orphanCheck);
       await orphanRun;
       sessions.closeAll();
+      await notifications.drain();
       await enforcer.close();
       await Promise.all([leases.close(), installs.close(), apps.close()]);
     },

@@ -2,6 +2,8 @@ import { sql, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { newId } from '../db/ids.js';
 import type { DB, EventsTable } from '../db/schema.js';
 import { likeLiteral } from '../pagination.js';
+import { notifyFromEvent } from '../notifications/inbox/outbox.js';
+import { enqueueWebhookDeliveries } from '../notifications/webhooks/outbox.js';
 import { audienceOf } from './audience.js';
 import type { EventType, NewEvent } from './types.js';
 
@@ -33,7 +35,9 @@ export function onEventAppended(listener: () => void): () => void {
 
 /**
  * Appends an event to the log. Pass the transaction of the change the event records, so that both commit together
- * or not at all.
+ * or not at all. In the same transaction the event is queued for the webhook endpoints that want it and becomes
+ * the notifications (and emails) of the users it concerns: nothing is announced that did not commit, and nothing
+ * that committed goes unannounced.
  */
 export async function appendEvent<T extends EventType>(db: Kysely<DB>, event: NewEvent<T>): Promise<string> {
   const id = newId('evt', event.occurredAt.getTime());
@@ -65,6 +69,8 @@ export async function appendEvent<T extends EventType>(db: Kysely<DB>, event: Ne
       request_id: event.requestId,
     })
     .execute();
+  await enqueueWebhookDeliveries(db, appended);
+  await notifyFromEvent(db, appended);
   for (const listener of appendedListeners) listener();
   return id;
 }

@@ -56,6 +56,8 @@ export interface ClusterOptions {
   databaseUrl?: string;
   /** Receives every line the processes write, prefixed with the process's name. */
   log?: (line: string) => void;
+  /** More settings for every node, e.g. `{ CLOUDPHONE_WEBHOOK_ALLOW_PRIVATE: 'true' }`. */
+  env?: Record<string, string>;
 }
 
 /** Devices one `virtual-device` process runs at most. */
@@ -280,6 +282,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         CLOUDPHONE_ADMIN_PASSWORD: adminPassword,
         CLOUDPHONE_LOG_FORMAT: 'json',
         CLOUDPHONE_LOCAL_ADB: 'off',
+        ...options.env,
       };
       if (cluster.databaseUrl !== undefined) env.CLOUDPHONE_DATABASE_URL = cluster.databaseUrl;
       const args = ['start', '--port', '0', '--host', '127.0.0.1', '--node-name', name];
