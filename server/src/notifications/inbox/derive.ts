@@ -47,6 +47,20 @@ const ENDED_BECAUSE: Partial<Record<LeaseReleaseReason, string>> = {
   quota_exhausted: 'your minutes for this period are used up',
 };
 
+/**
+ * Names an event carries only as ids, read by the outbox for the events that need them (`namesNeeded`): the app
+ * and the device of an install.
+ */
+export interface EventNames {
+  packageName?: string | undefined;
+  device?: { serial: string; model: string | null } | undefined;
+}
+
+/** Whether the notifications of the event name things its data has only ids of. */
+export function namesNeeded(event: AppendedEvent): boolean {
+  return event.type === 'app.install.failed';
+}
+
 function dataOf<T extends EventType>(event: AppendedEvent, _type: T): EventData<T> {
   return event.data as EventData<T>;
 }
@@ -93,7 +107,7 @@ const QUOTA_NAMES: Record<string, string> = {
  * The notifications an event gives rise to, from the event alone: most types notify no one, and the caller learns
  * that without touching the database.
  */
-export function notificationsFor(event: AppendedEvent): NotificationDraft[] {
+export function notificationsFor(event: AppendedEvent, names: EventNames = {}): NotificationDraft[] {
   switch (event.type) {
     case 'lease.granted': {
       const { lease, deviceIds, queued } = dataOf(event, 'lease.granted');
@@ -152,12 +166,14 @@ export function notificationsFor(event: AppendedEvent): NotificationDraft[] {
     case 'app.install.failed': {
       if (event.audienceId === null) return [];
       const { jobId, appId, deviceId, reason } = dataOf(event, 'app.install.failed');
+      const app = names.packageName ?? `app ${appId}`;
+      const device = names.device === undefined ? `device ${deviceId}` : deviceName(names.device);
       return [
         {
           recipient: event.audienceId,
           kind: 'install.failed',
-          title: `Install of app ${appId} failed`,
-          body: `Installing app ${appId} on device ${deviceId} failed: ${reason}`,
+          title: `Install of ${app} failed`,
+          body: `Installing ${app} on ${device} failed: ${reason}`,
           link: `/v1/install-jobs/${jobId}`,
           subject: { type: 'install_job', id: jobId },
         },

@@ -3,7 +3,8 @@ import { newId } from '../../db/ids.js';
 import type { DB } from '../../db/schema.js';
 import type { AppendedEvent } from '../../events/log.js';
 import { enqueueEmail } from '../email/queue.js';
-import { defaultPreference, notificationsFor, type NotificationDraft } from './derive.js';
+import type { EventData } from '../../events/types.js';
+import { defaultPreference, namesNeeded, notificationsFor, type EventNames, type NotificationDraft } from './derive.js';
 
 interface Recipient {
   id: string;
@@ -29,14 +30,28 @@ async function recipientsOf(trx: Kysely<DB>, draft: NotificationDraft): Promise<
   return query.orderBy('users.id').execute();
 }
 
+/** The package and the device an install failure's data names by id (either may be gone). */
+async function installNames(trx: Kysely<DB>, event: AppendedEvent): Promise<EventNames> {
+  const { appId, deviceId } = event.data as EventData<'app.install.failed'>;
+  const app = await trx
+    .selectFrom('apps')
+    .innerJoin('app_blobs', 'app_blobs.sha256', 'apps.sha256')
+    .select('app_blobs.package_name')
+    .where('apps.id', '=', appId)
+    .executeTakeFirst();
+  const device = await trx.selectFrom('devices').select(['serial', 'model']).where('id', '=', deviceId).executeTakeFirst();
+  return { packageName: app?.package_name, device };
+}
+
 /**
  * Puts the notifications an event gives rise to in their recipients' inboxes and queues their emails, in the
  * event's transaction: a notification exists exactly when its event committed. An event that notifies no one costs
  * no query.
  */
 export async function notifyFromEvent(trx: Kysely<DB>, event: AppendedEvent): Promise<void> {
-  const drafts = notificationsFor(event);
+  let drafts = notificationsFor(event);
   if (drafts.length === 0) return;
+  if (namesNeeded(event)) drafts = notificationsFor(event, await installNames(trx, event));
   const at = new Date(event.occurredAt);
   for (const draft of drafts) {
     const defaults = defaultPreference(draft.kind);

@@ -93,6 +93,13 @@ describe('notificationsFor', () => {
       },
     ]);
     expect(notificationsFor(appended('app.install.failed', data, null))).toEqual([]);
+    const names = { packageName: 'com.example.shop', device: { serial: 'emulator-5554', model: 'Pixel 8' } };
+    expect(notificationsFor(appended('app.install.failed', data, 'usr_bob'), names)).toMatchObject([
+      {
+        title: 'Install of com.example.shop failed',
+        body: 'Installing com.example.shop on Pixel 8 (emulator-5554) failed: INSTALL_FAILED_OLDER_SDK',
+      },
+    ]);
   });
 
   it('tells the holder of a leased device that went offline, naming its model and serial', () => {

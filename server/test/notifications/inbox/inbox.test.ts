@@ -11,6 +11,7 @@ import { ManualClock } from '../../helpers/clock.js';
 import { expectSchema } from '../../helpers/contract.js';
 import { openTestDatabase } from '../../helpers/database.js';
 import { insertUser } from '../../helpers/users.js';
+import { leaseFixture } from '../../leases/fixture.js';
 import { appended, rejection } from './fixture.js';
 
 const LEASE = 'lse_01JDX7M3N4P5Q6R7S8T9V0W1X2';
@@ -25,7 +26,7 @@ async function setup() {
   const { db } = database;
   const clock = new ManualClock('2026-11-21T14:00:00.000Z');
   const at = clock.now().toISOString();
-  const inbox = new InboxService({ db, clock: clock.now, publicUrl: 'http://127.0.0.1:8080', retentionDays: 30 });
+  const inbox = new InboxService({ db, clock: clock.now, publicUrl: () => 'http://127.0.0.1:8080', retentionDays: 30 });
   const user = (name: string, role: 'admin' | 'member' = 'member') => insertUser(db, name, role, at);
   return { db, clock, inbox, user };
 }
@@ -172,6 +173,26 @@ describe('notifyFromEvent', () => {
       [ops, root].map((admin) => ({ user_id: admin.userId, kind: 'host.unreachable' })).sort((a, b) => a.user_id.localeCompare(b.user_id)),
     );
     expect(rows.some((row) => row.user_id === member.userId || row.user_id === gone.userId)).toBe(false);
+  });
+
+  it("names the app's package and the device of a failed install", async () => {
+    const { db, device, user } = await leaseFixture();
+    const bob = await user('bob');
+    const at = '2026-11-21T13:00:00.000Z';
+    const sha256 = 'a'.repeat(64);
+    await db.insertInto('app_blobs').values({ sha256, size: 1, package_name: 'com.example.shop', metadata: '{}', icon_sha256: null, created_at: at }).execute();
+    await db.insertInto('apps').values({ id: 'app_1', sha256, owner_id: bob.userId, file_name: null, shared: 0, created_at: at }).execute();
+    await device('dev_1');
+    const failed = (appId: string, deviceId: string) =>
+      appended('app.install.failed', { jobId: 'ijb_1', appId, deviceId, reason: 'INSTALL_FAILED_OLDER_SDK' }, bob.userId);
+    await db.transaction().execute(async (trx) => {
+      await notifyFromEvent(trx, failed('app_1', 'dev_1'));
+      await notifyFromEvent(trx, failed('app_gone', 'dev_gone'));
+    });
+    expect((await inboxOf(db, bob.userId)).map((row) => [row.title, row.body])).toEqual([
+      ['Install of com.example.shop failed', 'Installing com.example.shop on Pixel 8 (serial-dev_1) failed: INSTALL_FAILED_OLDER_SDK'],
+      ['Install of app app_gone failed', 'Installing app app_gone on device dev_gone failed: INSTALL_FAILED_OLDER_SDK'],
+    ]);
   });
 
   it('skips a recipient who no longer exists', async () => {
