@@ -210,7 +210,7 @@ export class HostService {
   /** Adds a host (409 `host_exists` for the same type and address) and starts tracking it. */
   async create(principal: Principal, input: NewHost, requestId: string | null): Promise<Host> {
     void principal;
-    void requestId; // No host events exist in the contract; the principal and request id are for symmetry.
+    void requestId; // Adding a host records no event; the principal and request id are for symmetry.
     const now = this.#clock();
     const at = now.toISOString();
     const row: HostRow = {
