@@ -58,8 +58,11 @@ export interface Domains {
   authenticator: Authenticator;
   /** Creates the first admin on an empty database; returns its one-time password, or null if users exist. */
   bootstrap(): Promise<{ username: string; password: string } | null>;
-  /** Starts following the device hosts and the lease timers. */
-  start(): Promise<void>;
+  /**
+   * Starts following the device hosts, the lease timers and the event log; `url` is where the server listens (the
+   * links in notifications start with it unless a public URL is configured).
+   */
+  start(url: string): Promise<void>;
   /**
    * The first step of shutdown, while HTTP drains: ends open device sessions, answers lease long polls and stops
    * the lease timers (waiting for resets in flight).
@@ -253,7 +256,7 @@ export async function createDomains({
       if (created !== null) log.info({ username: created.username }, 'created the first admin');
       return created;
     },
-    async start() {
+    async start(url) {
       await plans.ensureDefault();
       await inventory.start();
       await leases.start();
@@ -261,7 +264,7 @@ export async function createDomains({
       await installs.start();
       await hosts.start();
       enforcer.start();
-      notifications.start();
+      notifications.start(url);
       recheck = setInterval(() => {
         void sessions.recheck(credentialEnded);
         void notifications.streams.recheck(credentialEnded);

@@ -130,7 +130,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     const { applied } = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
     const initialAdmin = await domains.bootstrap();
-    await domains.start();
+    await domains.start(`http://${reachableHost(config.host)}:${(app.server.address() as AddressInfo).port}`);
     await cluster.start();
     startup.resolve();
     return running(app, database, domains, cluster, config, initialAdmin);

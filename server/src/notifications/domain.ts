@@ -22,7 +22,8 @@ export interface Notifications {
   handlers: NotificationHandlers;
   /** The open event streams, which end when their credential does. */
   streams: RevocationListener & { recheck(ended: (credential: StreamCredential) => Promise<string | null>): Promise<void> };
-  start(): void;
+  /** Starts the feed and the senders; `url` is where the server listens, the public URL unless one is configured. */
+  start(url: string): void;
   /** Ends the live streams and stops the senders (deliveries in flight are cut short, and sent again later). */
   drain(): Promise<void>;
 }
@@ -45,7 +46,8 @@ export async function createNotifications(deps: {
   leases: () => { warnExpiring(withinMinutes: number): Promise<number> };
 }): Promise<Notifications> {
   const { db, clock, config, log, cluster, leases } = deps;
-  const publicUrl = config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  let listening = '';
+  const publicUrl = () => config.publicUrl ?? listening;
   const feed = new EventFeed({ db, cluster, log: log.child({ component: 'events' }) });
   const streams = new StreamRegistry({ db });
   const secrets = await SecretBox.open(config.dataDir);
@@ -81,7 +83,8 @@ export async function createNotifications(deps: {
       ...email.handlers,
     },
     streams,
-    start() {
+    start(url) {
+      listening = url;
       feed.start();
       dispatcher.start();
       inbox.start();

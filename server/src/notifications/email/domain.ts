@@ -14,7 +14,7 @@ export interface EmailConfig {
   /** The From of every email. */
   mailFrom: string;
   /** The server's URL as users reach it: links in emails start with it. */
-  publicUrl: string;
+  publicUrl: () => string;
   /** Holds the admin's templates, in `templates/email/`. */
   dataDir: string;
 }

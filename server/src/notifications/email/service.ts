@@ -39,7 +39,7 @@ function viewOf(row: { email: string; verified_at: string | null } | undefined):
 export class EmailService {
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
-  readonly #publicUrl: string;
+  readonly #publicUrl: () => string;
   readonly #unavailable: string | null;
   readonly #queued: () => void;
 
@@ -47,7 +47,7 @@ export class EmailService {
     db: Kysely<DB>;
     clock: () => Date;
     /** The server's URL as users reach it, for the verification link. */
-    publicUrl: string;
+    publicUrl: () => string;
     /** Why no email can be sent (no SMTP server configured), or null when it can. */
     unavailable: string | null;
     /** Called after a commit that queued an email (wakes the sender). */
@@ -55,7 +55,7 @@ export class EmailService {
   }) {
     this.#db = deps.db;
     this.#clock = deps.clock;
-    this.#publicUrl = deps.publicUrl.replace(/\/+$/, '');
+    this.#publicUrl = () => deps.publicUrl().replace(/\/+$/, '');
     this.#unavailable = deps.unavailable;
     this.#queued = deps.queued;
   }
@@ -102,7 +102,7 @@ export class EmailService {
           kind: VERIFICATION_KIND,
           title: 'Verify your email address',
           body: `Open the link to verify ${email} for ${principal.username}.`,
-          link: `${this.#publicUrl}${VERIFICATION_PATH}?token=${token}`,
+          link: `${this.#publicUrl()}${VERIFICATION_PATH}?token=${token}`,
           data: { username: principal.username, email },
         },
         now,

@@ -143,17 +143,17 @@ function builtIn(kind: EmailKind, content: EmailContent): RenderedEmail {
  */
 export class EmailTemplates {
   readonly #folder: string;
-  readonly #publicUrl: string;
+  readonly #publicUrl: () => string;
 
-  constructor(deps: { dataDir: string; publicUrl: string }) {
+  constructor(deps: { dataDir: string; publicUrl: () => string }) {
     this.#folder = join(deps.dataDir, 'templates', 'email');
-    this.#publicUrl = deps.publicUrl.replace(/\/+$/, '');
+    this.#publicUrl = () => deps.publicUrl().replace(/\/+$/, '');
   }
 
   async render(email: EmailContent): Promise<RenderedEmail> {
     const { kind } = email;
     if (!isEmailKind(kind)) throw new UnknownEmailKindError(kind);
-    const link = email.link?.startsWith('/') === true ? `${this.#publicUrl}${email.link}` : email.link;
+    const link = email.link?.startsWith('/') === true ? `${this.#publicUrl()}${email.link}` : email.link;
     const content = { ...email, link };
     const values = {
       ...content.data,
@@ -161,7 +161,7 @@ export class EmailTemplates {
       title: content.title,
       body: content.body,
       link: link ?? '',
-      publicUrl: this.#publicUrl,
+      publicUrl: this.#publicUrl(),
     };
     const fallback = builtIn(kind, content);
     const [subject, text, html] = await Promise.all(

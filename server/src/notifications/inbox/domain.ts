@@ -8,7 +8,7 @@ import { InboxService } from './service.js';
 
 export interface InboxConfig {
   /** The server's URL as users reach it: notification links start with it. */
-  publicUrl: string;
+  publicUrl: () => string;
   inboxRetentionDays: number;
   /** 0: no warnings. */
   leaseExpiryWarningMinutes: number;

@@ -50,20 +50,20 @@ function notFound(id: string): ApiError {
 export class InboxService {
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
-  readonly #publicUrl: string;
+  readonly #publicUrl: () => string;
   readonly #retentionDays: number;
 
   constructor(deps: {
     db: Kysely<DB>;
     clock: () => Date;
     /** Links are stored as API paths and shown on this base. */
-    publicUrl: string;
+    publicUrl: () => string;
     /** Read notifications older than this are purged. */
     retentionDays: number;
   }) {
     this.#db = deps.db;
     this.#clock = deps.clock;
-    this.#publicUrl = deps.publicUrl.replace(/\/+$/, '');
+    this.#publicUrl = () => deps.publicUrl().replace(/\/+$/, '');
     this.#retentionDays = deps.retentionDays;
   }
 
@@ -225,7 +225,7 @@ export class InboxService {
       kind: row.kind as NotificationKind,
       title: row.title,
       body: row.body,
-      link: row.link === null ? null : `${this.#publicUrl}${row.link}`,
+      link: row.link === null ? null : `${this.#publicUrl()}${row.link}`,
       subject:
         row.subject_type !== null && row.subject_id !== null
           ? { type: row.subject_type as Schemas['EventSubject']['type'], id: row.subject_id }

@@ -61,7 +61,7 @@ function dispatcher(options: { url?: string; cluster?: LoneNode; concurrency?: n
     clock: clock.now,
     log: silent,
     mailer,
-    templates: new EmailTemplates({ dataDir, publicUrl: PUBLIC_URL }),
+    templates: new EmailTemplates({ dataDir, publicUrl: () => PUBLIC_URL }),
     cluster: options.cluster,
     concurrency: options.concurrency,
     // No jitter: the first retry is due exactly 5 s later.

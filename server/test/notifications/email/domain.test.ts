@@ -15,7 +15,7 @@ function setup(smtpUrl: string | undefined) {
   const email = createEmail({
     db: {} as Kysely<DB>,
     clock: () => new Date(),
-    config: { smtpUrl, mailFrom: 'cloudphone <cloudphone@localhost>', publicUrl: 'http://127.0.0.1:8080', dataDir: '/nonexistent' },
+    config: { smtpUrl, mailFrom: 'cloudphone <cloudphone@localhost>', publicUrl: () => 'http://127.0.0.1:8080', dataDir: '/nonexistent' },
     log,
     cluster,
   });

@@ -18,7 +18,7 @@ let templates: EmailTemplates;
 
 beforeEach(() => {
   dataDir = mkdtempSync(join(tmpdir(), 'cloudphone-templates-'));
-  templates = new EmailTemplates({ dataDir, publicUrl: PUBLIC_URL });
+  templates = new EmailTemplates({ dataDir, publicUrl: () => PUBLIC_URL });
 });
 
 afterEach(() => rmSync(dataDir, { recursive: true, force: true }));

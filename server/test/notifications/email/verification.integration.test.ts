@@ -31,13 +31,13 @@ beforeEach(async () => {
     clock: fixture.clock.now,
     log: silent,
     mailer,
-    templates: new EmailTemplates({ dataDir, publicUrl: PUBLIC_URL }),
+    templates: new EmailTemplates({ dataDir, publicUrl: () => PUBLIC_URL }),
   });
   woken = 0;
   emails = new EmailService({
     db: fixture.db,
     clock: fixture.clock.now,
-    publicUrl: `${PUBLIC_URL}/`,
+    publicUrl: () => `${PUBLIC_URL}/`,
     unavailable: null,
     queued: () => (woken += 1),
   });
@@ -153,7 +153,7 @@ describe('email verification', () => {
     const off = new EmailService({
       db: fixture.db,
       clock: fixture.clock.now,
-      publicUrl: PUBLIC_URL,
+      publicUrl: () => PUBLIC_URL,
       unavailable: 'no SMTP server is configured',
       queued: () => (woken += 1),
     });
