@@ -652,14 +652,18 @@ export class LeaseService {
 
   /**
    * Appends `lease.expiring` for each granted lease expiring within `withinMinutes`, once per expiry time: a renewal
-   * moves the expiry and so re-arms the warning. Each lease is warned in a transaction of its own. Returns how many.
+   * moves the expiry and so re-arms the warning. A lease granted or renewed for no longer than the warning is not
+   * warned: its holder just chose when it ends. Each lease is warned in a transaction of its own. Returns how many.
    */
   async warnExpiring(withinMinutes: number): Promise<number> {
     const now = this.#clock();
-    const until = iso(now.getTime() + withinMinutes * 60_000);
+    const withinMs = withinMinutes * 60_000;
+    const until = iso(now.getTime() + withinMs);
     let warned = 0;
     for (const row of await leasesToWarn(this.#db, now.toISOString(), until)) {
       const expiresAt = row.expires_at!;
+      const termStart = row.renewed_at ?? row.granted_at;
+      if (termStart !== null && Date.parse(expiresAt) - withinMs <= Date.parse(termStart)) continue;
       const done = await this.#db.transaction().execute(async (trx) => {
         if (!(await markExpiryWarned(trx, row.id, expiresAt))) return false;
         const minutesLeft = Math.ceil((new Date(expiresAt).getTime() - now.getTime()) / 60_000);

@@ -48,13 +48,31 @@ describe('LeaseService.warnExpiring', () => {
     const row = await f.db.selectFrom('leases').select('expiry_warned_for').where('id', '=', lease.id).executeTakeFirstOrThrow();
     expect(row.expiry_warned_for).toBe('2026-11-20T09:15:00.000Z');
 
-    const renewed = await f.leases.renew(alice, lease.id, { ttlSeconds: 120 }, null);
+    const renewed = await f.leases.renew(alice, lease.id, { ttlSeconds: 600 }, null);
+    expect(await f.leases.warnExpiring(5)).toBe(0);
+    f.clock.advance(5 * 60 + 30);
     expect(await f.leases.warnExpiring(5)).toBe(1);
     const [, again] = await f.events('lease.expiring');
     expect(again!.data).toEqual({
       lease: { id: lease.id, userId: alice.userId, status: 'granted', count: 1, expiresAt: renewed.expiresAt },
-      minutesLeft: 2,
+      minutesLeft: 5,
     });
+  });
+
+  it('does not warn of a lease granted or renewed for no longer than the warning', async () => {
+    const f = await leaseFixture();
+    await f.leases.start();
+    const alice = await f.user('alice');
+    await f.device('dev_1');
+    const { lease } = await f.leases.create(alice, { ttlSeconds: 300 }, null);
+    expect(await f.leases.warnExpiring(5)).toBe(0);
+    f.clock.advance(240);
+    expect(await f.leases.warnExpiring(5)).toBe(0);
+    await f.leases.renew(alice, lease.id, { ttlSeconds: 120 }, null);
+    expect(await f.leases.warnExpiring(5)).toBe(0);
+    await f.leases.renew(alice, lease.id, { ttlSeconds: 301 }, null);
+    f.clock.advance(1);
+    expect(await f.leases.warnExpiring(5)).toBe(1);
   });
 
   it('leaves alone leases that are queued, ended or already past their expiry', async () => {
