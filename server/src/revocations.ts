@@ -22,3 +22,24 @@ export interface RevocationListener {
 
 /** For services used without live sessions (tests, tools). */
 export const noRevocationListener: RevocationListener = { revoked: () => undefined };
+
+/** The credential a live session was opened with, as revocations name it. */
+export interface SessionCredential {
+  userId: string;
+  tokenId: string | undefined;
+  sessionId: string | undefined;
+}
+
+/** Whether `revocation` ends the credential a live session was opened with. */
+export function revokes(revocation: Revocation, credential: SessionCredential): boolean {
+  switch (revocation.type) {
+    case 'api_token':
+      return credential.tokenId === revocation.tokenId;
+    case 'session':
+      return credential.sessionId === revocation.sessionId;
+    case 'user':
+      if (credential.userId !== revocation.userId) return false;
+      if (revocation.sessionsOnly === true && credential.sessionId === undefined) return false;
+      return revocation.keepSessionId === undefined || credential.sessionId !== revocation.keepSessionId;
+  }
+}

@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { Principal } from '../http/handler.js';
-import type { Revocation, RevocationListener } from '../revocations.js';
+import { revokes, type Revocation, type RevocationListener } from '../revocations.js';
 
 /**
  * The WebSocket close code sent when access ends: the lease that allowed a session, or the credential it was opened
@@ -72,7 +72,7 @@ export class DeviceSessions implements RevocationListener {
   /** Ends the sessions opened with a credential that just ended. */
   revoked(revocation: Revocation): void {
     for (const entry of [...this.#entries]) {
-      if (openedWith(entry, revocation)) this.#stop(entry, ACCESS_ENDED_CLOSE_CODE, revocation.reason);
+      if (revokes(revocation, entry)) this.#stop(entry, ACCESS_ENDED_CLOSE_CODE, revocation.reason);
     }
   }
 
@@ -104,18 +104,5 @@ export class DeviceSessions implements RevocationListener {
     this.#entries.delete(entry);
     if (entry.socket.readyState === entry.socket.OPEN) entry.socket.close(code, reason);
     entry.controller.abort();
-  }
-}
-
-function openedWith(entry: Entry, revocation: Revocation): boolean {
-  switch (revocation.type) {
-    case 'api_token':
-      return entry.tokenId === revocation.tokenId;
-    case 'session':
-      return entry.sessionId === revocation.sessionId;
-    case 'user':
-      if (entry.userId !== revocation.userId) return false;
-      if (revocation.sessionsOnly === true && entry.sessionId === undefined) return false;
-      return revocation.keepSessionId === undefined || entry.sessionId !== revocation.keepSessionId;
   }
 }
