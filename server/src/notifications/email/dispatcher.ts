@@ -15,6 +15,12 @@ export const EMAIL_POLL_MS = 1000;
 /** How many emails are handed to the mail server at once. */
 export const EMAIL_CONCURRENCY = 4;
 
+/**
+ * How long shutdown waits for the emails being sent. One still unanswered then is left to the process's end: it
+ * stays pending and is sent again by the next leader (the server may then get it twice).
+ */
+export const EMAIL_CLOSE_MS = 5000;
+
 /** The longest `last_error` kept. */
 const ERROR_LENGTH = 1000;
 
@@ -44,6 +50,7 @@ export class EmailDispatcher {
   readonly #cluster: Cluster | undefined;
   readonly #pollMs: number;
   readonly #concurrency: number;
+  readonly #closeTimeoutMs: number;
   readonly #random: () => number;
   #timer: NodeJS.Timeout | null = null;
   #stopLeading: (() => void) | null = null;
@@ -61,6 +68,7 @@ export class EmailDispatcher {
     cluster?: Cluster | undefined;
     pollMs?: number | undefined;
     concurrency?: number | undefined;
+    closeTimeoutMs?: number | undefined;
     /** The jitter of the retry delays, in [0, 1). */
     random?: () => number;
   }) {
@@ -72,6 +80,7 @@ export class EmailDispatcher {
     this.#cluster = deps.cluster;
     this.#pollMs = deps.pollMs ?? EMAIL_POLL_MS;
     this.#concurrency = deps.concurrency ?? EMAIL_CONCURRENCY;
+    this.#closeTimeoutMs = deps.closeTimeoutMs ?? EMAIL_CLOSE_MS;
     this.#random = deps.random ?? Math.random;
   }
 
@@ -105,14 +114,20 @@ export class EmailDispatcher {
     return this.#running;
   }
 
-  /** Stops sending; resolves once the emails being sent are done. */
+  /** Stops sending; resolves once the emails being sent are done, or `closeTimeoutMs` passed. */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
     this.#stopLeading?.();
     this.#stopLeading = null;
-    await this.#running;
+    if (this.#running === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#closeTimeoutMs);
+    });
+    await Promise.race([this.#running, waited]);
+    clearTimeout(timer);
   }
 
   async #pass(): Promise<void> {

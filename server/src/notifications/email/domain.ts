@@ -25,7 +25,7 @@ export interface EmailDomain {
   wake(): void;
   /** Says in the log whether email is on, and on which server, and starts the sender when it is. */
   start(): void;
-  /** Stops the sender once the emails being sent are done. */
+  /** Stops the sender once the emails being sent are done, waiting a few seconds at most. */
   close(): Promise<void>;
 }
 

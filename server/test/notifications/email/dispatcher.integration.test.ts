@@ -54,7 +54,9 @@ afterEach(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function dispatcher(options: { url?: string; cluster?: LoneNode; concurrency?: number } = {}): EmailDispatcher {
+function dispatcher(
+  options: { url?: string; cluster?: LoneNode; concurrency?: number; closeTimeoutMs?: number } = {},
+): EmailDispatcher {
   const mailer = new SmtpMailer({ url: options.url ?? smtp.url, from: FROM });
   const sender = new EmailDispatcher({
     db,
@@ -64,6 +66,7 @@ function dispatcher(options: { url?: string; cluster?: LoneNode; concurrency?: n
     templates: new EmailTemplates({ dataDir, publicUrl: () => PUBLIC_URL }),
     cluster: options.cluster,
     concurrency: options.concurrency,
+    closeTimeoutMs: options.closeTimeoutMs,
     // No jitter: the first retry is due exactly 5 s later.
     random: () => 0.5,
   });
@@ -250,5 +253,18 @@ describe('the email dispatcher', () => {
     await queue();
     await sender.sendDue();
     expect(smtp.received).toHaveLength(1);
+  });
+
+  it('close stops waiting for a slow server after its timeout, leaving the email pending', async () => {
+    smtp.delayMs = 1500;
+    await queue();
+    const sender = dispatcher({ closeTimeoutMs: 100 });
+    const sending = sender.sendDue();
+    const started = Date.now();
+    await sender.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect((await messages())[0]!.status).toBe('pending');
+    await sending;
+    expect((await messages())[0]!.status).toBe('sent');
   });
 });
