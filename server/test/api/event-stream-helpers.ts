@@ -92,12 +92,10 @@ export class SseStream extends Arrivals {
 
   static open(url: string, token: string | undefined, headers: Record<string, string> = {}): Promise<SseStream> {
     return new Promise((resolve, reject) => {
+      const authorization = token === undefined ? {} : { authorization: `Bearer ${token}` };
       const request = get(
         url,
-        {
-          agent: false,
-          headers: { accept: 'text/event-stream', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...headers },
-        },
+        { agent: false, headers: { accept: 'text/event-stream', ...authorization, ...headers } },
         (response) => resolve(new SseStream(request, response)),
       );
       request.once('error', reject);
