@@ -24,10 +24,17 @@ export const EMAIL_CLOSE_MS = 5000;
 /** The longest `last_error` kept. */
 const ERROR_LENGTH = 1000;
 
-/** A notification for an address its user no longer has verified (changed, removed, or the user deleted). */
+/**
+ * An email for an address its user no longer has (changed, removed, or the user deleted): a notification to an
+ * address not verified any more, or a verification mail whose address was verified meanwhile or is gone.
+ */
 class AddressWithdrawnError extends Error {
-  constructor() {
-    super('the address is no longer the verified address of its user');
+  constructor(verification: boolean) {
+    super(
+      verification
+        ? 'the address is no longer waiting to be verified'
+        : 'the address is no longer the verified address of its user',
+    );
     this.name = 'AddressWithdrawnError';
   }
 }
@@ -156,7 +163,7 @@ export class EmailDispatcher {
     const attempts = row.attempts + 1;
     let failure: unknown = null;
     try {
-      if (!(await this.#stillAddressed(row))) throw new AddressWithdrawnError();
+      if (!(await this.#stillAddressed(row))) throw new AddressWithdrawnError(row.kind === VERIFICATION_KIND);
       const rendered = await this.#templates.render({
         kind: row.kind,
         title: row.title,
@@ -191,15 +198,19 @@ export class EmailDispatcher {
     }
   }
 
-  /** Whether a notification's address is still its user's verified one (the verification mail has none yet). */
+  /**
+   * Whether the email's address is still its user's: verified for a notification, waiting for its link for the
+   * verification mail.
+   */
   async #stillAddressed(row: EmailRow): Promise<boolean> {
-    if (row.user_id === null || row.kind === VERIFICATION_KIND) return true;
+    if (row.user_id === null) return true;
+    const verification = row.kind === VERIFICATION_KIND;
     const current = await this.#db
       .selectFrom('user_emails')
       .select('user_id')
       .where('user_id', '=', row.user_id)
       .where('email', '=', row.to_address)
-      .where('verified_at', 'is not', null)
+      .where(verification ? 'token_hash' : 'verified_at', 'is not', null)
       .executeTakeFirst();
     return current !== undefined;
   }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { systemCause } from '../../../src/events/types.js';
 import { EmailDispatcher } from '../../../src/notifications/email/dispatcher.js';
 import { SmtpMailer } from '../../../src/notifications/email/mailer.js';
 import { EmailService } from '../../../src/notifications/email/service.js';
@@ -147,6 +148,16 @@ describe('email verification', () => {
     await emails.delete(alice.principal);
     expect(await emails.get(alice.principal)).toEqual({ email: null, verified: false, verifiedAt: null });
     await expectRejectedWithoutWrites(fixture, () => emails.verify(token, null), 'invalid_verification_token');
+  });
+
+  it('mails no link to the address of a user deleted before it went out', async () => {
+    await emails.set(alice.principal, 'alice@example.com');
+    await fixture.users.delete(alice.user.id, systemCause);
+    await dispatcher.sendDue();
+    const [row] = await fixture.db.selectFrom('email_messages').selectAll().execute();
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, link: null });
+    expect(row!.last_error).toContain('no longer waiting to be verified');
+    expect(smtp.received).toEqual([]);
   });
 
   it('refuses to set an address when no email can be sent, queueing nothing', async () => {
