@@ -87,8 +87,9 @@ describe('the email dispatcher', () => {
     await queue();
     await dispatcher().sendDue();
 
-    const { mail, recipients, user } = await smtp.nth(1);
+    const { mail, recipients, user, secure } = await smtp.nth(1);
     expect(user).toBe(SMTP_USER);
+    expect(secure).toBe(false);
     expect(recipients).toEqual(['alice@example.com']);
     expect(mail.from?.value).toEqual([{ address: 'cloudphone@localhost', name: 'cloudphone' }]);
     expect(mail.to).toMatchObject({ value: [{ address: 'alice@example.com' }] });
@@ -102,6 +103,19 @@ describe('the email dispatcher', () => {
     const [row] = await messages();
     expect(row).toMatchObject({ status: 'sent', attempts: 1, last_error: null, next_attempt_at: null });
     expect(row!.sent_at).toBe(clock.now().toISOString());
+  });
+
+  it('sends over smtps:// with TLS from the start', async () => {
+    const tls = await startTestSmtp({ secure: true });
+    try {
+      await queue();
+      await dispatcher({ url: tls.url }).sendDue();
+      const received = await tls.nth(1);
+      expect(received).toMatchObject({ secure: true, user: SMTP_USER, recipients: ['alice@example.com'] });
+      expect((await messages())[0]!.status).toBe('sent');
+    } finally {
+      await tls.close();
+    }
   });
 
   it('retries a message the server refuses for now (451) and records the attempt', async () => {

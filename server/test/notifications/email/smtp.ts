@@ -10,6 +10,8 @@ export interface ReceivedMail {
   recipients: string[];
   /** The user the client authenticated as. */
   user: string | undefined;
+  /** Whether the message came over TLS. */
+  secure: boolean;
   mail: ParsedMail;
 }
 
@@ -18,7 +20,10 @@ export interface ReceivedMail {
  * a test can make it refuse the next messages with a reply of its choice.
  */
 export interface TestSmtp {
-  /** `smtp://user:password@127.0.0.1:<port>`. */
+  /**
+   * `smtp://user:password@127.0.0.1:<port>`, or with `secure` `smtps://…` accepting the server's self-signed
+   * certificate.
+   */
   url: string;
   received: ReceivedMail[];
   /** Resolves with the `count`-th message received (1 is the first), waiting for it if need be. */
@@ -32,7 +37,8 @@ export interface TestSmtp {
   close(): Promise<void>;
 }
 
-export async function startTestSmtp(): Promise<TestSmtp> {
+export async function startTestSmtp(options: { secure?: boolean } = {}): Promise<TestSmtp> {
+  const secure = options.secure === true;
   const received: ReceivedMail[] = [];
   const refusals: { code: number; message: string }[] = [];
   const waiting = new Set<() => void>();
@@ -41,9 +47,10 @@ export async function startTestSmtp(): Promise<TestSmtp> {
   const state = { delayMs: 0 };
 
   const server = new SMTPServer({
-    // Plain text on loopback: authentication without STARTTLS.
+    // TLS from the start with smtp-server's built-in certificate for localhost, or plain text on loopback.
+    secure,
     disabledCommands: ['STARTTLS'],
-    allowInsecureAuth: true,
+    allowInsecureAuth: !secure,
     authOptional: false,
     disableReverseLookup: true,
     closeTimeout: 500,
@@ -73,6 +80,7 @@ export async function startTestSmtp(): Promise<TestSmtp> {
               received.push({
                 recipients: session.envelope.rcptTo.map((rcpt) => rcpt.address),
                 user: session.user as string | undefined,
+                secure: session.secure,
                 mail,
               });
               for (const wake of waiting) wake();
@@ -89,7 +97,9 @@ export async function startTestSmtp(): Promise<TestSmtp> {
   const { port } = server.server.address() as AddressInfo;
 
   return {
-    url: `smtp://${SMTP_USER}:${SMTP_PASSWORD}@127.0.0.1:${port}`,
+    url: secure
+      ? `smtps://${SMTP_USER}:${SMTP_PASSWORD}@127.0.0.1:${port}/?tls.rejectUnauthorized=false`
+      : `smtp://${SMTP_USER}:${SMTP_PASSWORD}@127.0.0.1:${port}`,
     received,
     async nth(count, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
