@@ -10,16 +10,16 @@ type Log = Pick<FastifyBaseLogger, 'debug' | 'warn' | 'error'>;
 type EmailRow = Selectable<EmailMessagesTable>;
 
 /** How often the leader looks for due emails when nothing woke it. */
-export const EMAIL_POLL_MS = 1000;
+const EMAIL_POLL_MS = 1000;
 
 /** How many emails are handed to the mail server at once. */
-export const EMAIL_CONCURRENCY = 4;
+const EMAIL_CONCURRENCY = 4;
 
 /**
  * How long shutdown waits for the emails being sent. One still unanswered then is left to the process's end: it
  * stays pending and is sent again by the next leader (the server may then get it twice).
  */
-export const EMAIL_CLOSE_MS = 5000;
+const EMAIL_CLOSE_MS = 5000;
 
 /** The longest `last_error` kept. */
 const ERROR_LENGTH = 1000;

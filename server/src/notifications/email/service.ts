@@ -11,7 +11,7 @@ import { VERIFICATION_KIND } from './templates.js';
 export type MyEmail = components['schemas']['MyEmail'];
 
 /** How long a verification link works. */
-export const VERIFICATION_TTL_MS = 24 * 3600 * 1000;
+const VERIFICATION_TTL_MS = 24 * 3600 * 1000;
 
 /** The path the verification link opens, under the server's public URL. */
 const VERIFICATION_PATH = '/v1/email-verifications';

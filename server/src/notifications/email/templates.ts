@@ -25,7 +25,7 @@ export type EmailKind = NotificationKind | typeof VERIFICATION_KIND;
 /** Every kind a template exists for; the only names ever looked up in the templates folder. */
 export const EMAIL_KINDS: readonly EmailKind[] = [...NOTIFICATION_KINDS, VERIFICATION_KIND];
 
-export function isEmailKind(kind: string): kind is EmailKind {
+function isEmailKind(kind: string): kind is EmailKind {
   return (EMAIL_KINDS as readonly string[]).includes(kind);
 }
 
@@ -78,7 +78,7 @@ function lookUp(values: Record<string, unknown>, path: string): string {
 }
 
 /** Replaces each `{{name}}` (a dotted path) by its value, passed through `escape`. */
-export function fillPlaceholders(template: string, values: Record<string, unknown>, escape: (text: string) => string): string {
+function fillPlaceholders(template: string, values: Record<string, unknown>, escape: (text: string) => string): string {
   return template.replace(/\{\{\s*([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\s*\}\}/g, (_, path: string) =>
     escape(lookUp(values, path)),
   );
