@@ -135,6 +135,20 @@ describe('email addresses and their verification', () => {
     expect(((await opened.json()) as { code: string }).code).toBe('invalid_verification_token');
   });
 
+  it('sends at most one verification mail a minute, so an account cannot flood an address', async () => {
+    await withSmtp();
+    expect((await api.call('setMyEmail', { token: alice.token, body: { email: 'alice@example.com' } })).status).toBe(202);
+    const again = await api.call('setMyEmail', { token: alice.token, body: { email: 'victim@example.com' } });
+    expect(again.status).toBe(429);
+    expect(again.body.code).toBe('rate_limited');
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await api.call('getMyEmail', { token: alice.token })).body.email).toBe('alice@example.com');
+    api.clock.advance(61);
+    expect((await api.call('setMyEmail', { token: alice.token, body: { email: 'alice@example.org' } })).status).toBe(202);
+    await smtp.nth(2);
+    expect(smtp.received.map((received) => received.recipients)).toEqual([['alice@example.com'], ['alice@example.org']]);
+  });
+
   it('refuses an address that is not one, and a token of the wrong form', async () => {
     await withSmtp();
     for (const email of ['not-an-address', 'alice@example.com\r\nBcc: eve@example.com', '']) {

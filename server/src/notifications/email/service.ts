@@ -13,6 +13,9 @@ export type MyEmail = components['schemas']['MyEmail'];
 /** How long a verification link works. */
 const VERIFICATION_TTL_MS = 24 * 3600 * 1000;
 
+/** A user gets at most one verification mail in this time, so that an account cannot be used to flood an address. */
+const VERIFICATION_INTERVAL_MS = 60_000;
+
 /** The path the verification link opens, under the server's public URL. */
 const VERIFICATION_PATH = '/v1/email-verifications';
 
@@ -79,6 +82,11 @@ export class EmailService {
       const current = await this.#row(trx, principal.userId);
       if (current !== undefined && current.email === email && current.verified_at !== null) {
         return { view: viewOf(current), queued: false };
+      }
+      const waitMs = current === undefined || current.verified_at !== null ? 0 : Date.parse(current.updated_at) + VERIFICATION_INTERVAL_MS - now.getTime();
+      if (waitMs > 0) {
+        const retryAfter = Math.ceil(waitMs / 1000);
+        throw new ApiError('rate_limited', `A verification mail was sent less than a minute ago; retry in ${retryAfter} s.`, { retryAfter });
       }
       const values = {
         email,
@@ -155,7 +163,11 @@ export class EmailService {
   }
 
   #row(db: Kysely<DB>, userId: string) {
-    return db.selectFrom('user_emails').select(['email', 'verified_at']).where('user_id', '=', userId).executeTakeFirst();
+    return db
+      .selectFrom('user_emails')
+      .select(['email', 'verified_at', 'updated_at'])
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
   }
 
   async #forgetQueuedLinks(trx: Kysely<DB>, userId: string): Promise<void> {
