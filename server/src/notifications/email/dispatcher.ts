@@ -39,6 +39,20 @@ class AddressWithdrawnError extends Error {
   }
 }
 
+/**
+ * An email never tried within this time after it was queued is no longer sent (it fails instead): news of a lease
+ * or a budget that old is no use. That happens after a time with email off, while the queue kept what users would
+ * have been mailed. Retries of an email tried in time follow their own schedule.
+ */
+export const EMAIL_MAX_AGE_MS = 3 * 24 * 3600 * 1000;
+
+class StaleEmailError extends Error {
+  constructor() {
+    super('not tried within 3 days of being queued: too old to send');
+    this.name = 'StaleEmailError';
+  }
+}
+
 function errorText(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.slice(0, ERROR_LENGTH);
@@ -163,6 +177,9 @@ export class EmailDispatcher {
     const attempts = row.attempts + 1;
     let failure: unknown = null;
     try {
+      if (row.attempts === 0 && this.#clock().getTime() - Date.parse(row.created_at) > EMAIL_MAX_AGE_MS) {
+        throw new StaleEmailError();
+      }
       if (!(await this.#stillAddressed(row))) throw new AddressWithdrawnError(row.kind === VERIFICATION_KIND);
       const rendered = await this.#templates.render({
         kind: row.kind,
@@ -217,7 +234,8 @@ export class EmailDispatcher {
 
   /** When to try again after `attempts` failed attempts, webhook deliveries' schedule; null to give up. */
   #nextAttempt(failure: unknown, now: Date, attempts: number): Date | null {
-    const final = failure instanceof UnknownEmailKindError || failure instanceof AddressWithdrawnError;
+    const final =
+      failure instanceof UnknownEmailKindError || failure instanceof AddressWithdrawnError || failure instanceof StaleEmailError;
     if (final || isPermanentFailure(failure)) return null;
     return nextAttemptAt(now, attempts, { random: this.#random });
   }

@@ -167,6 +167,16 @@ describe('the email dispatcher', () => {
     expect(smtp.received).toHaveLength(0);
   });
 
+  it('does not send an email first tried more than 3 days after it was queued, as after a time with email off', async () => {
+    await queue();
+    clock.advance(3 * 24 * 3600 + 1);
+    await dispatcher().sendDue();
+    const [row] = await messages();
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, sent_at: null });
+    expect(row!.last_error).toContain('too old');
+    expect(smtp.received).toHaveLength(0);
+  });
+
   it('keeps retrying when the server refuses the credentials, and never records the password', async () => {
     await queue();
     const url = new URL(smtp.url);
