@@ -1,4 +1,6 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -13,6 +15,7 @@ import { eventually } from '../devices/helpers.js';
 import { APKS } from '../helpers/apk-fixtures.js';
 import { createTestSchema, freePort, type TestDatabase } from '../helpers/postgres.js';
 import { buildServer, runServerBin } from '../helpers/server-bin.js';
+import { startTestSmtp, type TestSmtp } from '../notifications/email/smtp.js';
 
 type Json = Record<string, any>;
 
@@ -37,9 +40,12 @@ function closePeriod(): void {
   offsetMs += Math.max(0, monthStart + 2000 - clock().getTime());
 }
 
+/** Where the servers send mail. */
+let smtp: TestSmtp;
+
 /**
  * A server on the data directory `dataDir`, on SQLite or on the PostgreSQL at `databaseUrl`, reaching the devices
- * at `adbDevices` directly.
+ * at `adbDevices` directly, mailing through the test's SMTP server and delivering webhooks to loopback.
  */
 async function serve(dataDir: string, adbDevices: string[], databaseUrl?: string): Promise<RunningServer> {
   const server = await startServer({
@@ -53,6 +59,8 @@ async function serve(dataDir: string, adbDevices: string[], databaseUrl?: string
     adbDevices,
     clock,
     billingCheckSeconds: 1,
+    smtpUrl: smtp.url,
+    webhookAllowPrivate: true,
   });
   const { accessToken } = await login(server, 'admin', ADMIN_PASSWORD);
   await eventually(async () => {
@@ -119,6 +127,9 @@ interface Snapshot {
   budgets: Json[];
   invoices: Json[];
   usage: Json[];
+  webhooks: Json[];
+  email: Json;
+  preferences: Json;
 }
 
 async function snapshot(server: RunningServer, admin: string, alice: string): Promise<Snapshot> {
@@ -134,6 +145,9 @@ async function snapshot(server: RunningServer, admin: string, alice: string): Pr
     budgets: await all(server, '/v1/budgets', admin),
     invoices: await all(server, '/v1/invoices', admin),
     usage: await all(server, '/v1/usage/records', admin),
+    webhooks: await all(server, '/v1/webhooks', alice),
+    email: await ok(server, 'GET', '/v1/me/email', { token: alice }),
+    preferences: await ok(server, 'GET', '/v1/inbox/preferences', { token: alice }),
   };
 }
 
@@ -157,6 +171,9 @@ describe('cloudphone-server copy-data', () => {
   let eventCursor: string;
   let afterCursor: Json[];
   const schemas: TestDatabase[] = [];
+  /** Alice's webhook receiver: it fails the first request, so that a delivery takes two attempts. */
+  let receiver: Server;
+  let received = 0;
 
   async function schema(): Promise<TestDatabase> {
     const created = await createTestSchema();
@@ -171,6 +188,15 @@ describe('cloudphone-server copy-data', () => {
     dir = mkdtempSync(join(tmpdir(), 'cloudphone-copy-'));
     dataDir = join(dir, 'data');
     source = join(dataDir, DATABASE_FILE);
+    smtp = await startTestSmtp();
+    receiver = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        received += 1;
+        response.writeHead(received === 1 ? 500 : 204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
 
     // A single-node install on SQLite, used through the API so that every table holds rows.
     const server = await serve(dataDir, addresses);
@@ -189,6 +215,19 @@ describe('cloudphone-server copy-data', () => {
       const plan = await ok(server, 'POST', '/v1/plans', { token: adminAccess, body: { name: 'Metered', currency: 'USD', defaultPrice: 60 } });
       await ok(server, 'PUT', `/v1/users/${first.user.id}/plan`, { token: adminAccess, body: { planId: plan.id } });
 
+      // Alice's address, verified from the mailed link; her preferences; her webhook endpoint for lease events.
+      await ok(server, 'PUT', '/v1/me/email', { token: alice, body: { email: 'alice@example.com' } });
+      const link = /\bhttp:\/\/127\.0\.0\.1:\d+\/v1\/email-verifications\?token=[A-Za-z0-9_-]+/.exec((await smtp.nth(1)).mail.text ?? '');
+      expect((await fetch(link![0])).status).toBe(200);
+      await ok(server, 'PATCH', '/v1/inbox/preferences', {
+        token: alice,
+        body: { preferences: [{ kind: 'lease.expiring', email: false }, { kind: 'budget.threshold', inbox: false }] },
+      });
+      const hook = await ok(server, 'POST', '/v1/webhooks', {
+        token: alice,
+        body: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, eventTypes: ['lease.*', 'app.install.*'] },
+      });
+
       // A lease of a project that installs an app, then ends: its device is reset.
       const used = await ok(server, 'POST', '/v1/leases', { token: alice, body: { count: 1, ttlSeconds: 600, project: 'copy' } });
       const app = await ok(server, 'POST', '/v1/apps?fileName=unlock.apk', { token: alice, raw: readFileSync(APKS.unlock) });
@@ -202,6 +241,11 @@ describe('cloudphone-server copy-data', () => {
         const devices = await all(server, '/v1/devices', alice);
         return devices.every((d) => d.available) ? devices : undefined;
       }, 30_000, 'the reset after the release');
+      // The first delivery failed and was sent again.
+      await eventually(async () => {
+        const deliveries = await all(server, `/v1/webhooks/${hook.id}/deliveries`, alice);
+        return deliveries.some((d) => d.status === 'delivered' && d.attempts >= 2) ? deliveries : undefined;
+      }, 30_000, 'a webhook delivered on its second attempt');
       // The project's budget, smaller than what the lease used: spent at the next check, past each threshold.
       await ok(server, 'POST', '/v1/budgets', {
         token: adminAccess,
@@ -211,6 +255,11 @@ describe('cloudphone-server copy-data', () => {
         const events = await all(server, '/v1/events?type=budget.exhausted', adminAccess);
         return events.length > 0 ? events : undefined;
       }, 30_000, 'the budget spent');
+      // The admins are told of the project's budget in their inboxes.
+      await eventually(async () => {
+        const inbox = await all(server, '/v1/inbox', adminAccess);
+        return inbox.some((n) => n.kind === 'budget.exhausted') ? inbox : undefined;
+      }, 30_000, 'the admins notified of the spent budget');
 
       // A lease holding every device, and one waiting in the queue.
       await ok(server, 'POST', '/v1/leases', {
@@ -241,10 +290,14 @@ describe('cloudphone-server copy-data', () => {
     expect(before.invoices).toMatchObject([{ username: 'alice', status: 'finalized', number: 1 }]);
     // Spent last period; this one has just begun.
     expect(before.budgets).toMatchObject([{ scope: 'project', project: 'copy', spent: 0 }]);
+    expect(before.email).toMatchObject({ email: 'alice@example.com', verified: true });
+    expect(before.webhooks).toMatchObject([{ userId: before.me.id, eventTypes: ['lease.*', 'app.install.*'] }]);
   }, 180_000);
 
   afterAll(async () => {
     for (const created of schemas) await created.drop();
+    await new Promise<void>((resolve) => (receiver === undefined ? resolve() : receiver.close(() => resolve())));
+    await smtp?.close();
     await Promise.all((devices ?? []).map((device) => device.close()));
     rmSync(dir, { recursive: true, force: true });
   });
@@ -279,6 +332,10 @@ describe('cloudphone-server copy-data', () => {
         const copy = await db.selectFrom(name).selectAll().execute();
         expect(sorted(name, copy), name).toEqual(sorted(name, original));
       }
+
+      // Events concerning alice name her as their audience, and that is copied with them.
+      const audience = sqlite.prepare("select count(*) as n from events where audience_id = (select id from users where username = 'alice')").get();
+      expect((audience as { n: number }).n).toBeGreaterThan(0);
 
       // The released lease's device was reset, and the reset is part of what was copied.
       expect(sqlite.prepare('select count(*) as n from lease_devices where reset is not null').get()).toEqual({ n: 1 });
@@ -333,6 +390,9 @@ describe('cloudphone-server copy-data', () => {
       expect(after.budgets).toEqual(before.budgets);
       expect(after.invoices).toEqual(before.invoices);
       expect(after.usage).toEqual(before.usage);
+      expect(after.webhooks).toEqual(before.webhooks);
+      expect(after.email).toEqual(before.email);
+      expect(after.preferences).toEqual(before.preferences);
       expect(after.events.slice(0, before.events.length)).toEqual(before.events);
       // A cursor taken on SQLite continues where it left off.
       expect((await ok(server, 'GET', `/v1/events?limit=5&cursor=${eventCursor}`, { token: adminAccess })).data).toEqual(afterCursor);
