@@ -22,7 +22,7 @@ import {
   versus,
   type Reply,
 } from './devices.js';
-import { startPostgres, type BenchPostgres } from './lib/postgres.js';
+import { onEngines, type BenchPostgres } from './lib/postgres.js';
 import { saveResult, type BenchResult, type Row } from './lib/results.js';
 import { median, percentile, round } from './lib/stats.js';
 
@@ -457,20 +457,7 @@ async function indexCost(engine: 'sqlite' | 'postgres', direct: Direct, userIds:
 
 /** GET /v1/usage/report over a million usage records, against the same aggregate in SQL, on SQLite and PostgreSQL. */
 export async function benchUsageReport(): Promise<BenchResult> {
-  const measured: ReportTimes[] = [];
-  const failures: string[] = [];
-  process.stderr.write('  SQLite…\n');
-  measured.push(await measureReport('sqlite', undefined));
-  let postgres: BenchPostgres | undefined;
-  try {
-    process.stderr.write('  PostgreSQL…\n');
-    postgres = await startPostgres();
-    measured.push(await measureReport('postgres', postgres));
-  } catch (error) {
-    failures.push(`PostgreSQL: failed, ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`);
-  } finally {
-    await postgres?.stop();
-  }
+  const { measured, failures } = await onEngines(measureReport);
   const label = (m: ReportTimes) => (m.engine === 'sqlite' ? 'SQLite' : 'PostgreSQL');
   const rows: Row[] = measured.flatMap((m) => [
     { metric: `${label(m)}: select count(*) from usage_records`, value: round(m.count, 1), unit: 'ms' },

@@ -6,6 +6,7 @@ import { benchLeaseBurstBilling, benchUsageReport } from './billing.js';
 import { benchCliStartup } from './cli-startup.js';
 import { benchDevicePush, benchDeviceRss, benchDeviceShell, benchLeaseBurst } from './devices.js';
 import { benchApiThroughputEngines, benchLeaseBurstEngines } from './engines.js';
+import { benchEventStreamFanout, benchWebhookDelivery } from './notifications.js';
 import { benchVirtualDevice } from './virtual-device.js';
 import { MissingToolError } from './lib/postgres.js';
 import { loadResults, renderBenchmarksDoc, repoRoot, type BenchResult } from './lib/results.js';
@@ -24,6 +25,8 @@ const benches: Record<string, () => BenchResult | Promise<BenchResult>> = {
   'device-rss': benchDeviceRss,
   'app-upload': benchAppUpload,
   'app-install': benchAppInstall,
+  'webhook-delivery': benchWebhookDelivery,
+  'event-stream-fanout': benchEventStreamFanout,
 };
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default) and re-renders docs/benchmarks.md. */

@@ -40,3 +40,27 @@ export async function startPostgres(): Promise<BenchPostgres> {
     stop: () => cluster.stop(),
   };
 }
+
+/**
+ * Runs `measure` on SQLite, then on a private PostgreSQL (a fresh one, stopped afterwards); a PostgreSQL that fails
+ * becomes a line in `failures` rather than the benchmark's end, so the SQLite figures are still recorded.
+ */
+export async function onEngines<T>(
+  measure: (engine: 'sqlite' | 'postgres', postgres: BenchPostgres | undefined) => Promise<T>,
+): Promise<{ measured: T[]; failures: string[] }> {
+  const measured: T[] = [];
+  const failures: string[] = [];
+  process.stderr.write('  SQLite…\n');
+  measured.push(await measure('sqlite', undefined));
+  let postgres: BenchPostgres | undefined;
+  try {
+    process.stderr.write('  PostgreSQL…\n');
+    postgres = await startPostgres();
+    measured.push(await measure('postgres', postgres));
+  } catch (error) {
+    failures.push(`PostgreSQL: failed, ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`);
+  } finally {
+    await postgres?.stop();
+  }
+  return { measured, failures };
+}
