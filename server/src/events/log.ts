@@ -5,22 +5,9 @@ import { likeLiteral } from '../pagination.js';
 import { notifyFromEvent } from '../notifications/inbox/outbox.js';
 import { enqueueWebhookDeliveries } from '../notifications/webhooks/outbox.js';
 import { audienceOf } from './audience.js';
-import type { EventType, NewEvent } from './types.js';
+import type { AppendedEvent, EventType, NewEvent } from './types.js';
 
 export type EventRow = Selectable<EventsTable>;
-
-/** An event as the notification outboxes see it, in the transaction that appends it. */
-export interface AppendedEvent {
-  id: string;
-  type: EventType;
-  occurredAt: string;
-  actorId: string | null;
-  subjectType: string | null;
-  subjectId: string | null;
-  audienceId: string | null;
-  data: unknown;
-  requestId: string | null;
-}
 
 const appendedListeners = new Set<() => void>();
 

@@ -105,3 +105,16 @@ export function userActor(user: { id: string; username: string }): Actor {
 export function principalActor(principal: Principal): Actor {
   return { type: 'user', id: principal.userId, username: principal.username };
 }
+
+/** An event as the notification outboxes see it, in the transaction that appends it. */
+export interface AppendedEvent {
+  id: string;
+  type: EventType;
+  occurredAt: string;
+  actorId: string | null;
+  subjectType: string | null;
+  subjectId: string | null;
+  audienceId: string | null;
+  data: unknown;
+  requestId: string | null;
+}

@@ -205,6 +205,12 @@ describe('the migrations on both engines', () => {
     const onPostgres = sortedByTable(await postgresSchema(postgres.db));
     expect(Object.keys(onSqlite)).toContain('events');
     expect(onSqlite.lease_devices!.indexes).toContain('unique (device_id) where released_at is null');
+    // The one intended difference: an event's commit order is its transaction's id on PostgreSQL, and 0 on SQLite,
+    // whose one writer commits in log order.
+    const commitOrder = (schema: Schema) => schema.events!.columns.find((column) => column.name === 'tx')!;
+    expect(commitOrder(onSqlite).default).toBe('0');
+    expect(commitOrder(onPostgres).default).toBe('pg_current_xact_id');
+    commitOrder(onPostgres).default = '0';
     expect(onPostgres).toEqual(onSqlite);
   });
 

@@ -1,6 +1,5 @@
 import { formatMoney } from '../../billing/money.js';
-import type { AppendedEvent } from '../../events/log.js';
-import type { EventData, EventType, LeaseReleaseReason } from '../../events/types.js';
+import type { AppendedEvent, EventData, EventType, LeaseReleaseReason } from '../../events/types.js';
 import type { components } from '../../generated/types.js';
 
 export type NotificationKind = components['schemas']['NotificationKind'];

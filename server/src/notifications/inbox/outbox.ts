@@ -1,9 +1,8 @@
 import type { Kysely } from 'kysely';
 import { newId } from '../../db/ids.js';
 import type { DB } from '../../db/schema.js';
-import type { AppendedEvent } from '../../events/log.js';
+import type { AppendedEvent, EventData } from '../../events/types.js';
 import { enqueueEmail } from '../email/queue.js';
-import type { EventData } from '../../events/types.js';
 import { defaultPreference, namesNeeded, notificationsFor, type EventNames, type NotificationDraft } from './derive.js';
 
 interface Recipient {

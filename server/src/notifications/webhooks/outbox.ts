@@ -1,7 +1,7 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import { engineOf } from '../../db/dialect.js';
 import type { DB } from '../../db/schema.js';
-import type { AppendedEvent } from '../../events/log.js';
+import type { AppendedEvent } from '../../events/types.js';
 
 /**
  * Queues `event` for every enabled webhook endpoint that wants it, in the transaction that appends it, so that a

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { ulid } from '../../../src/db/ids.js';
-import type { AppendedEvent } from '../../../src/events/log.js';
+import type { AppendedEvent } from '../../../src/events/types.js';
 import type { EventType } from '../../../src/events/types.js';
 import { ApiError } from '../../../src/http/errors.js';
 

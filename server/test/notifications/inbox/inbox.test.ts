@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.js';
 import { ulid } from '../../../src/db/ids.js';
 import type { DB } from '../../../src/db/schema.js';
-import type { AppendedEvent } from '../../../src/events/log.js';
+import type { AppendedEvent } from '../../../src/events/types.js';
 import type { Principal } from '../../../src/http/handler.js';
 import { notifyFromEvent } from '../../../src/notifications/inbox/outbox.js';
 import { InboxService } from '../../../src/notifications/inbox/service.js';

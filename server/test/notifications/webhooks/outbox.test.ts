@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { newId } from '../../../src/db/ids.js';
-import type { AppendedEvent } from '../../../src/events/log.js';
+import type { AppendedEvent } from '../../../src/events/types.js';
 import type { EventType } from '../../../src/events/types.js';
 import { enqueueWebhookDeliveries } from '../../../src/notifications/webhooks/outbox.js';
 import { testEngine } from '../../helpers/database.js';
