@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CloudPhone } from '@cloudphone/sdk';
@@ -27,6 +28,7 @@ let server: TestServer;
 let home: string;
 let token: string;
 let deviceId: string;
+let webhookId: string;
 
 function cli(args: string[]): Promise<Result> {
   return runCli(home, args, { env: { CLOUDPHONE_API_URL: server.url, CLOUDPHONE_TOKEN: token } });
@@ -37,13 +39,23 @@ function argv(op: Operation): string[] {
   const words = op.cli.id.split(' ');
   for (const p of op.parameters) {
     if (p.in === 'path') {
-      if (p.name !== 'deviceId') throw new Error(`${op.id}: no value for the path parameter ${p.name}`);
-      words.push(deviceId);
+      const value = { deviceId, webhookId }[p.name];
+      if (value === undefined) throw new Error(`${op.id}: no value for the path parameter ${p.name}`);
+      words.push(value);
     } else if (p.in === 'query' && p.required) {
       words.push(`--${p.name}`, QUERY_VALUES[p.name] ?? String(p.example));
     }
   }
   return words;
+}
+
+/** A loopback port nobody listens on. */
+async function closedPort(): Promise<number> {
+  const listener = createServer();
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const { port } = listener.address() as AddressInfo;
+  await new Promise((resolve) => listener.close(resolve));
+  return port;
 }
 
 /** Waits for what `find` looks for, polling; the server's leader closes a period on its own schedule. */
@@ -62,13 +74,15 @@ beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'cloudphone-cli-lists-'));
   // An invoice needs a closed period: the clock moves into the next month once there is usage.
   const clock = new ManualClock(new Date());
-  server = await startTestServer('cli-lists', 1, { clock: clock.now, billingCheckSeconds: 1 });
+  server = await startTestServer('cli-lists', 1, { clock: clock.now, billingCheckSeconds: 1, webhookAllowPrivate: true });
   // An API token outlives the month the clock jumps; the access token would not.
   const login = new CloudPhone({ baseUrl: server.url, token: server.adminToken });
   token = (await login.tokens.create({ name: 'lists', scopes: ['read', 'write', 'admin'] })).secret;
   const admin = new CloudPhone({ baseUrl: server.url, token });
   // Something in every list: users, tokens, events, devices, hosts, a budget, a usage record and the invoice of its
-  // period, plans (the default one), a lease, an app and its install job.
+  // period, plans (the default one), a lease, an app and its install job, a webhook endpoint (on a loopback port
+  // nobody listens on) and its deliveries.
+  webhookId = (await admin.webhooks.create({ url: `http://127.0.0.1:${await closedPort()}/hook`, eventTypes: ['lease.*'] })).id;
   await admin.budgets.create({ scope: 'project', project: 'lists', currency: 'USD', amount: 10_000 });
   const metered = await admin.leases.create({ count: 1, ttlSeconds: 600, project: 'lists' });
   clock.advance(90);
