@@ -19,7 +19,7 @@ import { startTestServer, type TestServer } from './fixtures/server.js';
  */
 
 const spec = loadSpec(resolve(import.meta.dirname, '..', '..', 'openapi', 'cloudphone.yaml'));
-const lists = spec.operations.filter((op) => !op.cli.handwritten && !op.cli.hidden && listRows(spec, op) !== null);
+const lists = spec.operations.filter((op) => op.method === 'GET' && !op.cli.handwritten && !op.cli.hidden && listRows(spec, op) !== null);
 
 /** Values for parameters whose contract example does not fit this server's data (a file, not a directory). */
 const QUERY_VALUES: Record<string, string> = { path: '/sdcard' };
@@ -29,6 +29,7 @@ let home: string;
 let token: string;
 let deviceId: string;
 let webhookId: string;
+let eventId: string;
 
 function cli(args: string[]): Promise<Result> {
   return runCli(home, args, { env: { CLOUDPHONE_API_URL: server.url, CLOUDPHONE_TOKEN: token } });
@@ -39,7 +40,7 @@ function argv(op: Operation): string[] {
   const words = op.cli.id.split(' ');
   for (const p of op.parameters) {
     if (p.in === 'path') {
-      const value = { deviceId, webhookId }[p.name];
+      const value = { deviceId, webhookId, eventId }[p.name];
       if (value === undefined) throw new Error(`${op.id}: no value for the path parameter ${p.name}`);
       words.push(value);
     } else if (p.in === 'query' && p.required) {
@@ -95,6 +96,11 @@ beforeAll(async () => {
   deviceId = lease.devices[0]!.id;
   const app = await admin.apps.upload(APKS.settings);
   await (await admin.apps.install(app.id, { devices: [deviceId] })).wait();
+  // A delivery tried at least once, so that its attempts are a table.
+  eventId = await eventually('a webhook attempt', async () => {
+    const deliveries = await admin.webhooks.listDeliveries(webhookId);
+    return deliveries.data.find((delivery) => delivery.attempts > 0)?.eventId;
+  });
 }, 60_000);
 
 afterAll(async () => {

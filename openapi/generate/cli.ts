@@ -249,6 +249,12 @@ export function listRows(spec: Spec, op: Operation): { field?: string } | null {
   if (op.success.binary || !op.success.schemaRef) return null;
   const schema = spec.resolve(op.success.schemaRef);
   if (typeOf(schema) === 'array') return {};
+  if (op.cli.rows !== undefined) {
+    if (typeOf((schema.properties as Record<string, JsonSchema> | undefined)?.[op.cli.rows] ?? {}) !== 'array') {
+      throw new Error(`cli: ${op.id}: x-cli.rows names ${op.cli.rows}, which is not an array property of its response`);
+    }
+    return { field: op.cli.rows };
+  }
   if (!/^list[A-Z]/.test(op.id)) return null;
   const properties = Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>);
   const arrays = properties.filter(([, property]) => typeOf(property) === 'array').map(([name]) => name);

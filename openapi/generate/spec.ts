@@ -51,6 +51,11 @@ export interface CliHints {
   aliases?: string[];
   /** Dotted property paths shown as table columns. */
   columns?: string[];
+  /**
+   * The array property of a response that is not a list (its operation is not `list…`) that the table shows as its
+   * rows, with `columns` (`preferences` of the notification preferences).
+   */
+  rows?: string;
   /** The command asks for confirmation on a TTY unless `--yes`. */
   destructive?: boolean;
   /** The CLI command is handwritten (`cli/src/commands/...`): no command is generated. */
