@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Cluster } from '../../cluster/cluster.js';
@@ -20,6 +21,26 @@ export const MAX_IN_FLIGHT = 32;
 export const MAX_IN_FLIGHT_PER_ENDPOINT = 4;
 /** The longest the dispatcher sleeps between looks at the queue, whatever it expects. */
 export const DEFAULT_POLL_MS = 1000;
+/**
+ * Due deliveries read at once, at most this many of each endpoint: an attempt that ends starts the next from what
+ * was read, and the queue is read again only once that runs out (or new work is announced, or it is a second old).
+ */
+const READ_AHEAD = 256;
+const READ_AHEAD_PER_ENDPOINT = 16;
+const READ_AHEAD_MAX_AGE_MS = 1000;
+/**
+ * Attempts recorded in one transaction at most: the attempts that end while one batch is recorded are recorded
+ * together in the next, so a busy dispatcher pays one commit for many, and an idle one records each at once.
+ */
+const RECORD_BATCH = 64;
+
+interface AttemptRecord {
+  delivery: DueDelivery;
+  started: Date;
+  result: AttemptResult;
+  resolve(disabled: boolean): void;
+  reject(error: unknown): void;
+}
 
 type Log = Pick<FastifyBaseLogger, 'warn' | 'error'>;
 
@@ -52,6 +73,20 @@ interface DueDelivery {
   previous_secret_expires_at: string | null;
 }
 
+/** Signing secrets kept unsealed in memory, for as many endpoints. */
+const UNSEALED_KEPT = 1000;
+
+/** The body of an event's deliveries, made once for all the endpoints an event row read from the log goes to. */
+const bodies = new WeakMap<EventRow, string>();
+function bodyOf(event: EventRow): string {
+  let body = bodies.get(event);
+  if (body === undefined) {
+    body = JSON.stringify(toView(event));
+    bodies.set(event, body);
+  }
+  return body;
+}
+
 const keyOf = (delivery: { endpoint_id: string; event_id: string }) => `${delivery.endpoint_id} ${delivery.event_id}`;
 
 const isSuccess = (status: number | null) => status !== null && status >= 200 && status < 300;
@@ -78,6 +113,14 @@ export class WebhookDispatcher {
   readonly #perEndpoint = new Map<string, number>();
   /** Attempts that ended since the queue was last read, which that read may still show as due. */
   readonly #ended = new Set<string>();
+  /** Due deliveries read from the queue and not started yet, oldest first, and when they were read. */
+  #ready: { delivery: DueDelivery; event: EventRow }[] = [];
+  #readAt = 0;
+  /** Unsealed signing secrets by their sealed text (a rotation seals a new one), for the endpoints sent to lately. */
+  readonly #unsealed = new Map<string, string>();
+  /** Attempts waiting to be recorded, and the batch being recorded. */
+  #records: AttemptRecord[] = [];
+  #recording: Promise<void> | null = null;
   /** Cuts short the attempts still in flight when `close` has waited long enough. */
   readonly #abort = new AbortController();
   #leading = false;
@@ -185,17 +228,14 @@ export class WebhookDispatcher {
     const nowText = now.toISOString();
     if (this.#inFlight.size < MAX_IN_FLIGHT) {
       this.#ended.clear();
-      const saturated = [...this.#perEndpoint].filter(([, count]) => count >= MAX_IN_FLIGHT_PER_ENDPOINT).map(([id]) => id);
-      const due = await this.#due(nowText, saturated);
+      const due = await this.#due(nowText);
       const events = await this.#events([...new Set(due.map((delivery) => delivery.event_id))]);
-      for (const delivery of due) {
-        if (this.#inFlight.size >= MAX_IN_FLIGHT) break;
-        const busy = this.#perEndpoint.get(delivery.endpoint_id) ?? 0;
+      this.#ready = due.flatMap((delivery) => {
         const event = events.get(delivery.event_id);
-        const key = keyOf(delivery);
-        if (busy >= MAX_IN_FLIGHT_PER_ENDPOINT || this.#inFlight.has(key) || this.#ended.has(key) || event === undefined) continue;
-        this.#start(delivery, event);
-      }
+        return event === undefined ? [] : [{ delivery, event }];
+      });
+      this.#readAt = performance.now();
+      this.#startReady();
     }
     const next = await this.#db
       .selectFrom('webhook_deliveries')
@@ -209,11 +249,38 @@ export class WebhookDispatcher {
   }
 
   /**
+   * Starts the deliveries read ahead that there is room for, oldest first, each endpoint within its limit; forgets
+   * those that are in flight or ended since (the read may predate their end), and everything once a second old.
+   */
+  #startReady(): void {
+    if (performance.now() - this.#readAt > READ_AHEAD_MAX_AGE_MS) this.#ready = [];
+    const kept: { delivery: DueDelivery; event: EventRow }[] = [];
+    for (const item of this.#ready) {
+      const key = keyOf(item.delivery);
+      if (this.#inFlight.has(key) || this.#ended.has(key)) continue;
+      const busy = this.#perEndpoint.get(item.delivery.endpoint_id) ?? 0;
+      if (this.#inFlight.size >= MAX_IN_FLIGHT || busy >= MAX_IN_FLIGHT_PER_ENDPOINT) {
+        kept.push(item);
+      } else {
+        this.#start(item.delivery, item.event);
+      }
+    }
+    this.#ready = kept;
+  }
+
+  /** After an attempt: the next one from what was read ahead, or a new look at the queue when that ran out. */
+  #next(): void {
+    if (!this.#leading || this.#closed) return;
+    this.#startReady();
+    if (this.#ready.length === 0) this.wake();
+  }
+
+  /**
    * The due deliveries of enabled endpoints, the first few of each endpoint (those in flight among them), oldest
    * first: an endpoint with a long backlog does not fill the page and hide the others' deliveries.
    */
-  async #due(now: string, saturated: string[]): Promise<DueDelivery[]> {
-    let ranked = this.#db
+  async #due(now: string): Promise<DueDelivery[]> {
+    const ranked = this.#db
       .selectFrom('webhook_deliveries as d')
       .innerJoin('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
       // A delivery whose event left the log would hold one of its endpoint's places for nothing.
@@ -237,14 +304,13 @@ export class WebhookDispatcher {
       .where('d.status', '=', 'pending')
       .where('d.next_attempt_at', '<=', now)
       .where('e.enabled', '=', 1);
-    if (saturated.length > 0) ranked = ranked.where('d.endpoint_id', 'not in', saturated);
     return this.#db
       .selectFrom(ranked.as('due'))
       .select(['endpoint_id', 'event_id', 'manual', 'url', 'secret', 'previous_secret', 'previous_secret_expires_at'])
-      .where('rank', '<=', MAX_IN_FLIGHT_PER_ENDPOINT)
+      .where('rank', '<=', READ_AHEAD_PER_ENDPOINT)
       .orderBy('next_attempt_at')
       .orderBy('event_id')
-      .limit(MAX_IN_FLIGHT * MAX_IN_FLIGHT_PER_ENDPOINT)
+      .limit(READ_AHEAD)
       .execute();
   }
 
@@ -271,7 +337,7 @@ export class WebhookDispatcher {
         } else {
           this.#perEndpoint.set(endpointId, left);
         }
-        this.wake();
+        this.#next();
       });
     this.#inFlight.set(key, attempt);
   }
@@ -280,7 +346,7 @@ export class WebhookDispatcher {
     const started = this.#clock();
     let result: AttemptResult;
     try {
-      const body = JSON.stringify(toView(event));
+      const body = bodyOf(event);
       const headers = signatureHeaders({
         id: event.id,
         timestampSeconds: started.getTime() / 1000,
@@ -301,109 +367,149 @@ export class WebhookDispatcher {
       result = { statusCode: null, latencyMs: 0, excerpt: null, error: (error as Error).message, retryAfterSeconds: null };
     }
     if (this.#abort.signal.aborted) return;
-    await this.#record(delivery, started, result);
+    const disabled = await this.#record(delivery, started, result);
+    // Nothing more goes to an endpoint that was just disabled.
+    if (disabled) this.#ready = this.#ready.filter((item) => item.delivery.endpoint_id !== delivery.endpoint_id);
+  }
+
+  #unseal(sealed: string): string {
+    let secret = this.#unsealed.get(sealed);
+    if (secret === undefined) {
+      secret = this.#secrets.unseal(sealed);
+      if (this.#unsealed.size >= UNSEALED_KEPT) this.#unsealed.delete(this.#unsealed.keys().next().value!);
+      this.#unsealed.set(sealed, secret);
+    }
+    return secret;
   }
 
   /** The endpoint's secret, and the one a rotation replaced while it still signs: newest first. */
   #signingSecrets(delivery: DueDelivery, now: Date): string[] {
-    const secrets = [this.#secrets.unseal(delivery.secret)];
+    const secrets = [this.#unseal(delivery.secret)];
     const expires = delivery.previous_secret_expires_at;
     if (delivery.previous_secret !== null && expires !== null && Date.parse(expires) > now.getTime()) {
-      secrets.push(this.#secrets.unseal(delivery.previous_secret));
+      secrets.push(this.#unseal(delivery.previous_secret));
     }
     return secrets;
   }
 
   /**
-   * Records an attempt and what follows from it, in one transaction: a 2xx delivers and clears the endpoint's
-   * failing streak; a 410 fails the delivery and disables the endpoint (`gone`); anything else schedules the next
-   * attempt (no sooner than a 429's or 503's Retry-After) or, after the last, fails the delivery, and disables an
-   * endpoint that has been failing for five days (`failing`).
+   * Records an attempt and what follows from it, in one transaction with the attempts that end meanwhile: a 2xx
+   * delivers and clears the endpoint's failing streak; a 410 fails the delivery and disables the endpoint (`gone`);
+   * anything else schedules the next attempt (no sooner than a 429's or 503's Retry-After) or, after the last, fails
+   * the delivery, and disables an endpoint that has been failing for five days (`failing`). Resolves whether it
+   * disabled the endpoint.
    */
-  async #record(delivery: DueDelivery, started: Date, result: AttemptResult): Promise<void> {
+  #record(delivery: DueDelivery, started: Date, result: AttemptResult): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#records.push({ delivery, started, result, resolve, reject });
+      this.#recording ??= this.#recordBatches().finally(() => {
+        this.#recording = null;
+      });
+    });
+  }
+
+  /** Records the waiting attempts, a batch per transaction, until none waits; a batch that fails fails each of its. */
+  async #recordBatches(): Promise<void> {
+    while (this.#records.length > 0) {
+      const batch = this.#records.splice(0, RECORD_BATCH);
+      try {
+        const disabled = await this.#db.transaction().execute(async (trx) => {
+          // In one order, so that two transactions taking several of these locks never wait on each other.
+          const endpoints = [...new Set(batch.map((record) => record.delivery.endpoint_id))].sort();
+          for (const endpointId of endpoints) await lockForTransaction(trx, `webhook_endpoint ${endpointId}`);
+          const outcomes: boolean[] = [];
+          for (const record of batch) outcomes.push(await this.#recordIn(trx, record.delivery, record.started, record.result));
+          return outcomes;
+        });
+        batch.forEach((record, index) => record.resolve(disabled[index]!));
+      } catch (error) {
+        for (const record of batch) record.reject(error);
+      }
+    }
+  }
+
+  async #recordIn(trx: Kysely<DB>, delivery: DueDelivery, started: Date, result: AttemptResult): Promise<boolean> {
     const { endpoint_id: endpointId, event_id: eventId } = delivery;
     const now = this.#clock();
     const nowText = now.toISOString();
-    await this.#db.transaction().execute(async (trx) => {
-      await lockForTransaction(trx, `webhook_endpoint ${endpointId}`);
-      const current = await trx
-        .selectFrom('webhook_deliveries')
-        .select(['attempts', 'manual', 'next_attempt_at'])
-        .where('endpoint_id', '=', endpointId)
-        .where('event_id', '=', eventId)
-        .executeTakeFirst();
-      const endpoint = await trx.selectFrom('webhook_endpoints').selectAll().where('id', '=', endpointId).executeTakeFirst();
-      // Deleted while the attempt ran.
-      if (current === undefined || endpoint === undefined) return;
-      const number = Number(current.attempts) + 1;
-      await trx
-        .insertInto('webhook_attempts')
-        .values({
-          id: newId('wha', started.getTime()),
-          endpoint_id: endpointId,
-          event_id: eventId,
-          number,
-          trigger: delivery.manual === 1 ? 'manual' : 'scheduled',
-          started_at: started.toISOString(),
-          status_code: result.statusCode,
-          latency_ms: result.latencyMs,
-          error: result.error,
-          response_excerpt: result.excerpt,
-        })
-        .execute();
-      const { statusCode } = result;
-      const delivered = isSuccess(statusCode);
-      const gone = statusCode === 410;
-      const retryAfterSeconds = statusCode === 429 || statusCode === 503 ? result.retryAfterSeconds : null;
-      const next = delivered || gone ? null : nextAttemptAt(now, number, { retryAfterSeconds, random: this.#random });
-      // A redelivery asked for while this attempt ran still happens.
-      const requeued = current.manual === 1 && delivery.manual !== 1;
-      await trx
-        .updateTable('webhook_deliveries')
-        .set({
-          attempts: number,
-          last_attempt_at: started.toISOString(),
-          last_status_code: statusCode,
-          last_error: result.error,
-          ...(delivered ? { delivered_at: nowText } : {}),
-          ...(requeued
-            ? {}
-            : {
-                status: delivered ? 'delivered' : next === null ? 'failed' : 'pending',
-                next_attempt_at: next?.toISOString() ?? null,
-                manual: 0,
-              }),
-        })
-        .where('endpoint_id', '=', endpointId)
-        .where('event_id', '=', eventId)
-        .execute();
-      if (delivered) {
-        if (endpoint.failing_since !== null) {
-          await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', '=', endpointId).execute();
-        }
-        return;
+    const current = await trx
+      .selectFrom('webhook_deliveries')
+      .select(['attempts', 'manual', 'next_attempt_at'])
+      .where('endpoint_id', '=', endpointId)
+      .where('event_id', '=', eventId)
+      .executeTakeFirst();
+    const endpoint = await trx.selectFrom('webhook_endpoints').selectAll().where('id', '=', endpointId).executeTakeFirst();
+    // Deleted while the attempt ran.
+    if (current === undefined || endpoint === undefined) return false;
+    const number = Number(current.attempts) + 1;
+    await trx
+      .insertInto('webhook_attempts')
+      .values({
+        id: newId('wha', started.getTime()),
+        endpoint_id: endpointId,
+        event_id: eventId,
+        number,
+        trigger: delivery.manual === 1 ? 'manual' : 'scheduled',
+        started_at: started.toISOString(),
+        status_code: result.statusCode,
+        latency_ms: result.latencyMs,
+        error: result.error,
+        response_excerpt: result.excerpt,
+      })
+      .execute();
+    const { statusCode } = result;
+    const delivered = isSuccess(statusCode);
+    const gone = statusCode === 410;
+    const retryAfterSeconds = statusCode === 429 || statusCode === 503 ? result.retryAfterSeconds : null;
+    const next = delivered || gone ? null : nextAttemptAt(now, number, { retryAfterSeconds, random: this.#random });
+    // A redelivery asked for while this attempt ran still happens.
+    const requeued = current.manual === 1 && delivery.manual !== 1;
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({
+        attempts: number,
+        last_attempt_at: started.toISOString(),
+        last_status_code: statusCode,
+        last_error: result.error,
+        ...(delivered ? { delivered_at: nowText } : {}),
+        ...(requeued
+          ? {}
+          : {
+              status: delivered ? 'delivered' : next === null ? 'failed' : 'pending',
+              next_attempt_at: next?.toISOString() ?? null,
+              manual: 0,
+            }),
+      })
+      .where('endpoint_id', '=', endpointId)
+      .where('event_id', '=', eventId)
+      .execute();
+    if (delivered) {
+      if (endpoint.failing_since !== null) {
+        await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', '=', endpointId).execute();
       }
-      const failingSince = endpoint.failing_since ?? nowText;
-      if (endpoint.failing_since === null) {
-        await trx.updateTable('webhook_endpoints').set({ failing_since: nowText }).where('id', '=', endpointId).execute();
-      }
-      if (endpoint.enabled !== 1) return;
-      const failingFor = (now.getTime() - Date.parse(failingSince)) / 1000;
-      const reason = gone ? 'gone' : failingFor >= FAILING_ENDPOINT_DISABLED_AFTER_SECONDS ? 'failing' : null;
-      if (reason === null) return;
-      await trx
-        .updateTable('webhook_endpoints')
-        .set({ enabled: 0, disabled_reason: reason, updated_at: nowText })
-        .where('id', '=', endpointId)
-        .execute();
-      await appendEvent(trx, {
-        type: 'webhook.endpoint_disabled',
-        actor: systemCause.actor,
-        subject: { type: 'webhook_endpoint', id: endpointId },
-        data: { endpoint: toWebhookEndpointSummary({ ...endpoint, enabled: 0 }), reason },
-        requestId: null,
-        occurredAt: now,
-      });
+      return false;
+    }
+    const failingSince = endpoint.failing_since ?? nowText;
+    if (endpoint.failing_since === null) {
+      await trx.updateTable('webhook_endpoints').set({ failing_since: nowText }).where('id', '=', endpointId).execute();
+    }
+    if (endpoint.enabled !== 1) return false;
+    const failingFor = (now.getTime() - Date.parse(failingSince)) / 1000;
+    const reason = gone ? 'gone' : failingFor >= FAILING_ENDPOINT_DISABLED_AFTER_SECONDS ? 'failing' : null;
+    if (reason === null) return false;
+    await trx
+      .updateTable('webhook_endpoints')
+      .set({ enabled: 0, disabled_reason: reason, updated_at: nowText })
+      .where('id', '=', endpointId)
+      .execute();
+    await appendEvent(trx, {
+      type: 'webhook.endpoint_disabled',
+      actor: systemCause.actor,
+      subject: { type: 'webhook_endpoint', id: endpointId },
+      data: { endpoint: toWebhookEndpointSummary({ ...endpoint, enabled: 0 }), reason },
+      requestId: null,
+      occurredAt: now,
     });
+    return true;
   }
 }

@@ -1,6 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ApiError } from '../../http/errors.js';
@@ -225,6 +225,16 @@ export async function checkWebhookUrl(
 }
 
 /** How far into a response body an attempt reads, to show what the receiver said. */
+/**
+ * Connections kept open between attempts, so that a busy endpoint is not sent each delivery over a new connection
+ * (and TLS handshake). Every new connection still goes through the guarded lookup: a kept connection is one whose
+ * address was allowed when it was opened. An idle one closes after a while.
+ */
+const keepAlive = {
+  http: new HttpAgent({ keepAlive: true, timeout: 30_000 }),
+  https: new HttpsAgent({ keepAlive: true, timeout: 30_000 }),
+};
+
 export const RESPONSE_EXCERPT_BYTES = 1024;
 
 const USER_AGENT = 'cloudphone-webhooks/1';
@@ -349,12 +359,13 @@ export async function sendWebhook(request: WebhookRequest): Promise<AttemptResul
     const chunks: Buffer[] = [];
     let read = 0;
     let done = false;
-    const finish = (error: string | null) => {
+    // `complete`: the whole response was read, so its connection may serve the endpoint's next attempt.
+    const finish = (error: string | null, complete = false) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       request.signal?.removeEventListener('abort', onAbort);
-      outgoing?.destroy();
+      if (!complete) outgoing?.destroy();
       if (response === undefined) {
         settle(failed(error ?? 'no response'));
         return;
@@ -376,7 +387,7 @@ export async function sendWebhook(request: WebhookRequest): Promise<AttemptResul
       outgoing = send(url, {
         method: 'POST',
         headers,
-        agent: false,
+        agent: url.protocol === 'https:' ? keepAlive.https : keepAlive.http,
         ...(request.allowPrivate || literal !== undefined ? {} : { lookup: guardedLookup(request.resolve ?? resolveWithDns) }),
       });
     } catch (error) {
@@ -392,7 +403,7 @@ export async function sendWebhook(request: WebhookRequest): Promise<AttemptResul
         read += chunk.length;
         if (read >= RESPONSE_EXCERPT_BYTES) finish(null);
       });
-      incoming.on('end', () => finish(null));
+      incoming.on('end', () => finish(null, true));
       incoming.on('error', () => finish(null));
     });
     outgoing.on('error', (error) => finish(describeError(error)));
