@@ -8,6 +8,7 @@ import { operations, type OperationId } from '../../src/generated/operations.js'
 import { requestSchemas } from '../../src/generated/request-schemas.js';
 import { APKS } from '../helpers/apk-fixtures.js';
 import { expectContractResponse } from '../helpers/contract.js';
+import { startTestSmtp, type TestSmtp } from '../notifications/email/smtp.js';
 import { allDevices, eventually, leaseDevice, type Json } from './device-helpers.js';
 import { invalidValue, unkeptText, validValue, type Overrides, type Schema } from './fuzz-inputs.js';
 import { countRows, PASSWORD, startApi, uniqueUsername, type Api, type Caller } from './harness.js';
@@ -37,10 +38,31 @@ const SEMANTIC_REFUSALS: Partial<Record<OperationId, string[]>> = {
   installApp: ['/deviceIds'],
   runDeviceShell: ['/command'],
   updateMe: ['/currentPassword'],
+  // A kind given twice in one change: JSON Schema cannot say that items differ in one property.
+  updateNotificationPreferences: ['/preferences/1/kind', '/preferences/2/kind', '/preferences/3/kind'],
 };
 
-/** Tables whose row counts only requests change (never background work). */
-const COUNTED_TABLES: ('users' | 'sessions' | 'api_tokens' | 'idempotency_keys' | 'hosts' | 'leases' | 'apps' | 'app_blobs' | 'install_jobs' | 'plans' | 'budgets')[] = ['users', 'sessions', 'api_tokens', 'idempotency_keys', 'hosts', 'leases', 'apps', 'app_blobs', 'install_jobs', 'plans', 'budgets'];
+/**
+ * Tables whose row counts only requests change (never background work): not notifications, webhook deliveries and
+ * emails, which events appended by background work add to.
+ */
+const COUNTED_TABLES = [
+  'users',
+  'sessions',
+  'api_tokens',
+  'idempotency_keys',
+  'hosts',
+  'leases',
+  'apps',
+  'app_blobs',
+  'install_jobs',
+  'plans',
+  'budgets',
+  'webhook_endpoints',
+  'webhook_endpoint_types',
+  'notification_preferences',
+  'user_emails',
+] as const;
 
 type Role = 'admin' | 'member' | 'viewer';
 type Mutation =
@@ -77,6 +99,7 @@ class Ref {
 let api: Api;
 let callers: Record<Role, Caller>;
 let closedPort: number;
+let smtp: TestSmtp;
 const fixture: Record<string, string[]> = {};
 const seen = { requests: 0 };
 
@@ -138,6 +161,32 @@ async function seedBudget(): Promise<void> {
   fixture.budget = [created.body.id];
 }
 
+/** The member's webhook endpoint, to a loopback port nobody listens on, and a delivery of a test event to it. */
+async function seedWebhook(): Promise<void> {
+  const created = await api.call('createWebhookEndpoint', {
+    token: callers.member.token,
+    body: { url: `http://127.0.0.1:${closedPort}/hook`, description: 'fuzz' },
+  });
+  expect(created.status).toBe(201);
+  fixture.webhook = [created.body.id];
+  const test = await api.call('sendWebhookTestEvent', { token: callers.member.token, path: { webhookId: created.body.id }, body: {} });
+  expect(test.status).toBe(202);
+  fixture.delivery = [test.body.eventId];
+}
+
+/**
+ * A notification in the member's inbox: a lease of theirs that an admin ends. Its device may be held by a lease of
+ * the fuzz's own; then the inbox keeps what it has.
+ */
+async function seedNotification(): Promise<void> {
+  const created = await api.call('createLease', { token: callers.member.token, body: { selector: { deviceIds: [fixture.device![1]!] }, ttlSeconds: 600 } });
+  if (created.status !== 201) return;
+  const released = await api.call('releaseLease', { token: api.admin.token, path: { leaseId: created.body.id } });
+  expect(released.status).toBe(200);
+  const inbox = await api.call('listNotifications', { token: callers.member.token, query: { status: 'all' } });
+  fixture.notification = inbox.body.data.map((n: Json) => n.id as string);
+}
+
 /** What a destructive success took away, put back so later cases still reach real resources. */
 const reseed: Partial<Record<OperationId, () => Promise<void>>> = {
   deleteUser: seedVictim,
@@ -146,10 +195,15 @@ const reseed: Partial<Record<OperationId, () => Promise<void>>> = {
   deleteHost: seedHost,
   deletePlan: seedPlan,
   deleteBudget: seedBudget,
+  deleteWebhookEndpoint: seedWebhook,
+  deleteNotification: seedNotification,
 };
 
 beforeAll(async () => {
-  api = await startApi({ virtualDevices: 2 });
+  smtp = await startTestSmtp();
+  // Webhook endpoints on loopback are allowed: every URL the fuzz sends is one (a closed port), so endpoints are
+  // created and their deliveries fail without a byte leaving the machine or a name being looked up.
+  api = await startApi({ virtualDevices: 2, webhookAllowPrivate: true, smtpUrl: smtp.url });
   callers = { admin: api.admin, member: await api.addCaller('member'), viewer: await api.addCaller('viewer') };
   closedPort = await closedLoopbackPort();
   const devices = await eventually(async () => {
@@ -160,7 +214,9 @@ beforeAll(async () => {
   const lease = await leaseDevice(api, callers.member.token, fixture.device[0]!, 86_400);
   fixture.lease = [lease.id];
   fixture.createdLease = [];
-  await Promise.all([seedVictim(), seedApp(), seedToken(), seedHost(), seedPlan(), seedBudget()]);
+  await Promise.all([seedVictim(), seedApp(), seedToken(), seedHost(), seedPlan(), seedBudget(), seedWebhook()]);
+  await seedNotification();
+  expect(fixture.notification).toHaveLength(1);
   const install = await api.call('installApp', {
     token: callers.member.token,
     path: { appId: fixture.app![0]! },
@@ -173,6 +229,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await api?.close();
+  await smtp?.close();
 });
 
 const ID_KINDS: Record<string, string> = {
@@ -186,7 +243,12 @@ const ID_KINDS: Record<string, string> = {
   ijb: 'job',
   pln: 'plan',
   bdg: 'budget',
+  whe: 'webhook',
+  ntf: 'notification',
 };
+
+/** Event ids that name a delivery of the fixture's webhook endpoint, rather than any event of the log. */
+const DELIVERY_OPERATIONS: readonly OperationId[] = ['getWebhookDelivery', 'redeliverWebhook'];
 
 /** Fixture ids for id patterns (mostly), loopback for host addresses, and no long waits. */
 function overridesFor(operationId: OperationId): Overrides {
@@ -195,7 +257,8 @@ function overridesFor(operationId: OperationId): Overrides {
     const idKind = typeof schema.pattern === 'string' ? /^\^([a-z]{3})_/.exec(schema.pattern)?.[1] : undefined;
     if (idKind !== undefined && ID_KINDS[idKind] !== undefined) {
       // Releasing the member's lease would leave the member without a device: releases take the fuzz's own leases.
-      const kind = operationId === 'releaseLease' ? 'createdLease' : ID_KINDS[idKind]!;
+      const kind =
+        operationId === 'releaseLease' ? 'createdLease' : idKind === 'evt' && DELIVERY_OPERATIONS.includes(operationId) ? 'delivery' : ID_KINDS[idKind]!;
       const generated = fc.stringMatching(new RegExp(schema.pattern));
       return fc.oneof({ weight: 4, arbitrary: fc.nat(3).map((i) => new Ref(kind, i)) }, { weight: 1, arbitrary: generated });
     }
@@ -203,6 +266,11 @@ function overridesFor(operationId: OperationId): Overrides {
     // forms (no brackets, a port out of range) must be refused before anything connects.
     if (name === 'address' && operationId === 'createHost') {
       return fc.tuple(fc.nat(LOOPBACK_HOSTS.length - 1), fc.nat(BAD_PORTS.length)).map(([host, port]) => new Ref('address', host * 100 + port));
+    }
+    // Webhook targets are loopback URLs on the closed port, never a generated host name (checking one would look it
+    // up in the DNS).
+    if (name === 'url' && (operationId === 'createWebhookEndpoint' || operationId === 'updateWebhookEndpoint')) {
+      return fc.nat(WEBHOOK_URLS.length - 1).map((index) => new Ref('webhookUrl', index));
     }
     // Reads that wait while a lease is queued or a job runs would hold the fuzz for up to a minute.
     if (name === 'waitSeconds' && (operationId === 'getLease' || operationId === 'getInstallJob')) return fc.constant(0);
@@ -215,6 +283,8 @@ function overridesFor(operationId: OperationId): Overrides {
 /** Host parts that can only ever mean this machine, well-formed or not, and ports no connection can use. */
 const LOOPBACK_HOSTS = ['127.0.0.1', '[::1]', '::1', '[::1', '127.0.0.1:'];
 const BAD_PORTS = ['0', '65536', '99999', '00000'];
+/** Webhook URLs for the closed port `{port}` on loopback, in the forms a URL can take. */
+const WEBHOOK_URLS = ['http://127.0.0.1:{port}/hook', 'https://[::1]:{port}/', 'http://127.0.0.1:{port}/a/b?c=d#e', 'HTTP://127.0.0.1:{port}'];
 
 function resolve(value: unknown): unknown {
   if (value instanceof Ref) {
@@ -222,6 +292,7 @@ function resolve(value: unknown): unknown {
       const port = BAD_PORTS[value.index % 100] ?? String(closedPort);
       return `${LOOPBACK_HOSTS[Math.floor(value.index / 100)]}:${port}`;
     }
+    if (value.kind === 'webhookUrl') return WEBHOOK_URLS[value.index]!.replace('{port}', String(closedPort));
     const pool = fixture[value.kind] ?? [];
     // Only the fuzz's own leases can be none yet: a well-formed id of no lease then.
     return pool[value.index % pool.length] ?? `lse_${'0'.repeat(26)}`;
@@ -515,14 +586,19 @@ async function send(operationId: OperationId, role: Role, prepared: Prepared): P
   seen.requests += 1;
   const headers: Record<string, string> = { authorization: `Bearer ${callers[role].token}`, ...prepared.headers };
   if (prepared.body) headers['content-type'] = prepared.body.contentType;
+  // Closes an event stream once its first frame is read.
+  const controller = new AbortController();
   const response = await fetch(url, {
     method: operations[operationId].method,
     headers,
     ...(prepared.body ? { body: prepared.body.bytes } : {}),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    signal: AbortSignal.any([controller.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
   });
   const contentType = response.headers.get('content-type');
-  const bytes = Buffer.from(await response.arrayBuffer());
+  // An event stream never ends: its first frame is all that is read of it.
+  const bytes = /^text\/event-stream/.test(contentType ?? '')
+    ? await firstFrame(response, controller)
+    : Buffer.from(await response.arrayBuffer());
   const json = /\bjson\b/.test(contentType ?? '');
   return {
     status: response.status,
@@ -532,8 +608,24 @@ async function send(operationId: OperationId, role: Role, prepared: Prepared): P
   };
 }
 
+/** The first frame of an event stream (up to its blank line), after which the stream is closed. */
+async function firstFrame(response: Response, controller: AbortController): Promise<Buffer> {
+  const reader = response.body!.getReader();
+  let received = Buffer.alloc(0);
+  try {
+    while (!/\r?\n\r?\n/.test(received.toString('utf8'))) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      received = Buffer.concat([received, value]);
+    }
+  } finally {
+    controller.abort();
+  }
+  return received;
+}
+
 function counts(): Promise<Record<string, number>> {
-  return countRows(api.database, COUNTED_TABLES);
+  return countRows(api.database, [...COUNTED_TABLES]);
 }
 
 async function eventsOf(requestId: string | null): Promise<number> {
@@ -555,6 +647,8 @@ const readBack: Partial<Record<OperationId, (params: Record<string, unknown>, ro
   updateMe: (_, role) => get('getMe', {}, role),
   updatePlan: (p) => get('getPlan', { planId: p.planId }),
   updateBudget: (p) => get('getBudget', { budgetId: p.budgetId }),
+  updateWebhookEndpoint: (p) => get('getWebhookEndpoint', { webhookId: p.webhookId }),
+  updateNotificationPreferences: (_, role) => get('getNotificationPreferences', {}, role),
 };
 
 async function get(operationId: OperationId, params: Record<string, unknown>, role: Role = 'admin'): Promise<Json | null> {
@@ -576,6 +670,9 @@ async function check(operationId: OperationId, input: Case): Promise<string[]> {
     expectContractResponse(operationId, outcome);
   } catch (error) {
     problems.push((error as Error).message.split('\n')[0]!);
+  }
+  if (/^text\/event-stream/.test(outcome.contentType ?? '') && !/\r?\n\r?\n/.test(String(outcome.body))) {
+    problems.push('an event stream without a first frame');
   }
   if (prepared.valid && (outcome.status === 400 || outcome.status === 422)) {
     const allowed = SEMANTIC_REFUSALS[operationId] ?? [];
@@ -620,5 +717,8 @@ describe('contract-driven fuzz', () => {
     expect(new URL(api.url).hostname).toBe('127.0.0.1');
     const hosts = await api.database.db.selectFrom('hosts').select('address').where('type', '<>', 'virtual').execute();
     for (const { address } of hosts) expect([`127.0.0.1:${closedPort}`, `[::1]:${closedPort}`]).toContain(address);
+    const endpoints = await api.database.db.selectFrom('webhook_endpoints').select('url').execute();
+    expect(endpoints.length).toBeGreaterThan(0);
+    for (const { url } of endpoints) expect([`127.0.0.1:${closedPort}`, `[::1]:${closedPort}`]).toContain(new URL(url).host);
   });
 });
