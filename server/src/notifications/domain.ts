@@ -69,7 +69,7 @@ export async function createNotifications(deps: {
     wake: () => dispatcher.wake(),
   });
   const inbox = createInbox({ db, clock, config: { ...config, publicUrl }, log, cluster, leases });
-  const email = createEmail({ db, clock, config: { ...config, publicUrl }, log, cluster });
+  const email = createEmail({ db, clock, config: { ...config, publicUrl }, log, cluster, secrets });
   // New events mean new deliveries and emails: they are queued in the events' transactions.
   feed.onAppended(() => {
     dispatcher.wake();

@@ -163,7 +163,7 @@ describe('secrets at rest', () => {
     }
   });
 
-  it('keeps an email verification token only as its hash, and out of the log once the mail is sent', async () => {
+  it('keeps an email verification token only as its hash (its queued mail sealed), and out of the log', async () => {
     const smtp = await startTestSmtp();
     cleanups.push(() => smtp.close());
     const logs = new LogCapture();
@@ -181,13 +181,14 @@ describe('secrets at rest', () => {
 
     const [row] = await api.database.db.selectFrom('user_emails').selectAll().where('user_id', '=', member.userId).execute();
     expect(row!.token_hash).toBe(createHash('sha256').update(token).digest('hex'));
-    // The queued mail held the link until it was sent; no row holds it after.
+    // The queued mail held the link sealed, and only until it was sent: not even the database's bytes hold it.
     expect(await storedRows(api)).not.toContain(token);
+    expect(await storedText(api)).not.toContain(token);
     expect(logs.text).not.toContain(token);
 
     const verified = await api.call('verifyEmail', { query: { token }, headers: { accept: 'text/html' } });
     expect(verified.status).toBe(200);
-    expect(await storedRows(api)).not.toContain(token);
+    expect(await storedText(api)).not.toContain(token);
     expect(logs.text).not.toContain(token);
   });
 

@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Cluster } from '../../cluster/cluster.js';
 import type { DB, EmailMessagesTable } from '../../db/schema.js';
 import { nextAttemptAt } from '../webhooks/schedule.js';
+import type { SecretBox } from '../webhooks/secrets.js';
 import { isPermanentFailure, type Mailer } from './mailer.js';
 import { UnknownEmailKindError, VERIFICATION_KIND, type EmailTemplates } from './templates.js';
 
@@ -63,6 +64,7 @@ function errorText(error: unknown): string {
  * until the attempts run out. It never runs inside a request: a request queues, and wakes it after the commit.
  */
 export class EmailDispatcher {
+  readonly #secrets: SecretBox;
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
   readonly #log: Log;
@@ -85,6 +87,8 @@ export class EmailDispatcher {
     log: Log;
     mailer: Mailer;
     templates: EmailTemplates;
+    /** Unseals the verification links, which the queue keeps sealed (they are credentials). */
+    secrets: SecretBox;
     /** Without one, this process sends (a lone node). */
     cluster?: Cluster | undefined;
     pollMs?: number | undefined;
@@ -96,6 +100,7 @@ export class EmailDispatcher {
     this.#db = deps.db;
     this.#clock = deps.clock;
     this.#log = deps.log;
+    this.#secrets = deps.secrets;
     this.#mailer = deps.mailer;
     this.#templates = deps.templates;
     this.#cluster = deps.cluster;
@@ -185,7 +190,7 @@ export class EmailDispatcher {
         kind: row.kind,
         title: row.title,
         body: row.body,
-        link: row.link,
+        link: row.kind === VERIFICATION_KIND && row.link !== null ? this.#secrets.unseal(row.link) : row.link,
         data: JSON.parse(row.data) as Record<string, unknown>,
       });
       await this.#mailer.send({ to: row.to_address, ...rendered });

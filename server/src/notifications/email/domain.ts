@@ -5,6 +5,7 @@ import type { DB } from '../../db/schema.js';
 import { EmailDispatcher } from './dispatcher.js';
 import { emailHandlers, type EmailHandlers } from './handlers.js';
 import { describeSmtpUrl, SmtpMailer, type Mailer } from './mailer.js';
+import type { SecretBox } from '../webhooks/secrets.js';
 import { EmailService } from './service.js';
 import { EmailTemplates } from './templates.js';
 
@@ -39,8 +40,10 @@ export function createEmail(deps: {
   config: EmailConfig;
   log: FastifyBaseLogger;
   cluster?: Cluster | undefined;
+  /** Seals the verification links in the queue. */
+  secrets: SecretBox;
 }): EmailDomain {
-  const { db, clock, config, log, cluster } = deps;
+  const { db, clock, config, log, cluster, secrets } = deps;
   const { smtpUrl } = config;
   const mailer: Mailer | null = smtpUrl === undefined ? null : new SmtpMailer({ url: smtpUrl, from: config.mailFrom });
   const dispatcher =
@@ -53,6 +56,7 @@ export function createEmail(deps: {
           mailer,
           templates: new EmailTemplates({ dataDir: config.dataDir, publicUrl: config.publicUrl }),
           cluster,
+          secrets,
         });
   const wake = () => dispatcher?.wake();
   const service = new EmailService({
@@ -61,6 +65,7 @@ export function createEmail(deps: {
     publicUrl: config.publicUrl,
     unavailable: mailer === null ? 'no SMTP server is configured (CLOUDPHONE_SMTP_URL)' : null,
     queued: wake,
+    secrets,
   });
   return {
     handlers: emailHandlers(service),

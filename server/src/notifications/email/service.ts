@@ -5,6 +5,7 @@ import { appendEvent } from '../../events/log.js';
 import type { components } from '../../generated/types.js';
 import { ApiError } from '../../http/errors.js';
 import type { Principal } from '../../http/handler.js';
+import type { SecretBox } from '../webhooks/secrets.js';
 import { enqueueEmail } from './queue.js';
 import { VERIFICATION_KIND } from './templates.js';
 
@@ -42,6 +43,7 @@ function viewOf(row: { email: string; verified_at: string | null } | undefined):
 export class EmailService {
   readonly #db: Kysely<DB>;
   readonly #clock: () => Date;
+  readonly #secrets: SecretBox;
   readonly #publicUrl: () => string;
   readonly #unavailable: string | null;
   readonly #queued: () => void;
@@ -55,8 +57,11 @@ export class EmailService {
     unavailable: string | null;
     /** Called after a commit that queued an email (wakes the sender). */
     queued: () => void;
+    /** Seals the verification link while it waits in the queue: it is a credential. */
+    secrets: SecretBox;
   }) {
     this.#db = deps.db;
+    this.#secrets = deps.secrets;
     this.#clock = deps.clock;
     this.#publicUrl = () => deps.publicUrl().replace(/\/+$/, '');
     this.#unavailable = deps.unavailable;
@@ -110,7 +115,7 @@ export class EmailService {
           kind: VERIFICATION_KIND,
           title: 'Verify your email address',
           body: `Open the link to verify ${email} for ${principal.username}.`,
-          link: `${this.#publicUrl()}${VERIFICATION_PATH}?token=${token}`,
+          link: this.#secrets.seal(`${this.#publicUrl()}${VERIFICATION_PATH}?token=${token}`),
           data: { username: principal.username, email },
         },
         now,

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { SecretBox } from '../../../src/notifications/webhooks/secrets.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +56,9 @@ afterEach(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** Seals the verification links, as the email service does. */
+const secrets = new SecretBox(randomBytes(32));
+
 function dispatcher(
   options: { url?: string; cluster?: LoneNode; concurrency?: number; closeTimeoutMs?: number } = {},
 ): EmailDispatcher {
@@ -64,6 +69,7 @@ function dispatcher(
     log: silent,
     mailer,
     templates: new EmailTemplates({ dataDir, publicUrl: () => PUBLIC_URL }),
+    secrets,
     cluster: options.cluster,
     concurrency: options.concurrency,
     closeTimeoutMs: options.closeTimeoutMs,
@@ -213,7 +219,7 @@ describe('the email dispatcher', () => {
   });
 
   it('forgets the verification link once the mail is sent', async () => {
-    await queue({ ...expiring, kind: VERIFICATION_KIND, link: `${PUBLIC_URL}/v1/email-verifications?token=secret` });
+    await queue({ ...expiring, kind: VERIFICATION_KIND, link: secrets.seal(`${PUBLIC_URL}/v1/email-verifications?token=secret`) });
     await dispatcher().sendDue();
     expect((await smtp.nth(1)).mail.text).toContain('token=secret');
     const [row] = await messages();

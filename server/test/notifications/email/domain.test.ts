@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { SecretBox } from '../../../src/notifications/webhooks/secrets.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import pino from 'pino';
@@ -18,6 +20,7 @@ function setup(smtpUrl: string | undefined) {
     config: { smtpUrl, mailFrom: 'cloudphone <cloudphone@localhost>', publicUrl: () => 'http://127.0.0.1:8080', dataDir: '/nonexistent' },
     log,
     cluster,
+    secrets: new SecretBox(randomBytes(32)),
   });
   return { email, lines };
 }

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { SecretBox } from '../../../src/notifications/webhooks/secrets.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +24,9 @@ let alice: SignedIn;
 let dataDir: string;
 let woken: number;
 
+/** Seals the verification links in the queue. */
+const secrets = new SecretBox(randomBytes(32));
+
 beforeEach(async () => {
   fixture = await domainFixture();
   smtp = await startTestSmtp();
@@ -33,6 +38,7 @@ beforeEach(async () => {
     log: silent,
     mailer,
     templates: new EmailTemplates({ dataDir, publicUrl: () => PUBLIC_URL }),
+    secrets,
   });
   woken = 0;
   emails = new EmailService({
@@ -41,6 +47,7 @@ beforeEach(async () => {
     publicUrl: () => `${PUBLIC_URL}/`,
     unavailable: null,
     queued: () => (woken += 1),
+    secrets,
   });
   alice = await fixture.signIn('alice', 'member');
 });
@@ -133,7 +140,10 @@ describe('email verification', () => {
   it('a new link voids the previous one, and one still queued is never sent', async () => {
     await emails.set(alice.principal, 'alice@example.com');
     const first = await mailedToken(1);
+    // A minute apart: one verification mail a minute at most.
+    fixture.clock.advance(61);
     await emails.set(alice.principal, 'alice@example.net');
+    fixture.clock.advance(61);
     await emails.set(alice.principal, 'alice@example.org');
     const last = await mailedToken(2);
     expect(smtp.received.map((mail) => mail.recipients)).toEqual([['alice@example.com'], ['alice@example.org']]);
@@ -167,6 +177,7 @@ describe('email verification', () => {
       publicUrl: () => PUBLIC_URL,
       unavailable: 'no SMTP server is configured',
       queued: () => (woken += 1),
+      secrets,
     });
     await expectRejectedWithoutWrites(fixture, () => off.set(alice.principal, 'alice@example.com'), 'email_unavailable');
     expect(await fixture.db.selectFrom('email_messages').select('id').execute()).toEqual([]);
