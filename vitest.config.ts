@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Tests of what only PostgreSQL has, left out of the sqlite project: several server nodes on one database. */
@@ -33,6 +34,10 @@ const notOnPostgres = [
 export default defineConfig({
   test: {
     pool: 'forks',
+    // One more test file than cores: many files spend most of their time waiting on servers, devices and timers
+    // (a lease expiring while a server is down, a minute of real-time budget), and a waiting file need not hold a
+    // core.
+    maxWorkers: availableParallelism() + 1,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default'],
