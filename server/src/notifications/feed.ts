@@ -16,6 +16,15 @@ export interface FeedEvent {
   row: EventRow;
 }
 
+/**
+ * Where a reader starts: after `position`, leaving out `skip`, the events past it that had committed already (on
+ * PostgreSQL an event can be committed and still wait for an older transaction before the feed passes it).
+ */
+export interface Start {
+  position: Position;
+  skip: ReadonlySet<string>;
+}
+
 export function comparePositions(a: Position, b: Position): number {
   return a.tx === b.tx ? a.seq - b.seq : a.tx - b.tx;
 }
@@ -114,6 +123,17 @@ export class EventFeed {
   async head(): Promise<Position> {
     await this.#catchUp();
     return this.#head;
+  }
+
+  /** Where a reader that starts now starts: every event committed from now on, and none committed before. */
+  async now(): Promise<Start> {
+    const position = await this.head();
+    const committed = await this.#db
+      .selectFrom('events')
+      .select('id')
+      .where(sql<SqlBool>`(${sql.ref('tx')}, ${sql.ref('seq')}) > (${position.tx}, ${position.seq})`)
+      .execute();
+    return { position, skip: new Set(committed.map((row) => row.id)) };
   }
 
   /** Up to `limit` events after `after`, in commit order: from memory when they are there, else from the log. */

@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 import { callerOf } from '../caller.js';
 import { toView } from '../events/service.js';
 import { webSocketHandler, type HandlerInput, type Handlers, type Principal } from '../http/handler.js';
-import type { EventFeed, Position } from './feed.js';
+import type { EventFeed, Start } from './feed.js';
 import {
   followFeed,
   startOf,
@@ -64,11 +64,11 @@ function endOf(stream: TrackedStream): StreamEnd | undefined {
  */
 export function eventStreamHandlers({ feed, streams, heartbeatMs }: EventStreamDeps): EventStreamHandlers {
   // A WebSocket's start, resolved before the upgrade so that an unknown event id is a 404 response.
-  const socketStarts = new WeakMap<object, Position>();
+  const socketStarts = new WeakMap<object, Start>();
   const follow = (
     principal: Principal,
     query: { type?: string[]; subjectId?: string },
-    from: Position,
+    from: Start,
     stream: TrackedStream,
     transport: Pick<FollowOptions, 'deliver' | 'heartbeat'>,
   ) =>
@@ -115,7 +115,7 @@ export function eventStreamHandlers({ feed, streams, heartbeatMs }: EventStreamD
       async (socket, input) => {
         const { query, ctx } = input;
         const principal = callerOf(ctx);
-        const from = socketStarts.get(input) ?? (await feed.head());
+        const from = socketStarts.get(input) ?? (await feed.now());
         const stream = streams.track(principal);
         socket.once('close', () => stream.end());
         stream.signal.addEventListener('abort', () => {

@@ -7,7 +7,7 @@ import { ApiError } from '../http/errors.js';
 import type { Principal } from '../http/handler.js';
 import { revokes, type Revocation, type RevocationListener, type SessionCredential } from '../revocations.js';
 import { findUserById } from '../users/repository.js';
-import type { EventFeed, Position } from './feed.js';
+import type { EventFeed, Start } from './feed.js';
 
 /** The WebSocket close code when the credential a stream was opened with ends (an event stream gives the reason). */
 const ACCESS_ENDED_CLOSE_CODE = 4001;
@@ -155,11 +155,11 @@ export function matchesFilter(row: EventRow, filter: StreamFilter): boolean {
  * Where a stream starts: after the event `lastEventId` (404 `not_found` when the log has no such event), or with the
  * next event appended.
  */
-export async function startOf(feed: EventFeed, lastEventId: string | undefined): Promise<Position> {
-  if (lastEventId === undefined) return feed.head();
+export async function startOf(feed: EventFeed, lastEventId: string | undefined): Promise<Start> {
+  if (lastEventId === undefined) return feed.now();
   const position = await feed.positionOf(lastEventId);
   if (position === undefined) throw new ApiError('not_found', `No event ${lastEventId} to resume after.`);
-  return position;
+  return { position, skip: new Set() };
 }
 
 /** Whether `row` changed the role of the user a stream serves: what it may see changed with it. */
@@ -173,7 +173,7 @@ export interface FollowOptions {
   feed: EventFeed;
   principal: Principal;
   filter: StreamFilter;
-  from: Position;
+  from: Start;
   stream: TrackedStream;
   /** How long the stream may stay silent before `heartbeat` is called. */
   heartbeatMs: number;
@@ -191,13 +191,14 @@ export interface FollowOptions {
 export async function followFeed(options: FollowOptions): Promise<void> {
   const { feed, principal, filter, stream, heartbeatMs } = options;
   const { signal } = stream;
-  let cursor = options.from;
+  let cursor = options.from.position;
+  const { skip } = options.from;
   let quietSince = Date.now();
   while (!signal.aborted) {
     const batch = await feed.read(cursor, READ_BATCH);
     for (const { position, row } of batch) {
       if (signal.aborted) return;
-      if (canSee(principal, row) && matchesFilter(row, filter)) {
+      if (!skip.has(row.id) && canSee(principal, row) && matchesFilter(row, filter)) {
         await options.deliver(row);
         quietSince = Date.now();
       }

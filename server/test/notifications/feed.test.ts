@@ -107,4 +107,30 @@ describe('the event feed', () => {
     await feed.head();
     expect((await readAll(feed, head)).map((e) => e.row.id)).toEqual([firstId, secondId]);
   });
+
+  it.runIf(testEngine === 'postgres')('starts a reader now after every event committed before, even one the feed holds back', async () => {
+    feed.start();
+    let releaseFirst!: () => void;
+    const firstMayCommit = new Promise<void>((resolve) => (releaseFirst = resolve));
+    let firstWritten!: () => void;
+    const written = new Promise<void>((resolve) => (firstWritten = resolve));
+    let firstId = '';
+    const first = database.db.transaction().execute(async (trx) => {
+      firstId = await planCreated(trx, 'open');
+      firstWritten();
+      await firstMayCommit;
+    });
+    await written;
+    // Committed, but behind the open transaction in commit order: the feed has not passed it yet.
+    const committedBefore = await planCreated(database.db, 'before');
+    const start = await feed.now();
+    expect([...start.skip]).toEqual([committedBefore]);
+    releaseFirst();
+    await first;
+    const after = await planCreated(database.db, 'after');
+    await feed.head();
+    const read = (await readAll(feed, start.position)).map((e) => e.row.id).filter((id) => !start.skip.has(id));
+    // The open transaction committed after the reader started: it is news; the event committed before is not.
+    expect(read).toEqual([firstId, after]);
+  });
 });
