@@ -19,6 +19,25 @@ function planCreated(db: Database['db'], name: string) {
   });
 }
 
+/** A transaction that has appended its event and stays open until `commit`. */
+async function openTransaction(db: Database['db'], name: string): Promise<{ id: string; commit(): Promise<void> }> {
+  let release!: () => void;
+  const mayCommit = new Promise<void>((resolve) => (release = resolve));
+  let written!: (id: string) => void;
+  const id = new Promise<string>((resolve) => (written = resolve));
+  const done = db.transaction().execute(async (trx) => {
+    written(await planCreated(trx, name));
+    await mayCommit;
+  });
+  return {
+    id: await id,
+    commit: () => {
+      release();
+      return done;
+    },
+  };
+}
+
 async function readAll(feed: EventFeed, after: Position): Promise<FeedEvent[]> {
   const all: FeedEvent[] = [];
   let cursor = after;
@@ -86,51 +105,29 @@ describe('the event feed', () => {
   it.runIf(testEngine === 'postgres')('holds back an event committed ahead of one still in flight, then gives both in commit order', async () => {
     feed.start();
     const head = await feed.head();
-    let releaseFirst!: () => void;
-    const firstMayCommit = new Promise<void>((resolve) => (releaseFirst = resolve));
-    let firstWritten!: () => void;
-    const written = new Promise<void>((resolve) => (firstWritten = resolve));
-    let firstId = '';
     // The first transaction writes its event, then waits; the second writes and commits meanwhile.
-    const first = database.db.transaction().execute(async (trx) => {
-      firstId = await planCreated(trx, 'first');
-      firstWritten();
-      await firstMayCommit;
-    });
-    await written;
+    const first = await openTransaction(database.db, 'first');
     const secondId = await planCreated(database.db, 'second');
     feed.wake();
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await readAll(feed, head)).toEqual([]);
-    releaseFirst();
-    await first;
+    await first.commit();
     await feed.head();
-    expect((await readAll(feed, head)).map((e) => e.row.id)).toEqual([firstId, secondId]);
+    expect((await readAll(feed, head)).map((e) => e.row.id)).toEqual([first.id, secondId]);
   });
 
   it.runIf(testEngine === 'postgres')('starts a reader now after every event committed before, even one the feed holds back', async () => {
     feed.start();
-    let releaseFirst!: () => void;
-    const firstMayCommit = new Promise<void>((resolve) => (releaseFirst = resolve));
-    let firstWritten!: () => void;
-    const written = new Promise<void>((resolve) => (firstWritten = resolve));
-    let firstId = '';
-    const first = database.db.transaction().execute(async (trx) => {
-      firstId = await planCreated(trx, 'open');
-      firstWritten();
-      await firstMayCommit;
-    });
-    await written;
+    const first = await openTransaction(database.db, 'open');
     // Committed, but behind the open transaction in commit order: the feed has not passed it yet.
     const committedBefore = await planCreated(database.db, 'before');
     const start = await feed.now();
     expect([...start.skip]).toEqual([committedBefore]);
-    releaseFirst();
-    await first;
+    await first.commit();
     const after = await planCreated(database.db, 'after');
     await feed.head();
     const read = (await readAll(feed, start.position)).map((e) => e.row.id).filter((id) => !start.skip.has(id));
     // The open transaction committed after the reader started: it is news; the event committed before is not.
-    expect(read).toEqual([firstId, after]);
+    expect(read).toEqual([first.id, after]);
   });
 });
