@@ -57,6 +57,21 @@ export function toView(row: EventRow): EventView {
   } as EventView;
 }
 
+const texts = new WeakMap<EventRow, string>();
+
+/**
+ * The event as the contract's JSON text, made once per row: the feed hands the same row to every live stream and to
+ * the webhook sender, which all send this text.
+ */
+export function eventJson(row: EventRow): string {
+  let text = texts.get(row);
+  if (text === undefined) {
+    text = JSON.stringify(toView(row));
+    texts.set(row, text);
+  }
+  return text;
+}
+
 /** Admins see the whole log; everyone else the events they caused or that are about them (`canSee`). */
 function visibleTo(principal: Principal): string | undefined {
   return principal.role === 'admin' ? undefined : principal.userId;

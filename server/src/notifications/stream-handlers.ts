@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { callerOf } from '../caller.js';
-import { toView } from '../events/service.js';
+import { eventJson } from '../events/service.js';
 import { webSocketHandler, type HandlerInput, type Handlers, type Principal } from '../http/handler.js';
 import type { EventFeed, Start } from './feed.js';
 import {
@@ -94,7 +94,7 @@ export function eventStreamHandlers({ feed, streams, heartbeatMs }: EventStreamD
         await written(body, `retry: ${RETRY_MS}\n\n`, stream.signal);
         await follow(principal, query, from, stream, {
           deliver: (row) =>
-            written(body, `id: ${row.id}\nevent: ${row.type}\ndata: ${JSON.stringify(toView(row))}\n\n`, stream.signal),
+            written(body, `id: ${row.id}\nevent: ${row.type}\ndata: ${eventJson(row)}\n\n`, stream.signal),
           heartbeat: () => written(body, ': keepalive\n\n', stream.signal),
         });
       };
@@ -127,7 +127,7 @@ export function eventStreamHandlers({ feed, streams, heartbeatMs }: EventStreamD
         socket.on('pong', () => (answered = true));
         try {
           await follow(principal, query, from, stream, {
-            deliver: (row) => sent(socket, JSON.stringify(toView(row)), stream.signal),
+            deliver: (row) => sent(socket, eventJson(row), stream.signal),
             heartbeat: async () => {
               if (!answered) {
                 socket.terminate();

@@ -7,7 +7,7 @@ import { lockForTransaction } from '../../db/dialect.js';
 import { newId } from '../../db/ids.js';
 import type { DB } from '../../db/schema.js';
 import { appendEvent, type EventRow } from '../../events/log.js';
-import { toView } from '../../events/service.js';
+import { eventJson } from '../../events/service.js';
 import { systemCause } from '../../events/types.js';
 import { FAILING_ENDPOINT_DISABLED_AFTER_SECONDS, nextAttemptAt } from './schedule.js';
 import type { SecretBox } from './secrets.js';
@@ -75,17 +75,6 @@ interface DueDelivery {
 
 /** Signing secrets kept unsealed in memory, for as many endpoints. */
 const UNSEALED_KEPT = 1000;
-
-/** The body of an event's deliveries, made once for all the endpoints an event row read from the log goes to. */
-const bodies = new WeakMap<EventRow, string>();
-function bodyOf(event: EventRow): string {
-  let body = bodies.get(event);
-  if (body === undefined) {
-    body = JSON.stringify(toView(event));
-    bodies.set(event, body);
-  }
-  return body;
-}
 
 const keyOf = (delivery: { endpoint_id: string; event_id: string }) => `${delivery.endpoint_id} ${delivery.event_id}`;
 
@@ -346,7 +335,7 @@ export class WebhookDispatcher {
     const started = this.#clock();
     let result: AttemptResult;
     try {
-      const body = bodyOf(event);
+      const body = eventJson(event);
       const headers = signatureHeaders({
         id: event.id,
         timestampSeconds: started.getTime() / 1000,
